@@ -1,0 +1,77 @@
+// Every differentiable operation of t6. Each one computes its output through the device backend and,
+// when an input requires grad, attaches its backward right next to the forward (see autograd/ops/).
+// Shapes in comments use: B batch, T time, d features.
+#pragma once
+#include <vector>
+
+#include "autograd/node.h"
+#include "core/tensor.h"
+
+namespace t6 {
+
+// --- elementwise (autograd/ops/elementwise.cpp) ----------------------------------------------------
+// Binary ops broadcast a trailing operand: shapes must be equal, or one shape must be a suffix of the
+// other (a row vector [d] against [B,T,d]; a one-element tensor against anything).
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& x);
+Tensor scale(const Tensor& x, double alpha);       // alpha · x
+Tensor add_scalar(const Tensor& x, double alpha);  // x + alpha
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor silu(const Tensor& x);  // x · sigmoid(x)
+
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& x) { return neg(x); }
+inline Tensor operator*(const Tensor& x, double alpha) { return scale(x, alpha); }
+inline Tensor operator*(double alpha, const Tensor& x) { return scale(x, alpha); }
+
+// --- matrix multiply (autograd/ops/matmul.cpp) -----------------------------------------------------
+// op(a) · op(b) over the last two axes, where op transposes when its flag is set. Leading (batch) axes
+// must match, or b may be a plain matrix shared by every batch entry (a linear layer: x · Wᵀ is
+// matmul(x, W, false, true)). Transposed views are fed to BLAS with a transpose flag, not copied.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+
+// --- shape and layout (autograd/ops/shape.cpp) -----------------------------------------------------
+Tensor reshape(const Tensor& x, const Shape& shape);  // a view when x is contiguous, else a copy
+Tensor transpose(const Tensor& x, int axis0, int axis1);  // a strided view
+Tensor permute(const Tensor& x, const std::vector<int>& order);  // a strided view
+Tensor contiguous(const Tensor& x);  // x itself when contiguous, else a packed copy
+Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end);  // [start, end) along axis; a view
+std::vector<Tensor> split(const Tensor& x, int axis, const std::vector<int64_t>& sizes);
+Tensor concat(const std::vector<Tensor>& xs, int axis);
+Tensor cast(const Tensor& x, DType dtype);  // dtype conversion; the gradient is cast back
+Tensor to(const Tensor& x, Device device);  // device move; the gradient moves back
+
+// --- reductions (autograd/ops/reduce.cpp) ----------------------------------------------------------
+Tensor sum(const Tensor& x);  // all elements → a 0-d tensor
+Tensor sum(const Tensor& x, int axis, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, int axis, bool keepdim = false);
+
+// --- neural-network ops (one file each in autograd/ops/) ------------------------------------------
+// softmax(scale · x) over the last axis. With causal, x is [..., Tq, Tk] and query i may attend to
+// key j only when j ≤ i + (Tk − Tq) (queries are the last Tq positions).
+Tensor softmax(const Tensor& x, double scale = 1.0, bool causal = false);
+Tensor log_softmax(const Tensor& x);
+// Mean cross-entropy of logits [..., V] against int32 targets [...], skipping targets equal to
+// ignore_index (−1). Returns a 0-d tensor; 0 when every target is ignored.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index = -1);
+// weight [V, d], int32 ids [...] → [..., d]. Backward scatter-adds (repeated ids accumulate).
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+// x / sqrt(mean(x², last axis) + eps), no weight (spec).
+Tensor rms_norm(const Tensor& x, double eps);
+// The spec's half-split rotary embedding of every row of the last axis (even length dh).
+// positions: int32 whose shape is a prefix of x.shape[:-1] (e.g. [B,T] for x [B,T,R,dh]); all rows
+// under one position rotate by that position's angles θ_j = t · 10000^(−2j/dh).
+Tensor rope(const Tensor& x, const Tensor& positions);
+
+}  // namespace t6

@@ -1,0 +1,161 @@
+// The small interface between the autograd/nn layers and a device. Every kernel the engine needs is
+// one virtual function here; the CPU backend (core/cpu_backend.cpp, over OpenBLAS) and the CUDA backend
+// (cuda/cuda_backend.cu) implement it. Autograd and nn/ call `backend_of(tensor).kernel(...)` and never
+// include a device header.
+//
+// Contract for every kernel: tensors are contiguous and on this backend's device, outputs are
+// pre-allocated with the right shape and dtype, and shapes were validated by the caller (the op in
+// autograd/ops), which is where user-facing errors are raised. Float kernels accept float32 and
+// float64 (the CUDA backend: float32, and bfloat16 where noted).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace t6 {
+
+enum class UnaryOp : uint8_t { Neg, Exp, Log, Sqrt, Rsqrt, Sigmoid, Silu, Scale, AddScalar };
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div };
+
+// One parameter tensor and its AdamW state, for the multi-tensor optimizer kernel.
+struct AdamWSlot {
+  Tensor param, grad, exp_avg, exp_avg_sq;  // all float32, same shape, contiguous
+};
+
+struct AdamWHyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  int64_t step;        // 1-based, for bias correction
+  double grad_scale;   // multiplies every gradient first (global-norm clipping); 1 when not clipping
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string describe() const = 0;  // "cpu (OpenBLAS 0.3.21, 2 threads)"
+
+  // --- memory --------------------------------------------------------------------------------
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* device_src, size_t bytes) = 0;
+  virtual void copy_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  struct MemoryStats {
+    size_t current_bytes = 0, peak_bytes = 0;  // bytes handed out to tensors now / at most so far
+    size_t reserved_bytes = 0;                 // held by a caching allocator, in use or not
+  };
+  virtual MemoryStats memory_stats() const { return {}; }
+  // Let float32 matmuls use TF32 tensor cores (CUDA only; the CPU ignores it).
+  virtual void allow_tf32(bool) {}
+
+  // --- data movement -------------------------------------------------------------------------
+  virtual void fill(Tensor& out, double value) = 0;
+  // dst[i] = src[i] for every multi-index; both may have any strides (the one kernel that may read
+  // a non-contiguous tensor, since it follows the strides). Same shape and dtype.
+  virtual void strided_copy(const Tensor& src, Tensor& dst) = 0;
+  virtual void cast(const Tensor& src, Tensor& dst) = 0;  // contiguous, same shape, dtypes differ
+
+  // --- elementwise ---------------------------------------------------------------------------
+  // y = op(x); Scale: alpha·x, AddScalar: x + alpha.
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) = 0;
+  // gx = gy · op'(x), using whichever of x or y (the forward output) the derivative needs.
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                              double alpha) = 0;
+  // out[i] = a[i % a.numel] op b[i % b.numel]: a trailing-suffix operand repeats across the leading
+  // dimensions (a row vector over a matrix, a scalar over anything).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // y += alpha · x (same numel)
+  virtual void axpy(double alpha, const Tensor& x, Tensor& y) = 0;
+
+  // --- reductions ----------------------------------------------------------------------------
+  // x viewed as [outer, n, inner]; y[o, i] = Σ_r x[o, r, i]. Covers sum over an axis, over all,
+  // and the gradient of broadcasting (outer = 1).
+  virtual void sum_axis(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64_t inner) = 0;
+  // Σ over every tensor of Σ x², accumulated in double; for global-norm gradient clipping.
+  virtual double sum_of_squares(const std::vector<Tensor>& tensors) = 0;
+
+  // --- matrix multiply -----------------------------------------------------------------------
+  // For b in [0, batch): C_b = alpha · op(A_b) · op(B_b) + beta · C_b, row-major, where op transposes
+  // when the flag is set, A_b starts at a + b·stride_a (elements), and so on. C is m×n, op(A) m×k.
+  // a, b and c share one dtype, except that the CUDA backend also takes bfloat16 a and b with a
+  // float32 c (mixed precision: bf16 inputs, fp32 accumulation and output).
+  struct Gemm {
+    bool trans_a = false, trans_b = false;
+    int64_t m = 0, n = 0, k = 0;
+    double alpha = 1.0, beta = 0.0;
+    int64_t lda = 0, ldb = 0, ldc = 0;
+    int64_t stride_a = 0, stride_b = 0, stride_c = 0, batch = 1;
+  };
+  virtual void gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) = 0;
+
+  // --- fused neural-network kernels ----------------------------------------------------------
+  // x is [rows, tk]; y = softmax(scale · x) per row. With causal, x is rows of [..., tq, tk] and
+  // entry (i, j) of each [tq, tk] block is masked when j > i + (tk - tq).
+  virtual void softmax_forward(const Tensor& x, Tensor& y, double scale, bool causal, int64_t tq) = 0;
+  // gx = scale · y ⊙ (gy − Σ_j gy·y)
+  virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) = 0;
+  virtual void log_softmax_forward(const Tensor& x, Tensor& y) = 0;                       // [rows, n]
+  virtual void log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) = 0;  // gy − e^y Σgy
+  // logits [N, V], targets int32 [N] (−1 = ignore): losses[i] = logsumexp(logits_i) − logits[i, t_i]
+  // (0 when ignored), lse[i] saved for backward. Returns how many targets lie outside [−1, V).
+  virtual int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses,
+                                        Tensor& lse) = 0;
+  // glogits[i, :] = grad_losses[i] · (softmax(logits_i) − onehot(t_i)); zero rows where ignored.
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                      const Tensor& grad_losses, Tensor& glogits) = 0;
+  // out[i, :] = weight[ids[i], :]; ids int32 [N], validated by the caller.
+  virtual void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) = 0;
+  // gweight[ids[i], :] += gout[i, :] (repeated ids accumulate)
+  virtual void embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) = 0;
+  // x [rows, d]: y = x · rstd, rstd = 1/sqrt(mean(x²) + eps), saved per row
+  virtual void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) = 0;
+  // gx = rstd · (gy − x · rstd² · mean(gy ⊙ x))
+  virtual void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) = 0;
+  // x viewed [P, inner, dh] with positions int32 [P]: the spec's half-split RoPE of every row of
+  // length dh at its position; `inverse` rotates by −θ (the backward, since a rotation's transpose
+  // is its inverse).
+  virtual void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) = 0;
+  // AdamW with decoupled weight decay over every slot (spec: p ← p − lr·wd·p, then the Adam step).
+  virtual void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) = 0;
+
+  // --- inference -----------------------------------------------------------------------------
+  // FlashTPA decode attention (spec "Inference with the factorized KV cache"): one new query per row
+  // attends to the first lengths[b] cached tokens of row b, read as factors, never forming K or V.
+  //   query, factorized (q_rank > 0): a_q [B,H,RQ], b_q [B,RQ,dh] (rotated)
+  //          plain      (q_rank = 0): b_q [B,H,dh], the rotated heads (a_q unused)
+  //   cache: a_k [B,M,H,R], b_k [B,M,R,dh] (rotated), a_v [B,M,H,R], b_v [B,M,R,dh]; M = capacity
+  //   lengths int32 [B], each in [1, M]; out [B,H,dh]
+  // logit[h,m] = logit_scale · Σ_r Σ_s A_q[h,r] A_k[m,h,s] <B_q[r], B_k[m,s]>   (plain: <q_h, B_k[m,s]>)
+  // out[h]     = value_scale · Σ_m softmax_m(logit[h]) Σ_u A_v[m,h,u] B_v[m,u]
+  // The base implementation is the CPU kernel (core/cpu_kernels_tpa_decode.cpp); it throws "not
+  // implemented" for any other device, whose backend must override it.
+  struct TPADecode {
+    int64_t batch = 0, heads = 0, q_rank = 0, rank = 0, head_dim = 0, capacity = 0;
+    double logit_scale = 1.0, value_scale = 1.0;
+  };
+  virtual void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
+                                    const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
+                                    Tensor& out);
+};
+
+// The backend for a device; throws a clear error for CUDA when there is none.
+Backend& backend(Device device);
+inline Backend& backend_of(const Tensor& t) { return backend(t.device()); }
+
+// The CUDA backend registers a factory at start-up when built in; it is created on first use.
+struct BackendFactory {
+  bool (*available)();           // a usable GPU is present
+  Backend* (*create)();
+};
+void register_backend_factory(Device device, BackendFactory factory);
+bool device_available(Device device);
+
+// CPU threads for OpenBLAS and OpenMP kernels (0 = T6_NUM_THREADS, else OMP_NUM_THREADS, else all cores).
+void set_cpu_threads(int threads);
+int cpu_threads();
+std::string blas_description();  // which BLAS library and version is linked in
+
+}  // namespace t6

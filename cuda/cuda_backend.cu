@@ -1,0 +1,64 @@
+// The CUDA backend's setup and memory: the stream, the cuBLAS handle, the caching allocator and the
+// host ↔ device copies. The kernels are in the kernels_*.cu files and gemm.cu.
+#include "cuda/cuda_backend.h"
+
+#include <cstdio>
+
+#include "cuda/cuda_check.h"
+
+namespace t6 {
+
+namespace {
+
+cudaStream_t make_stream() {
+  T6_CUDA_CHECK(cudaSetDevice(0));
+  cudaStream_t stream = nullptr;
+  // Non-blocking: the legacy default stream, which other libraries may use, never serializes with ours.
+  T6_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  return stream;
+}
+
+// "cuda:0 (NVIDIA H100 80GB HBM3, 132 SMs, 79.6 GiB)"
+std::string describe_device() {
+  cudaDeviceProp prop{};
+  T6_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB", static_cast<double>(prop.totalGlobalMem) / (1 << 30));
+  return cat("cuda:0 (", prop.name, ", ", prop.multiProcessorCount, " SMs, ", memory, ")");
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend() : stream_(make_stream()), allocator_(stream_), description_(describe_device()) {
+  T6_CUBLAS_CHECK(cublasCreate(&cublas_));
+  T6_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+}
+
+CudaBackend::~CudaBackend() {
+  // Errors cannot be reported from a destructor; at program exit the runtime may be gone already.
+  cudaStreamSynchronize(stream_);
+  cublasDestroy(cublas_);
+  cudaStreamDestroy(stream_);
+}
+
+void* CudaBackend::allocate(size_t bytes) { return allocator_.allocate(bytes); }
+
+void CudaBackend::deallocate(void* ptr, size_t) { allocator_.deallocate(ptr); }
+
+void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
+  if (bytes == 0) return;
+  T6_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+  T6_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
+  if (bytes == 0) return;
+  T6_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  T6_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::synchronize() { T6_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+Backend::MemoryStats CudaBackend::memory_stats() const { return allocator_.stats(); }
+
+}  // namespace t6

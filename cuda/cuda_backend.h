@@ -1,0 +1,74 @@
+// The CUDA backend: core/backend.h on one NVIDIA GPU (device 0). Every kernel and copy runs on one
+// stream, in order, and cuBLAS is bound to the same stream, so no operation needs an event or a
+// synchronization except where data comes back to the host.
+//
+// The methods live by theme in the cuda/ files: memory and setup here in cuda_backend.cu, the matrix
+// multiply in gemm.cu, and each kernel family in its kernels_*.cu file, where the __global__ kernel
+// (in namespace t6::kernels) has the same name as the method that launches it.
+#pragma once
+#include <string>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "core/backend.h"
+#include "cuda/caching_allocator.h"
+
+namespace t6 {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend();
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::CUDA; }
+  std::string describe() const override { return description_; }
+
+  void* allocate(size_t bytes) override;
+  void deallocate(void* ptr, size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
+  void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
+  void synchronize() override;
+  MemoryStats memory_stats() const override;
+  void allow_tf32(bool allow) override { tf32_ = allow; }
+
+  void fill(Tensor& out, double value) override;
+  void strided_copy(const Tensor& src, Tensor& dst) override;
+  void cast(const Tensor& src, Tensor& dst) override;
+
+  void unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) override;
+  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                      double alpha) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
+  void axpy(double alpha, const Tensor& x, Tensor& y) override;
+
+  void sum_axis(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64_t inner) override;
+  double sum_of_squares(const std::vector<Tensor>& tensors) override;
+
+  void gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) override;
+
+  void softmax_forward(const Tensor& x, Tensor& y, double scale, bool causal, int64_t tq) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) override;
+  void log_softmax_forward(const Tensor& x, Tensor& y) override;
+  void log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) override;
+  int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& grad_losses,
+                              Tensor& glogits) override;
+  void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) override;
+  void embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) override;
+  void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) override;
+  void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) override;
+  void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) override;
+  void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) override;
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  CachingAllocator allocator_;  // after stream_: it is built from it
+  bool tf32_ = false;
+  std::string description_;
+};
+
+}  // namespace t6

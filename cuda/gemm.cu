@@ -1,0 +1,62 @@
+// Batched matrix multiply through cuBLAS: float32 (FP32 or, when allowed, TF32 tensor cores), float64,
+// and mixed precision (bfloat16 A and B, float32 accumulation and C).
+//
+// cuBLAS is column-major and t6 is row-major. A row-major m×n matrix with leading dimension ld is,
+// read column-major, its n×m transpose with the same ld. So instead of C = op(A)·op(B) we ask cuBLAS
+// for Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and the sizes m and n, keep the transpose flags and the
+// leading dimensions. No data moves.
+#include <algorithm>
+#include <climits>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
+
+namespace t6 {
+
+namespace {
+
+int as_int(int64_t value, const char* what) {
+  T6_CHECK(value >= 0 && value <= INT_MAX, "cuda gemm: ", what, " = ", value,
+           " does not fit the int that cuBLAS takes");
+  return static_cast<int>(value);
+}
+
+}  // namespace
+
+void CudaBackend::gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  cudaDataType_t input_type, output_type;
+  cublasComputeType_t compute;
+  if (a.dtype() == DType::F32 && b.dtype() == DType::F32 && c.dtype() == DType::F32) {
+    input_type = output_type = CUDA_R_32F;
+    compute = tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  } else if (a.dtype() == DType::BF16 && b.dtype() == DType::BF16 && c.dtype() == DType::F32) {
+    input_type = CUDA_R_16BF;
+    output_type = CUDA_R_32F;
+    compute = CUBLAS_COMPUTE_32F;
+  } else if (a.dtype() == DType::F64 && b.dtype() == DType::F64 && c.dtype() == DType::F64) {
+    input_type = output_type = CUDA_R_64F;
+    compute = CUBLAS_COMPUTE_64F;
+  } else {
+    throw Error(cat("cuda gemm: unsupported dtypes a=", dtype_name(a.dtype()), ", b=", dtype_name(b.dtype()),
+                    ", c=", dtype_name(c.dtype()),
+                    "; use float32 or float64 throughout, or bfloat16 a and b with a float32 c"));
+  }
+  // The scalars have the compute type's precision: float for the 32F compute types, double for 64F.
+  const float alpha32 = static_cast<float>(g.alpha), beta32 = static_cast<float>(g.beta);
+  const bool wide = compute == CUBLAS_COMPUTE_64F;
+  const void* alpha = wide ? static_cast<const void*>(&g.alpha) : &alpha32;
+  const void* beta = wide ? static_cast<const void*>(&g.beta) : &beta32;
+
+  // An empty operand (k = 0) comes with leading dimension 0, which cuBLAS rejects although it never
+  // reads the operand; it then just scales C by beta.
+  const auto leading = [](int64_t ld, const char* what) { return as_int(std::max<int64_t>(ld, 1), what); };
+  // Cᵀ (n×m) = op(B)ᵀ (n×k) · op(A)ᵀ (k×m)
+  T6_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      cublas_, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, as_int(g.n, "n"),
+      as_int(g.m, "m"), as_int(g.k, "k"), alpha, b.raw_data(), input_type, leading(g.ldb, "ldb"), g.stride_b,
+      a.raw_data(), input_type, leading(g.lda, "lda"), g.stride_a, beta, c.raw_data(), output_type,
+      leading(g.ldc, "ldc"), g.stride_c, as_int(g.batch, "batch"), compute, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace t6

@@ -1,0 +1,97 @@
+// Helpers shared by the kernel files: typed device pointers, launch sizes, the dtype checks that turn
+// an unsupported dtype into a clear error, and the warp/block reductions of the row kernels.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace t6 {
+
+template <class T>
+T* device_ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+// Elementwise kernels loop with a grid stride, so the grid only needs to fill the GPU.
+constexpr int kThreads = 256;
+inline unsigned grid_for(int64_t n, int threads = kThreads) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, 65536));
+}
+
+// Row kernels give each row one block; rows shorter than the block leave threads idle, so the block
+// is the row length rounded up to a warp, at most 512 threads.
+inline int row_threads(int64_t row_length) {
+  return static_cast<int>(std::clamp<int64_t>((row_length + 31) / 32 * 32, 32, 512));
+}
+inline unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::clamp<int64_t>(rows, 1, 1 << 20)); }
+
+inline void require_dtype(const char* kernel, const Tensor& t, DType dtype) {
+  T6_CHECK(t.dtype() == dtype, "cuda ", kernel, ": dtype ", dtype_name(t.dtype()),
+           " is not supported by the CUDA backend here; this kernel takes ", dtype_name(dtype));
+}
+
+// Calls fn(T{}) with T the C++ type of a float32 or float64 tensor; other dtypes are an error.
+template <class Fn>
+void dispatch_float(const char* kernel, DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::F32: fn(float{}); return;
+    case DType::F64: fn(double{}); return;
+    default:
+      throw Error(cat("cuda ", kernel, ": dtype ", dtype_name(dtype),
+                      " is not supported by the CUDA backend; use float32 or float64"));
+  }
+}
+
+// Calls fn(T{}) with T the C++ type of any dtype (bfloat16 as __nv_bfloat16).
+template <class Fn>
+void dispatch_any(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::F32: fn(float{}); return;
+    case DType::F64: fn(double{}); return;
+    case DType::I32: fn(int32_t{}); return;
+    case DType::BF16: fn(__nv_bfloat16{}); return;
+  }
+}
+
+namespace kernels {
+
+struct Sum {
+  template <class T>
+  __device__ T operator()(T a, T b) const {
+    return a + b;
+  }
+};
+struct Max {
+  template <class T>
+  __device__ T operator()(T a, T b) const {
+    return a > b ? a : b;
+  }
+};
+
+template <class T, class Op>
+__device__ T warp_reduce(T value, Op op) {
+  for (int offset = 16; offset > 0; offset /= 2) value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  return value;
+}
+
+// Reduces one value per thread over the block and returns the result to every thread. blockDim.x is a
+// multiple of 32; every thread of the block must call it (it synchronizes).
+template <class T, class Op>
+__device__ T block_reduce(T value, Op op, T identity) {
+  __shared__ T partial[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  value = warp_reduce(value, op);
+  __syncthreads();  // a previous call's readers of `partial` are done
+  if (lane == 0) partial[warp] = value;
+  __syncthreads();
+  value = lane < warps ? partial[lane] : identity;
+  return warp_reduce(value, op);
+}
+
+}  // namespace kernels
+
+}  // namespace t6

@@ -1,0 +1,96 @@
+// AdamW over every parameter in one kernel launch (a "multi-tensor apply"): the slots' pointers and
+// sizes go to the GPU as one table, and the concatenation of all parameters is cut into fixed chunks,
+// one block per chunk, so a model's hundreds of tensors cost one launch instead of hundreds.
+#include <cmath>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
+#include "cuda/kernel_utils.cuh"
+
+namespace t6 {
+
+namespace {
+
+constexpr int64_t kChunk = 4096;  // elements per block and chunk
+
+struct AdamWTensor {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  int64_t numel;
+  int64_t start;  // offset of this tensor in the concatenation of all of them
+};
+
+// The per-step constants, in double like the CPU twin's arithmetic.
+struct AdamWConstants {
+  double lr, beta1, beta2, eps, decay, bias1, bias2, grad_scale;
+};
+
+}  // namespace
+
+namespace kernels {
+
+// adamw_step, per element (spec, core/backend.h): g = grad · grad_scale; m ← β1·m + (1−β1)·g;
+// v ← β2·v + (1−β2)·g²; p ← p·(1 − lr·wd) (decoupled decay), then p ← p − lr·(m/bias1)/(√(v/bias2) + eps)
+// with bias_k = 1 − β_k^step. Computed in double, stored in float32, as on the CPU.
+__global__ void adamw_step(const AdamWTensor* tensors, int count, int64_t total, AdamWConstants k) {
+  for (int64_t chunk_start = blockIdx.x * kChunk; chunk_start < total; chunk_start += int64_t{gridDim.x} * kChunk) {
+    // The tensor holding the chunk's first element: the last one starting at or before it.
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (tensors[mid].start <= chunk_start)
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    int t = lo;
+    const int64_t chunk_end = min(total, chunk_start + kChunk);
+    for (int64_t g = chunk_start + threadIdx.x; g < chunk_end; g += blockDim.x) {
+      while (g >= tensors[t].start + tensors[t].numel) ++t;  // the chunk may span several small tensors
+      const AdamWTensor& slot = tensors[t];
+      const int64_t i = g - slot.start;
+      const double grad = static_cast<double>(slot.grad[i]) * k.grad_scale;
+      const double m = k.beta1 * slot.exp_avg[i] + (1.0 - k.beta1) * grad;
+      const double v = k.beta2 * slot.exp_avg_sq[i] + (1.0 - k.beta2) * grad * grad;
+      slot.exp_avg[i] = static_cast<float>(m);
+      slot.exp_avg_sq[i] = static_cast<float>(v);
+      const double p = slot.param[i] * k.decay;
+      slot.param[i] = static_cast<float>(p - k.lr * (m / k.bias1) / (sqrt(v / k.bias2) + k.eps));
+    }
+  }
+}
+
+}  // namespace kernels
+
+void CudaBackend::adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) {
+  std::vector<AdamWTensor> table;
+  int64_t total = 0;
+  for (const AdamWSlot& s : slots) {
+    for (const Tensor* t : {&s.param, &s.grad, &s.exp_avg, &s.exp_avg_sq}) {
+      require_dtype("adamw_step", *t, DType::F32);
+      T6_CHECK(t->numel() == s.param.numel(), "cuda adamw_step: a slot's tensors differ in size (param ",
+               shape_str(s.param.shape()), ", got ", shape_str(t->shape()), ")");
+    }
+    if (s.param.numel() == 0) continue;
+    table.push_back({device_ptr<float>(s.param), device_ptr<const float>(s.grad), device_ptr<float>(s.exp_avg),
+                     device_ptr<float>(s.exp_avg_sq), s.param.numel(), total});
+    total += s.param.numel();
+  }
+  if (total == 0) return;
+  const double step = static_cast<double>(h.step);
+  AdamWConstants k;
+  k.lr = h.lr, k.beta1 = h.beta1, k.beta2 = h.beta2, k.eps = h.eps, k.grad_scale = h.grad_scale;
+  k.decay = 1.0 - h.lr * h.weight_decay;
+  k.bias1 = 1.0 - std::pow(h.beta1, step), k.bias2 = 1.0 - std::pow(h.beta2, step);
+  const size_t table_bytes = table.size() * sizeof(AdamWTensor);
+  DeviceBuffer device_table(allocator_, table_bytes);
+  copy_from_host(device_table.as<void>(), table.data(), table_bytes);
+  const int64_t chunks = (total + kChunk - 1) / kChunk;
+  kernels::adamw_step<<<row_grid(chunks), kThreads, 0, stream_>>>(device_table.as<const AdamWTensor>(),
+                                                                  static_cast<int>(table.size()), total, k);
+  T6_CUDA_CHECK_LAUNCH(adamw_step);
+}
+
+}  // namespace t6

@@ -1,0 +1,73 @@
+#include "nn/flash_tpa_decode.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "core/backend.h"
+#include "nn/attention.h"
+#include "nn/tpa_attention.h"
+
+namespace t6 {
+
+namespace {
+
+void check_lengths(const std::vector<int64_t>& lengths, int64_t B, int64_t M, const char* op) {
+  T6_CHECK(static_cast<int64_t>(lengths.size()) == B, op, ": ", lengths.size(), " lengths for ", B, " rows");
+  for (int64_t n : lengths) T6_CHECK(n >= 1 && n <= M, op, ": a row attends to ", n, " tokens; needs 1 to ", M);
+}
+
+}  // namespace
+
+Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
+  const int64_t B = cache.a_k.size(0), M = cache.a_k.size(1), H = cache.a_k.size(2), R = cache.a_k.size(3),
+                dh = cache.b_k.size(3);
+  const bool factorized = query.a_q.defined();
+  const int64_t RQ = factorized ? query.a_q.size(2) : 0;
+  T6_CHECK(factorized ? query.a_q.shape() == Shape({B, H, RQ}) && query.b_q.shape() == Shape({B, RQ, dh})
+                      : query.b_q.shape() == Shape({B, H, dh}),
+           "flash_tpa_decode: query factors ", query.a_q.defined() ? shape_str(query.a_q.shape()) : "(none)", " and ",
+           shape_str(query.b_q.shape()), " do not fit a cache of factors ", shape_str(cache.a_k.shape()), " and ",
+           shape_str(cache.b_k.shape()));
+  check_lengths(lengths, B, M, "flash_tpa_decode");
+
+  Backend::TPADecode p;
+  p.batch = B, p.heads = H, p.q_rank = RQ, p.rank = R, p.head_dim = dh, p.capacity = M;
+  // q = (1/RQ)·A_q B_q and k = (1/R)·A_k B_k, so the factor products carry 1/(RQ·R) besides 1/sqrt(dh)
+  p.logit_scale = 1.0 / (static_cast<double>(factorized ? RQ * R : R) * std::sqrt(static_cast<double>(dh)));
+  p.value_scale = 1.0 / static_cast<double>(R);  // v = (1/R)·A_v B_v
+
+  std::vector<int32_t> lengths32(lengths.begin(), lengths.end());
+  const Tensor lengths_tensor = from_ints(lengths32, {B}, cache.a_k.device());
+  Tensor out = empty({B, H, dh}, cache.a_k.dtype(), cache.a_k.device());
+  const Tensor a_q = factorized ? query.a_q.contiguous_data() : Tensor();
+  backend_of(out).tpa_decode_attention(p, a_q, query.b_q.contiguous_data(), cache.a_k, cache.b_k, cache.a_v,
+                                       cache.b_v, lengths_tensor, out);
+  return out;
+}
+
+Tensor cached_heads_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                           const std::vector<int64_t>& lengths) {
+  const int64_t B = q.size(0), H = q.size(1), dh = q.size(2);
+  check_lengths(lengths, B, k_cache.size(1), "cached_heads_decode");
+  std::vector<Tensor> rows;  // each row attends to its own number of cached tokens
+  for (int64_t b = 0; b < B; ++b) {
+    const Tensor qb = reshape(slice(q, 0, b, b + 1), {1, 1, H, dh});     // (1,1,H,dh)
+    const Tensor kb = slice(slice(k_cache, 0, b, b + 1), 1, 0, lengths[b]);  // (1,len,Hkv,dh)
+    const Tensor vb = slice(slice(v_cache, 0, b, b + 1), 1, 0, lengths[b]);
+    rows.push_back(causal_attention(qb, kb, vb, 1.0 / std::sqrt(static_cast<double>(dh))));  // (1,1,H·dh)
+  }
+  return reshape(concat(rows, 0), {B, H, dh});
+}
+
+Tensor materialized_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
+  const int64_t B = query.b_q.size(0);
+  const Tensor q = query.a_q.defined()
+                       ? tpa_product(reshape(query.a_q, {B, 1, query.a_q.size(1), query.a_q.size(2)}),
+                                     reshape(query.b_q, {B, 1, query.b_q.size(1), query.b_q.size(2)}))
+                       : query.b_q;                 // (B,1,H,dh) or (B,H,dh)
+  const Tensor k = tpa_product(cache.a_k, cache.b_k);  // (B,M,H,dh): every slot, as the spec writes k_t
+  const Tensor v = tpa_product(cache.a_v, cache.b_v);
+  return cached_heads_decode(reshape(q, {B, k.size(2), k.size(3)}), k, v, lengths);
+}
+
+}  // namespace t6

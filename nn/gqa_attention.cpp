@@ -1,0 +1,58 @@
+#include "nn/gqa_attention.h"
+
+#include <cmath>
+
+#include "nn/flash_tpa_decode.h"
+
+namespace t6 {
+
+GQAAttention::GQAAttention(const ModelConfig& c, Generator& gen)
+    : config(c),
+      c_q(register_module("c_q", std::make_unique<Linear>(c.n_embd, c.n_head * c.head_dim,
+                                                          xavier_bound(c.n_embd, c.n_head * c.head_dim), gen))),
+      c_k(register_module("c_k", std::make_unique<Linear>(c.n_embd, c.kv_heads() * c.head_dim,
+                                                          xavier_bound(c.n_embd, c.kv_heads() * c.head_dim), gen))),
+      c_v(register_module("c_v", std::make_unique<Linear>(c.n_embd, c.kv_heads() * c.head_dim,
+                                                          xavier_bound(c.n_embd, c.kv_heads() * c.head_dim), gen))),
+      c_proj(register_module("c_proj", std::make_unique<Linear>(c.n_head * c.head_dim, c.n_embd, 0.0, gen))) {}
+
+Tensor GQAAttention::queries(const Tensor& x, const Tensor& positions) const {
+  return rope(reshape(c_q.forward(x), {x.size(0), x.size(1), config.n_head, config.head_dim}), positions);
+}
+
+Tensor GQAAttention::keys(const Tensor& x, const Tensor& positions) const {
+  return rope(reshape(c_k.forward(x), {x.size(0), x.size(1), config.kv_heads(), config.head_dim}), positions);
+}
+
+Tensor GQAAttention::values(const Tensor& x) const {
+  return reshape(c_v.forward(x), {x.size(0), x.size(1), config.kv_heads(), config.head_dim});
+}
+
+Tensor GQAAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
+  Tensor y = causal_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(config.head_dim)));  // (B,T,H·dh)
+  return c_proj.forward(y);  // (B,T,d)
+}
+
+Tensor GQAAttention::forward(const Tensor& x, const Tensor& positions) const {
+  return attend(queries(x, positions), keys(x, positions), values(x));
+}
+
+Tensor GQAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const {
+  const Tensor k = keys(x, positions), v = values(x);  // (B,T,kv_heads,dh)
+  const std::vector<int64_t> from_start(static_cast<size_t>(x.size(0)), 0);
+  write_cache(cache.k, k, from_start);
+  write_cache(cache.v, v, from_start);
+  return attend(queries(x, positions), k, v);
+}
+
+Tensor GQAAttention::decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
+                            LayerKVCache& cache) const {
+  const int64_t B = x.size(0), H = config.n_head, dh = config.head_dim;
+  write_cache(cache.k, keys(x, positions), slots);  // the new token's heads: (B,1,kv_heads,dh)
+  write_cache(cache.v, values(x), slots);
+  const Tensor q = reshape(queries(x, positions), {B, H, dh});
+  const Tensor y = cached_heads_decode(q, cache.k, cache.v, lengths_through(slots));  // (B,H,dh)
+  return c_proj.forward(reshape(y, {B, 1, H * dh}));  // (B,1,d)
+}
+
+}  // namespace t6

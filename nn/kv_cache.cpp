@@ -1,0 +1,90 @@
+#include "nn/kv_cache.h"
+
+#include <algorithm>
+
+#include "autograd/ops.h"
+
+namespace t6 {
+
+std::vector<Tensor> LayerKVCache::buffers() const {
+  std::vector<Tensor> out;
+  for (const Tensor* t : {&a_k, &b_k, &a_v, &b_v, &k, &v})
+    if (t->defined()) out.push_back(*t);
+  return out;
+}
+
+void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<int64_t>& slots) {
+  const int64_t B = buffer.size(0), T = values.size(1);
+  T6_CHECK(values.size(0) == B && static_cast<int64_t>(slots.size()) == B, "write_cache: values ",
+           shape_str(values.shape()), " and ", slots.size(), " slots for a cache of ", B, " rows");
+  for (int64_t b = 0; b < B; ++b) {
+    T6_CHECK(slots[b] >= 0 && slots[b] + T <= buffer.size(1), "write_cache: tokens [", slots[b], ", ", slots[b] + T,
+             ") of row ", b, " do not fit a cache of ", buffer.size(1), " slots");
+    Tensor window = slice(slice(buffer, 0, b, b + 1), 1, slots[b], slots[b] + T);  // (1,T,…), a view
+    window.copy_(slice(values, 0, b, b + 1));
+  }
+}
+
+std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots) {
+  std::vector<int64_t> lengths(slots);
+  for (int64_t& n : lengths) ++n;
+  return lengths;
+}
+
+KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity, Device device, DType dtype)
+    : batch_(batch), capacity_(capacity), lengths_(static_cast<size_t>(batch), 0) {
+  T6_CHECK(batch >= 1 && capacity >= 1, "KVCache: needs at least one row and one slot, got ", batch, " rows of ",
+           capacity);
+  const int64_t B = batch, M = capacity, H = c.n_head, R = c.rank, dh = c.head_dim;
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    LayerKVCache layer;
+    if (c.factorized_kv()) {
+      layer.a_k = zeros({B, M, H, R}, dtype, device);
+      layer.b_k = zeros({B, M, R, dh}, dtype, device);
+      layer.a_v = zeros({B, M, H, R}, dtype, device);
+      layer.b_v = zeros({B, M, R, dh}, dtype, device);
+    } else {
+      layer.k = zeros({B, M, c.kv_heads(), dh}, dtype, device);
+      layer.v = zeros({B, M, c.kv_heads(), dh}, dtype, device);
+    }
+    layers_.push_back(layer);
+  }
+}
+
+void KVCache::set_lengths(const std::vector<int64_t>& lengths) {
+  T6_CHECK(static_cast<int64_t>(lengths.size()) == batch_, "KVCache: ", lengths.size(), " lengths for ", batch_,
+           " rows");
+  for (int64_t n : lengths)
+    T6_CHECK(n >= 0 && n <= capacity_, "KVCache: a row of ", n, " tokens does not fit ", capacity_, " slots");
+  lengths_ = lengths;
+}
+
+std::vector<int64_t> KVCache::next_slots() const {
+  std::vector<int64_t> slots(lengths_);
+  for (int64_t& s : slots) s = std::min(s, capacity_ - 1);
+  return slots;
+}
+
+void KVCache::advance() {
+  for (int64_t& n : lengths_) n = std::min(n + 1, capacity_);
+}
+
+int64_t KVCache::bytes_allocated() const {
+  int64_t bytes = 0;
+  for (const LayerKVCache& layer : layers_)
+    for (const Tensor& t : layer.buffers()) bytes += t.numel() * static_cast<int64_t>(dtype_size(t.dtype()));
+  return bytes;
+}
+
+int64_t KVCache::bytes_per_token() const { return bytes_allocated() / (batch_ * capacity_); }
+
+std::vector<KVCacheSize> kv_cache_comparison(const ModelConfig& c) {
+  const int64_t mha_heads = std::max<int64_t>(1, c.n_embd / c.head_dim);
+  const int64_t gqa_heads = c.attention == "gqa" ? c.n_kv_head : std::max<int64_t>(1, mha_heads / 4);
+  return {{"this model (" + c.attention + ")", c.kv_cache_numbers_per_token_per_layer()},
+          {"MHA, " + std::to_string(mha_heads) + " heads", 2 * mha_heads * c.head_dim},
+          {"GQA, " + std::to_string(gqa_heads) + " kv heads", 2 * gqa_heads * c.head_dim},
+          {"MQA, 1 kv head", 2 * c.head_dim}};
+}
+
+}  // namespace t6

@@ -1,0 +1,72 @@
+// The key/value cache of generation, and what it costs.
+//
+// Per layer and cached token the factorized variants ("tpa", "tpa_kvonly") store the spec's factors
+// A_k [H,R], B_k [R,dh] (already rotated), A_v [H,R], B_v [R,dh]: 2R(H + dh) numbers. The baselines
+// ("mha", "gqa", "mqa") store their rotated key heads and value heads: 2·kv_heads·dh numbers. Every
+// buffer is allocated once, for `batch` rows of `capacity` tokens, in the model's dtype on its device,
+// with time as the second axis: (B, M, …).
+//
+// Rows are independent and may hold different numbers of tokens (prompts of different lengths): the
+// cache keeps each row's length, which is also the position of the row's next token.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "nn/model_config.h"
+
+namespace t6 {
+
+struct LayerKVCache {
+  Tensor a_k, b_k, a_v, b_v;  // factorized variants: (B,M,H,R), (B,M,R,dh), (B,M,H,R), (B,M,R,dh)
+  Tensor k, v;                // mha/gqa/mqa: (B,M,kv_heads,dh)
+
+  std::vector<Tensor> buffers() const;  // the defined ones
+};
+
+// Copies values (B,T,…) into buffer (B,M,…) at time slots [slots[b], slots[b] + T) of each row b.
+void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<int64_t>& slots);
+
+// How many tokens each row attends to when its new token sits in slot slots[b]: itself and every
+// earlier slot, slots[b] + 1.
+std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots);
+
+class KVCache {
+ public:
+  // Allocates every layer's buffers (zero-filled); every row starts empty.
+  KVCache(const ModelConfig& config, int64_t batch, int64_t capacity, Device device = Device::CPU,
+          DType dtype = DType::F32);
+
+  int64_t batch() const { return batch_; }
+  int64_t capacity() const { return capacity_; }
+  LayerKVCache& layer(size_t i) { return layers_.at(i); }
+  const LayerKVCache& layer(size_t i) const { return layers_.at(i); }
+  size_t layers() const { return layers_.size(); }
+
+  // Tokens stored per row.
+  const std::vector<int64_t>& lengths() const { return lengths_; }
+  void set_lengths(const std::vector<int64_t>& lengths);
+  // The slot each row's next token goes to: its length, or, for a row already at capacity (one whose
+  // generation has ended while others go on), its last slot again, so batched steps never overflow.
+  std::vector<int64_t> next_slots() const;
+  void advance();  // one more token in every row that has room
+
+  int64_t bytes_allocated() const;  // all layers, rows and slots
+  int64_t bytes_per_token() const;  // one token of one row, all layers
+
+ private:
+  int64_t batch_, capacity_;
+  std::vector<LayerKVCache> layers_;
+  std::vector<int64_t> lengths_;
+};
+
+// KV-cache numbers per token per layer of the model next to multi-head, grouped-query and multi-query
+// attention of the same width: d split into heads of the model's head_dim (the paper's MHA has
+// H = d/64); GQA with the model's own n_kv_head when it is a GQA model, else a quarter of the MHA heads.
+struct KVCacheSize {
+  std::string variant;  // "this model (tpa)", "MHA, 12 heads", …
+  int64_t numbers_per_layer;  // cached numbers per token per layer
+};
+std::vector<KVCacheSize> kv_cache_comparison(const ModelConfig& config);
+
+}  // namespace t6

@@ -1,0 +1,24 @@
+// The SwiGLU feed-forward block: MLP(x) = c_proj(silu(c_fc1 x) ⊙ c_fc2 x), hidden width F = floor(8d/3).
+#pragma once
+#include "nn/linear.h"
+#include "nn/model_config.h"
+
+namespace t6 {
+
+class MLP : public Module {
+ public:
+  MLP(const ModelConfig& c, Generator& gen)
+      : c_fc1(register_module("c_fc1", std::make_unique<Linear>(c.n_embd, c.mlp_hidden(), 1.0 / std::sqrt(c.n_embd), gen))),
+        c_fc2(register_module("c_fc2", std::make_unique<Linear>(c.n_embd, c.mlp_hidden(), 1.0 / std::sqrt(c.n_embd), gen))),
+        c_proj(register_module("c_proj", std::make_unique<Linear>(c.mlp_hidden(), c.n_embd, 0.0, gen))) {}
+
+  Tensor forward(const Tensor& x) const {                // (B,T,d)
+    return c_proj.forward(silu(c_fc1.forward(x)) * c_fc2.forward(x));  // (B,T,F) → (B,T,d)
+  }
+
+  Linear& c_fc1;
+  Linear& c_fc2;
+  Linear& c_proj;
+};
+
+}  // namespace t6

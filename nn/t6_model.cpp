@@ -1,0 +1,122 @@
+// The T6 forward pass (spec "Forward pass"), top to bottom.
+#include "nn/t6_model.h"
+
+#include "autograd/node.h"
+
+namespace t6 {
+
+Block::Block(const ModelConfig& c, Generator& gen)
+    : norm_eps(c.norm_eps),
+      attn(register_module("attn", make_attention(c, gen))),
+      mlp(register_module("mlp", std::make_unique<MLP>(c, gen))) {}
+
+Tensor Block::add_mlp(const Tensor& h) const {
+  return add(h, mlp.forward(rms_norm(h, norm_eps)));  // x + MLP(rmsnorm(x))
+}
+
+Tensor Block::forward(const Tensor& x, const Tensor& positions) const {
+  return add_mlp(add(x, attn.forward(rms_norm(x, norm_eps), positions)));  // x + Attn(rmsnorm(x)), then the MLP
+}
+
+Tensor Block::prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const {
+  return add_mlp(add(x, attn.prefill(rms_norm(x, norm_eps), positions, cache)));
+}
+
+Tensor Block::decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
+                     LayerKVCache& cache) const {
+  return add_mlp(add(x, attn.decode(rms_norm(x, norm_eps), positions, slots, cache)));
+}
+
+Transformer::Transformer(const ModelConfig& c, Generator& gen)
+    : wte(register_module("wte", std::make_unique<Embedding>(c.vocab_size, c.n_embd, gen))),
+      h(register_module("h", std::make_unique<ModuleList>())) {
+  for (int64_t i = 0; i < c.n_layer; ++i) h.append(std::make_unique<Block>(c, gen));
+}
+
+T6Model::T6Model(const ModelConfig& c) : T6Model(c, Generator(c.init_seed)) {}
+
+// Validates first, then draws every initial weight from one generator in construction order.
+T6Model::T6Model(const ModelConfig& c, Generator&& gen)
+    : config((c.validate(), c)), transformer(register_module("transformer", std::make_unique<Transformer>(c, gen))) {}
+
+Tensor T6Model::positions(int64_t B, int64_t T, int64_t start) const {
+  std::vector<int32_t> pos(static_cast<size_t>(B * T));
+  for (int64_t i = 0; i < B * T; ++i) pos[i] = static_cast<int32_t>(start + i % T);
+  return from_ints(pos, {B, T}, device());
+}
+
+T6Model::Output T6Model::forward(const Tensor& idx_in, const Tensor& targets_in) const {
+  T6_CHECK(idx_in.ndim() == 2 && idx_in.dtype() == DType::I32, "T6Model: token ids must be an int32 (B,T) tensor, got ",
+           dtype_name(idx_in.dtype()), " ", shape_str(idx_in.shape()));
+  const int64_t B = idx_in.size(0), T = idx_in.size(1);
+  T6_CHECK(T >= 1 && T <= config.block_size, "T6Model: a sequence of ", T, " tokens does not fit block_size ",
+           config.block_size, "; use at most block_size tokens");
+  const Tensor idx = idx_in.to_device(device());
+  const Tensor pos = positions(B, T);
+
+  Tensor x = transformer.wte.forward(idx);  // x = wte[idx]: (B,T,d)
+  for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).forward(x, pos);
+  Output out;
+  out.logits = head(x);  // rmsnorm(x) · wteᵀ: (B,T,V)
+  if (targets_in.defined()) {
+    T6_CHECK(targets_in.shape() == idx_in.shape(), "T6Model: targets ", shape_str(targets_in.shape()),
+             " must have the shape of the inputs ", shape_str(idx_in.shape()));
+    out.loss = cross_entropy(out.logits, targets_in.to_device(device()));  // mean over targets ≠ −1
+  }
+  return out;
+}
+
+Tensor T6Model::head(const Tensor& x) const {
+  return transformer.wte.logits(rms_norm(x, config.norm_eps));  // x · wteᵀ, the tied head
+}
+
+void T6Model::check_cache(const KVCache& cache) const {
+  T6_CHECK(static_cast<int64_t>(cache.layers()) == config.n_layer, "T6Model: a KV cache of ", cache.layers(),
+           " layers for a model of ", config.n_layer);
+  for (const Tensor& t : cache.layer(0).buffers())
+    T6_CHECK(t.device() == device() && t.dtype() == transformer.wte.weight.dtype(), "T6Model: the KV cache holds ",
+             dtype_name(t.dtype()), " on ", device_name(t.device()), " but the model is ",
+             dtype_name(transformer.wte.weight.dtype()), " on ", device_name(device()));
+}
+
+Tensor T6Model::prefill(const Tensor& idx_in, const std::vector<int64_t>& lengths, KVCache& cache) const {
+  NoGradGuard no_grad;
+  check_cache(cache);
+  T6_CHECK(idx_in.ndim() == 2 && idx_in.dtype() == DType::I32, "T6Model::prefill: prompts must be an int32 (B,T) "
+           "tensor, got ", dtype_name(idx_in.dtype()), " ", shape_str(idx_in.shape()));
+  const int64_t B = idx_in.size(0), T = idx_in.size(1);
+  T6_CHECK(B == cache.batch() && T <= cache.capacity() && T <= config.block_size, "T6Model::prefill: prompts ",
+           shape_str(idx_in.shape()), " do not fit a KV cache of ", cache.batch(), " rows of ", cache.capacity(),
+           " tokens with block_size ", config.block_size);
+  T6_CHECK(static_cast<int64_t>(lengths.size()) == B, "T6Model::prefill: ", lengths.size(), " lengths for ", B, " rows");
+  for (int64_t n : lengths) T6_CHECK(n >= 1 && n <= T, "T6Model::prefill: a prompt length of ", n, " in a (B,T) = ",
+                                     shape_str(idx_in.shape()), " batch; each must be 1 to T");
+  const Tensor idx = idx_in.to_device(device());
+  const Tensor pos = positions(B, T);
+
+  Tensor x = transformer.wte.forward(idx);  // (B,T,d)
+  for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).prefill(x, pos, cache.layer(i));
+  cache.set_lengths(lengths);
+  std::vector<Tensor> last;  // each row's last prompt position: (1,1,d)
+  for (int64_t b = 0; b < B; ++b) last.push_back(slice(slice(x, 0, b, b + 1), 1, lengths[b] - 1, lengths[b]));
+  return reshape(head(concat(last, 0)), {B, config.vocab_size});  // (B,V)
+}
+
+Tensor T6Model::decode_step(const Tensor& tokens, KVCache& cache) const {
+  NoGradGuard no_grad;
+  check_cache(cache);
+  T6_CHECK(tokens.ndim() == 1 && tokens.dtype() == DType::I32 && tokens.size(0) == cache.batch(),
+           "T6Model::decode_step: tokens must be an int32 (B) tensor for a cache of ", cache.batch(), " rows, got ",
+           dtype_name(tokens.dtype()), " ", shape_str(tokens.shape()));
+  const int64_t B = cache.batch();
+  const std::vector<int64_t> slots = cache.next_slots();
+  const std::vector<int32_t> slot_positions(slots.begin(), slots.end());
+  const Tensor pos = from_ints(slot_positions, {B, 1}, device());  // each row's own position
+
+  Tensor x = transformer.wte.forward(tokens.to_device(device()).contiguous_data().view({B, 1}));  // (B,1,d)
+  for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).decode(x, pos, slots, cache.layer(i));
+  cache.advance();
+  return reshape(head(x), {B, config.vocab_size});  // (B,V)
+}
+
+}  // namespace t6

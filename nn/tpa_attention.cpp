@@ -1,0 +1,120 @@
+#include "nn/tpa_attention.h"
+
+#include <cmath>
+
+#include "nn/flash_tpa_decode.h"
+
+namespace t6 {
+
+Tensor tpa_product(const Tensor& a, const Tensor& b) {
+  const int64_t B = a.size(0), T = a.size(1), H = a.size(2), R = a.size(3), dh = b.size(3);
+  // one tiny [H,R]·[R,dh] product per token, as a batched matmul over the B·T tokens
+  Tensor heads = matmul(reshape(a, {B * T, H, R}), reshape(b, {B * T, R, dh}));  // (B·T,H,dh)
+  return reshape(scale(heads, 1.0 / static_cast<double>(R)), {B, T, H, dh});
+}
+
+namespace {
+
+// Xavier bounds of the spec: W_A_x viewed [d, H, Rx], W_B_x viewed [d, Rx, dh].
+double factor_a_bound(const ModelConfig& c, int64_t rank) {
+  return std::sqrt(6.0 / static_cast<double>(c.n_head * rank + c.n_embd * rank));
+}
+double factor_b_bound(const ModelConfig& c, int64_t rank) {
+  return std::sqrt(6.0 / static_cast<double>(rank * c.head_dim + c.n_embd * c.head_dim));
+}
+
+}  // namespace
+
+Linear* TPAFactorProjections::add(bool present, const char* name, int64_t in, int64_t out, double bound,
+                                  Generator& gen) {
+  return present ? &register_module(name, std::make_unique<Linear>(in, out, bound, gen)) : nullptr;
+}
+
+TPAFactorProjections::TPAFactorProjections(const ModelConfig& c, Generator& gen, bool fq)
+    // Members initialise in declaration order, which is the spec's order: A_q, A_k, A_v, B_q, B_k, B_v.
+    : W_A_q(add(fq, "W_A_q", c.n_embd, c.n_head * c.q_rank, factor_a_bound(c, c.q_rank), gen)),
+      W_A_k(*add(true, "W_A_k", c.n_embd, c.n_head * c.rank, factor_a_bound(c, c.rank), gen)),
+      W_A_v(*add(true, "W_A_v", c.n_embd, c.n_head * c.rank, factor_a_bound(c, c.rank), gen)),
+      W_B_q(add(fq, "W_B_q", c.n_embd, c.q_rank * c.head_dim, factor_b_bound(c, c.q_rank), gen)),
+      W_B_k(*add(true, "W_B_k", c.n_embd, c.rank * c.head_dim, factor_b_bound(c, c.rank), gen)),
+      W_B_v(*add(true, "W_B_v", c.n_embd, c.rank * c.head_dim, factor_b_bound(c, c.rank), gen)) {}
+
+TPAAttention::TPAAttention(const ModelConfig& c, Generator& gen, bool factorized_query_)
+    : config(c),
+      factorized_query(factorized_query_),
+      c_q(factorized_query_ ? nullptr
+                            : &register_module("c_q", std::make_unique<Linear>(c.n_embd, c.n_head * c.head_dim,
+                                                                               xavier_bound(c.n_embd, c.n_head * c.head_dim), gen))),
+      c_qkv(register_module("c_qkv", std::make_unique<TPAFactorProjections>(c, gen, factorized_query_))),
+      c_proj(register_module("c_proj", std::make_unique<Linear>(c.n_head * c.head_dim, c.n_embd, 0.0, gen))) {}
+
+TPAAttention::KVFactors TPAAttention::key_value_factors(const Tensor& x, const Tensor& positions) const {
+  const int64_t B = x.size(0), T = x.size(1), H = config.n_head, R = config.rank, dh = config.head_dim;
+  KVFactors f;
+  f.a_k = reshape(c_qkv.W_A_k.forward(x), {B, T, H, R});                    // A_k[h,r] = feature h·R + r
+  f.b_k = rope(reshape(c_qkv.W_B_k.forward(x), {B, T, R, dh}), positions);  // B_k[r,j] = feature r·dh + j
+  f.a_v = reshape(c_qkv.W_A_v.forward(x), {B, T, H, R});
+  f.b_v = reshape(c_qkv.W_B_v.forward(x), {B, T, R, dh});  // values are not rotated
+  return f;
+}
+
+TPAAttention::QueryFactors TPAAttention::query_factors(const Tensor& x, const Tensor& positions) const {
+  const int64_t B = x.size(0), T = x.size(1), H = config.n_head, RQ = config.q_rank, dh = config.head_dim;
+  QueryFactors f;
+  if (!factorized_query) {
+    f.b_q = rope(reshape(c_q->forward(x), {B, T, H, dh}), positions);
+    return f;
+  }
+  f.a_q = reshape(c_qkv.W_A_q->forward(x), {B, T, H, RQ});
+  f.b_q = rope(reshape(c_qkv.W_B_q->forward(x), {B, T, RQ, dh}), positions);
+  return f;
+}
+
+Tensor TPAAttention::queries(const Tensor& x, const Tensor& positions) const {
+  const QueryFactors f = query_factors(x, positions);
+  return factorized_query ? tpa_product(f.a_q, f.b_q) : f.b_q;  // (1/RQ) A_q B_q: (B,T,H,dh)
+}
+
+Tensor TPAAttention::attend(const Tensor& q, const KVFactors& f) const {
+  Tensor k = tpa_product(f.a_k, f.b_k);  // (B,T,H,dh)
+  Tensor v = tpa_product(f.a_v, f.b_v);  // (B,T,H,dh)
+  Tensor y = causal_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(config.head_dim)));  // (B,T,H·dh)
+  return c_proj.forward(y);  // (B,T,d)
+}
+
+Tensor TPAAttention::forward(const Tensor& x, const Tensor& positions) const {
+  const KVFactors f = key_value_factors(x, positions);
+  return attend(queries(x, positions), f);
+}
+
+Tensor TPAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const {
+  const KVFactors f = key_value_factors(x, positions);
+  const std::vector<int64_t> from_start(static_cast<size_t>(x.size(0)), 0);
+  write_cache(cache.a_k, f.a_k, from_start);
+  write_cache(cache.b_k, f.b_k, from_start);
+  write_cache(cache.a_v, f.a_v, from_start);
+  write_cache(cache.b_v, f.b_v, from_start);
+  return attend(queries(x, positions), f);
+}
+
+Tensor TPAAttention::decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
+                            LayerKVCache& cache) const {
+  const int64_t B = x.size(0), H = config.n_head, RQ = config.q_rank, dh = config.head_dim;
+  const KVFactors f = key_value_factors(x, positions);  // (B,1,…): the new token's factors
+  write_cache(cache.a_k, f.a_k, slots);
+  write_cache(cache.b_k, f.b_k, slots);
+  write_cache(cache.a_v, f.a_v, slots);
+  write_cache(cache.b_v, f.b_v, slots);
+  const QueryFactors qf = query_factors(x, positions);
+  TPAQuery query;
+  if (factorized_query) {
+    query.a_q = reshape(qf.a_q, {B, H, RQ});
+    query.b_q = reshape(qf.b_q, {B, RQ, dh});
+  } else {
+    query.b_q = reshape(qf.b_q, {B, H, dh});
+  }
+  const Tensor y = flash_tpa_decode(query, cache, lengths_through(slots));  // (B,H,dh)
+  return c_proj.forward(reshape(y, {B, 1, H * dh}));         // (B,1,d)
+}
+
+}  // namespace t6

@@ -1,0 +1,77 @@
+// Helpers shared by the data tests (tokenizers, shards, batch loader, prepare): a temporary directory,
+// the message of an expected t6::Error, and where the GPT-2 vocabulary files are, if anywhere.
+#pragma once
+#include <stdlib.h>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "train/gpt2_tokenizer.h"
+
+namespace t6::testing {
+
+// A fresh, empty directory for one test, deleted with everything in it when the test ends.
+class TempDir {
+ public:
+  TempDir() {
+    std::string name = (std::filesystem::temp_directory_path() / "t6_test_XXXXXX").string();
+    if (!::mkdtemp(name.data())) throw std::runtime_error("TempDir: mkdtemp failed");
+    path_ = name;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // The path of `name` inside the directory.
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  // Writes `contents` (bytes) to `name` inside the directory and returns its path.
+  std::string write(const std::string& name, std::string_view contents) const {
+    const std::string file = *this / name;
+    std::ofstream(file, std::ios::binary) << contents;
+    return file;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The message of the t6::Error that `f` throws; fails the test (and returns "") when it throws none.
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  FAIL("expected a t6::Error");
+  return "";
+}
+
+// The directory with encoder.json and vocab.bpe, or nothing: tests that need them then skip, with a
+// warning in the test output.
+inline std::optional<std::string> gpt2_vocab_dir_for_tests() {
+  std::vector<std::string> candidates = gpt2_vocab_dir_candidates();
+#ifdef T6_SOURCE_DIR
+  candidates.push_back(T6_SOURCE_DIR "/third_party/gpt2");
+#endif
+  std::optional<std::string> found;
+  for (const std::string& dir : candidates)
+    if (!found && has_gpt2_vocab_files(dir)) found = dir;
+  WARN_MESSAGE(found.has_value(),
+               "skipping: GPT-2 vocabulary files not found; run scripts/fetch_gpt2_vocab.sh to enable this test");
+  return found;
+}
+
+}  // namespace t6::testing

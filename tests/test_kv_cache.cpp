@@ -1,0 +1,161 @@
+// The KV cache of generation: its size against the spec's formula for every attention variant, writes
+// into per-row slots, and the factor-space FlashTPA decode attention against attention over
+// materialized K and V.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+
+#include "nn/flash_tpa_decode.h"
+#include "nn/kv_cache.h"
+#include "test_helpers.h"
+
+using namespace t6;
+using namespace t6::testing;
+
+namespace {
+
+ModelConfig cache_config(const std::string& attention) {
+  ModelConfig c;
+  c.vocab_size = 19;
+  c.n_layer = 3;
+  c.n_embd = 24;
+  c.n_head = 6;
+  c.head_dim = 8;
+  c.q_rank = 4;
+  c.rank = 2;
+  c.block_size = 32;
+  c.attention = attention;
+  c.n_kv_head = attention == "gqa" ? 2 : 0;
+  return c;
+}
+
+// A layer cache of random factors: B rows of M slots, H heads of dimension dh, rank R.
+LayerKVCache random_factors(int64_t B, int64_t M, int64_t H, int64_t R, int64_t dh, DType dtype, Generator& gen) {
+  LayerKVCache cache;
+  cache.a_k = uniform({B, M, H, R}, -1, 1, gen, dtype);
+  cache.b_k = uniform({B, M, R, dh}, -1, 1, gen, dtype);
+  cache.a_v = uniform({B, M, H, R}, -1, 1, gen, dtype);
+  cache.b_v = uniform({B, M, R, dh}, -1, 1, gen, dtype);
+  return cache;
+}
+
+}  // namespace
+
+TEST_CASE("the cache allocates exactly the spec's numbers per token for every variant") {
+  // numbers per token per layer, written out: 2R(H + dh) for the factors, 2·kv_heads·dh for heads
+  const std::map<std::string, int64_t> expected = {
+      {"tpa", 2 * 2 * (6 + 8)}, {"tpa_kvonly", 2 * 2 * (6 + 8)}, {"mha", 2 * 6 * 8}, {"gqa", 2 * 2 * 8}, {"mqa", 2 * 8}};
+  for (const auto& [variant, numbers] : expected) {
+    INFO("attention " << variant);
+    const ModelConfig c = cache_config(variant);
+    CHECK(c.kv_cache_numbers_per_token_per_layer() == numbers);
+    const int64_t B = 3, M = 7, L = c.n_layer;
+    KVCache cache(c, B, M);
+    CHECK(cache.bytes_allocated() == 4 * L * B * M * numbers);
+    CHECK(cache.bytes_per_token() == 4 * L * numbers);
+    KVCache doubles(c, B, M, Device::CPU, DType::F64);
+    CHECK(doubles.bytes_allocated() == 8 * L * B * M * numbers);
+    const LayerKVCache& layer = cache.layer(0);
+    if (c.factorized_kv()) {
+      CHECK(layer.a_k.shape() == Shape{B, M, 6, 2});
+      CHECK(layer.b_k.shape() == Shape{B, M, 2, 8});
+      CHECK(layer.a_v.shape() == Shape{B, M, 6, 2});
+      CHECK(layer.b_v.shape() == Shape{B, M, 2, 8});
+      CHECK(!layer.k.defined());
+    } else {
+      CHECK(layer.k.shape() == Shape{B, M, c.kv_heads(), 8});
+      CHECK(layer.v.shape() == Shape{B, M, c.kv_heads(), 8});
+      CHECK(!layer.a_k.defined());
+    }
+    CHECK(cache.layers() == 3);
+    CHECK(cache.lengths() == std::vector<int64_t>{0, 0, 0});
+  }
+}
+
+TEST_CASE("the comparison table: the paper's small T6 against MHA, GQA and MQA of the same width") {
+  const std::vector<KVCacheSize> rows = kv_cache_comparison(ModelConfig{});  // d=768, H=34, dh=64, R=2
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0].variant == "this model (tpa)");
+  CHECK(rows[0].numbers_per_layer == 2 * 2 * (34 + 64));  // 392
+  CHECK(rows[1].variant == "MHA, 12 heads");
+  CHECK(rows[1].numbers_per_layer == 2 * 12 * 64);
+  CHECK(rows[2].variant == "GQA, 3 kv heads");
+  CHECK(rows[2].numbers_per_layer == 2 * 3 * 64);
+  CHECK(rows[3].numbers_per_layer == 2 * 64);
+}
+
+TEST_CASE("write_cache puts each row's tokens at its own slots; lengths and slots advance per row") {
+  const Tensor buffer = zeros({2, 5, 3});
+  const Tensor values = from_vector({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {2, 2, 3});
+  write_cache(buffer, values, {1, 3});
+  const std::vector<double> got = buffer.to_double_vector();
+  const std::vector<double> expected = {0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0, 0, 0, 0,   // row 0: slots 1, 2
+                                        0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 8, 9, 10, 11, 12};  // row 1: slots 3, 4
+  CHECK(got == expected);
+  CHECK_THROWS_WITH_AS(write_cache(buffer, values, {4, 0}), doctest::Contains("do not fit a cache of 5 slots"), Error);
+
+  KVCache cache(cache_config("tpa"), 2, 4);
+  cache.set_lengths({1, 3});
+  CHECK(cache.next_slots() == std::vector<int64_t>{1, 3});
+  cache.advance();
+  CHECK(cache.lengths() == std::vector<int64_t>{2, 4});
+  CHECK(cache.next_slots() == std::vector<int64_t>{2, 3});  // a full row rewrites its last slot
+  cache.advance();
+  CHECK(cache.lengths() == std::vector<int64_t>{3, 4});
+  CHECK_THROWS_WITH_AS(cache.set_lengths({5, 0}), doctest::Contains("does not fit 4 slots"), Error);
+  CHECK(lengths_through({0, 4}) == std::vector<int64_t>{1, 5});
+}
+
+TEST_CASE("FlashTPA: factor-space decode attention equals attention over materialized K and V") {
+  // Rows of different lengths: one token, within one tile, across tiles and chunks (256), and full.
+  const int64_t B = 4, M = 600, H = 3, R = 2, RQ = 5, dh = 8;
+  const std::vector<int64_t> lengths = {1, 30, 517, 600};
+  for (DType dtype : {DType::F64, DType::F32}) {
+    INFO(dtype_name(dtype));
+    const double tolerance = dtype == DType::F64 ? 1e-12 : 1e-5;
+    Generator gen(5);
+    const LayerKVCache cache = random_factors(B, M, H, R, dh, dtype, gen);
+    SUBCASE("a factorized query (tpa)") {
+      const TPAQuery q{uniform({B, H, RQ}, -2, 2, gen, dtype), uniform({B, RQ, dh}, -2, 2, gen, dtype)};
+      const Tensor flash = flash_tpa_decode(q, cache, lengths);
+      CHECK(flash.shape() == Shape{B, H, dh});
+      check_close(flash, materialized_tpa_decode(q, cache, lengths).to_double_vector(), tolerance);
+    }
+    SUBCASE("a plain query (tpa_kvonly)") {
+      const TPAQuery q{Tensor(), uniform({B, H, dh}, -2, 2, gen, dtype)};
+      check_close(flash_tpa_decode(q, cache, lengths), materialized_tpa_decode(q, cache, lengths).to_double_vector(),
+                  tolerance);
+    }
+  }
+}
+
+TEST_CASE("FlashTPA: one cached token gives back its value, and large logits do not overflow") {
+  // With a single cached token the softmax weight is 1: the output is v = (1/R)·A_v B_v exactly.
+  Generator gen(6);
+  const int64_t H = 2, R = 3, RQ = 2, dh = 4;
+  const LayerKVCache cache = random_factors(1, 3, H, R, dh, DType::F64, gen);
+  const TPAQuery q{uniform({1, H, RQ}, -1, 1, gen, DType::F64), uniform({1, RQ, dh}, -1, 1, gen, DType::F64)};
+  const std::vector<double> av = cache.a_v.to_double_vector(), bv = cache.b_v.to_double_vector();
+  std::vector<double> v(H * dh, 0.0);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t j = 0; j < dh; ++j)
+      for (int64_t u = 0; u < R; ++u) v[h * dh + j] += av[h * R + u] * bv[u * dh + j] / R;
+  check_close(flash_tpa_decode(q, cache, {1}), v, 1e-14);
+  // logits in the thousands: the online softmax subtracts the running max, so nothing overflows
+  const TPAQuery big{scale(q.a_q, 1e5), q.b_q};
+  const std::vector<double> out = flash_tpa_decode(big, cache, {3}).to_double_vector();
+  for (double x : out) CHECK(std::isfinite(x));
+  check_close(flash_tpa_decode(big, cache, {3}), materialized_tpa_decode(big, cache, {3}).to_double_vector(), 1e-10);
+}
+
+TEST_CASE("decode attention rejects lengths that do not fit the cache") {
+  Generator gen(7);
+  const LayerKVCache cache = random_factors(2, 4, 2, 1, 4, DType::F32, gen);
+  const TPAQuery q{uniform({2, 2, 3}, -1, 1, gen), uniform({2, 3, 4}, -1, 1, gen)};
+  CHECK_THROWS_WITH_AS(flash_tpa_decode(q, cache, {1, 5}), doctest::Contains("needs 1 to 4"), Error);
+  CHECK_THROWS_WITH_AS(flash_tpa_decode(q, cache, {0, 1}), doctest::Contains("needs 1 to 4"), Error);
+  CHECK_THROWS_WITH_AS(flash_tpa_decode(q, cache, {1}), doctest::Contains("1 lengths for 2 rows"), Error);
+  const TPAQuery wrong{uniform({2, 2, 3}, -1, 1, gen), uniform({2, 3, 6}, -1, 1, gen)};
+  CHECK_THROWS_WITH_AS(flash_tpa_decode(wrong, cache, {1, 1}), doctest::Contains("do not fit a cache of factors"), Error);
+}

@@ -1,0 +1,34 @@
+// AdamW with decoupled weight decay (spec "Training recipe"), applied to every parameter, with
+// clipping of the global gradient norm folded into the same kernel launch.
+#pragma once
+#include <vector>
+
+#include "core/backend.h"
+#include "train/train_config.h"
+
+namespace t6 {
+
+class AdamW {
+ public:
+  AdamW(std::vector<Tensor> params, const OptimConfig& config);
+
+  // Global L2 norm of every parameter's gradient (missing gradients count as zero).
+  double gradient_norm() const;
+  // One update at learning rate `lr`: gradients are first scaled by clip/(norm + 1e-6) when their
+  // global norm exceeds optim.grad_clip (> 0), then p ← p − lr·wd·p and the Adam step with bias
+  // correction. Returns the norm measured before clipping.
+  double step(double lr);
+
+  int64_t steps_taken() const { return steps_; }
+  // The optimizer's state for checkpoints: first and second moments in parameter order, and the count.
+  const std::vector<Tensor>& exp_avg() const { return exp_avg_; }
+  const std::vector<Tensor>& exp_avg_sq() const { return exp_avg_sq_; }
+  void set_state(const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq, int64_t steps);
+
+ private:
+  std::vector<Tensor> params_, exp_avg_, exp_avg_sq_;
+  OptimConfig config_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace t6

@@ -1,0 +1,97 @@
+// `t6 bench train`: the time of full training steps (forward, backward, clipping, AdamW) of a config's
+// model and batch on random tokens, after a warm-up; no data files needed.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "core/backend.h"
+#include "core/random.h"
+#include "nn/t6_model.h"
+#include "train/adamw.h"
+#include "train/cli_args.h"
+#include "train/commands.h"
+#include "train/lr_schedule.h"
+#include "train/train_config.h"
+
+namespace t6 {
+
+namespace {
+const char* const kHelp = R"(usage: t6 bench train --config FILE [--steps N] [--warmup N] [--set section.key=value ...]
+                     [--device cpu|cuda] [--json]
+
+Times N training steps (default 20, after 3 warm-up steps) of the config's model at its batch size,
+sequence length and gradient accumulation, on random tokens, and prints the median ms/step, tokens/s
+and peak resident memory ({"ms_per_step", "tokens_per_s", "peak_rss_mb"} with --json; on CUDA also
+"peak_device_mb"). CPU threads follow train.threads / T6_NUM_THREADS / OMP_NUM_THREADS.
+)";
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+}
+}  // namespace
+
+int run_bench_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    out << kHelp;
+    return 0;
+  }
+  T6_CHECK(!args.empty() && args[0] == "train", "t6 bench: the only benchmark is \"train\"; see t6 bench --help");
+  const ParsedArgs a("bench train", std::vector<std::string>(args.begin() + 1, args.end()),
+                     {{"--config"}, {"--steps"}, {"--warmup"}, {"--set", true, true}, {"--device"}, {"--json", false},
+                      {"--help", false}});
+  if (a.has("--help")) {
+    out << kHelp;
+    return 0;
+  }
+  T6_CHECK(a.has("--config"), "t6 bench train needs --config FILE");
+  nlohmann::json j = read_json_file(a.get("--config"));
+  for (const std::string& assignment : a.all("--set")) apply_override(j, assignment);
+  if (a.has("--device")) apply_override(j, "train.device=\"" + a.get("--device") + "\"");
+  const TrainConfig config = TrainConfig::from_json(j, a.get("--config"));
+  const int64_t steps = a.get_int("--steps", 20), warmup = a.get_int("--warmup", 3);
+  T6_CHECK(steps >= 1 && warmup >= 0, "t6 bench train: --steps must be ≥ 1 and --warmup ≥ 0");
+  const TrainSection& t = config.train;
+  if (t.threads > 0) set_cpu_threads(static_cast<int>(t.threads));
+  const Device device = parse_device(t.device);
+  backend(device).allow_tf32(t.dtype == "tf32");
+
+  T6Model model(config.model);
+  model.to(device);
+  AdamW optimizer(model.parameters(), config.optim);
+  Generator gen(t.seed);
+  std::vector<int32_t> tokens(static_cast<size_t>(t.batch_size * t.seq_len));
+  std::vector<double> ms;
+  for (int64_t i = 0; i < warmup + steps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    model.zero_grad();
+    for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
+      for (int32_t& id : tokens) id = static_cast<int32_t>(gen.below(config.model.vocab_size));
+      const Tensor x = from_ints(tokens, {t.batch_size, t.seq_len});
+      scale(model.forward(x, x).loss, 1.0 / static_cast<double>(t.grad_accum)).backward();
+    }
+    optimizer.step(learning_rate(config.optim, i));
+    backend(device).synchronize();
+    if (i >= warmup) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  const double tokens_per_s = static_cast<double>(t.batch_size * t.seq_len * t.grad_accum) / (median / 1000.0);
+  nlohmann::json result = {{"ms_per_step", median}, {"tokens_per_s", tokens_per_s}, {"peak_rss_mb", peak_rss_mb()}};
+  if (device != Device::CPU) result["peak_device_mb"] = static_cast<double>(backend(device).memory_stats().peak_bytes) / (1 << 20);
+  if (a.has("--json")) {
+    out << result.dump() << "\n";
+  } else {
+    err << "model " << model.parameter_count() << " parameters on " << backend(device).describe() << "; batch "
+        << t.batch_size << "x" << t.seq_len << " x" << t.grad_accum << " accumulation, " << steps << " timed steps\n";
+    out << "median " << median << " ms/step | " << tokens_per_s << " tokens/s | peak RSS " << peak_rss_mb() << " MB";
+    if (result.contains("peak_device_mb")) out << " | peak device " << result["peak_device_mb"].get<double>() << " MB";
+    out << "\n";
+  }
+  return 0;
+}
+
+}  // namespace t6

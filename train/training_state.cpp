@@ -1,0 +1,99 @@
+#include "train/training_state.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "train/model_checkpoint.h"
+#include "train/safetensors.h"
+
+namespace t6 {
+
+namespace fs = std::filesystem;
+
+namespace {
+const char* const kProgressKey = "t6_training_progress";
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%06lld", static_cast<long long>(step));
+  return buf;
+}
+}  // namespace
+
+std::string checkpoint_model_path(const std::string& out_dir, int64_t step) {
+  return (fs::path(out_dir) / (step_name(step) + ".safetensors")).string();
+}
+
+std::string checkpoint_state_path(const std::string& out_dir, int64_t step) {
+  return (fs::path(out_dir) / (step_name(step) + ".state.safetensors")).string();
+}
+
+void save_checkpoint(const std::string& out_dir, const T6Model& model, const AdamW& optimizer,
+                     const TrainingProgress& progress, const std::string& tokenizer) {
+  save_model(model, checkpoint_model_path(out_dir, progress.step), tokenizer);
+  std::vector<Tensor> host;
+  std::vector<SafetensorsWriteEntry> entries;
+  const auto params = model.named_parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    for (const auto& [prefix, moments] : {std::pair{"exp_avg.", &optimizer.exp_avg()}, {"exp_avg_sq.", &optimizer.exp_avg_sq()}}) {
+      host.push_back((*moments)[i].to_device(Device::CPU).contiguous_data());
+      entries.push_back({prefix + params[i].first, host.back().shape(), host.back().data<float>()});
+    }
+  }
+  const nlohmann::json record = {{"step", progress.step},
+                                 {"optimizer_steps", optimizer.steps_taken()},
+                                 {"data", progress.data_state},
+                                 {"config", progress.config}};
+  write_safetensors(checkpoint_state_path(out_dir, progress.step), entries, {{kProgressKey, record.dump()}});
+}
+
+std::vector<int64_t> list_checkpoints(const std::string& out_dir) {
+  std::vector<int64_t> steps;
+  if (!fs::is_directory(out_dir)) return steps;
+  const std::regex pattern(R"(step_(\d{6,})\.state\.safetensors)");
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, pattern)) {
+      const int64_t step = std::stoll(m[1]);
+      if (fs::exists(checkpoint_model_path(out_dir, step))) steps.push_back(step);
+    }
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+void prune_checkpoints(const std::string& out_dir, int64_t keep) {
+  const std::vector<int64_t> steps = list_checkpoints(out_dir);
+  for (size_t i = 0; i + keep < steps.size(); ++i) {
+    fs::remove(checkpoint_state_path(out_dir, steps[i]));  // the state first: the pair stops counting
+    fs::remove(checkpoint_model_path(out_dir, steps[i]));
+  }
+}
+
+TrainingProgress load_checkpoint(const std::string& out_dir, int64_t step, T6Model& model, AdamW& optimizer) {
+  const SafetensorsFile state = SafetensorsFile::open(checkpoint_state_path(out_dir, step));
+  auto it = state.metadata().find(kProgressKey);
+  T6_CHECK(it != state.metadata().end(), state.path(), ": not a t6 training-state file (no \"", kProgressKey,
+           "\" metadata)");
+  const nlohmann::json record = nlohmann::json::parse(it->second, nullptr, false);
+  T6_CHECK(record.is_object() && record.contains("step") && record.contains("data") && record.contains("config") &&
+               record.contains("optimizer_steps"),
+           state.path(), ": the training-state record is damaged; resume from an earlier checkpoint or start anew");
+  std::vector<Tensor> exp_avg, exp_avg_sq;
+  for (const auto& [name, p] : model.named_parameters()) {
+    for (auto [prefix, out] : {std::pair{"exp_avg.", &exp_avg}, {"exp_avg_sq.", &exp_avg_sq}}) {
+      const SafetensorsTensor* t = state.find(prefix + name);
+      T6_CHECK(t && t->shape == p.shape(), state.path(), ": missing or misshapen optimizer state \"", prefix, name, "\"");
+      Tensor host = empty(p.shape(), DType::F32);
+      state.read_float32(prefix + name, host.data<float>());
+      out->push_back(host);
+    }
+  }
+  load_model_weights(model, SafetensorsFile::open(checkpoint_model_path(out_dir, step)));
+  optimizer.set_state(exp_avg, exp_avg_sq, record["optimizer_steps"].get<int64_t>());
+  return {record["step"].get<int64_t>(), record["data"], record["config"]};
+}
+
+}  // namespace t6

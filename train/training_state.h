@@ -1,0 +1,36 @@
+// Checkpoints of a training run in out_dir: step_NNNNNN.safetensors (the model, loadable anywhere) next
+// to step_NNNNNN.state.safetensors (AdamW moments as tensors; step, data position and config in the
+// metadata), so --resume continues bit-identically. Both are written atomically, the state file last:
+// a checkpoint counts only once its state file exists.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nn/t6_model.h"
+#include "train/adamw.h"
+
+namespace t6 {
+
+struct TrainingProgress {
+  int64_t step = 0;             // optimizer updates completed
+  nlohmann::json data_state;    // BatchLoader::state()
+  nlohmann::json config;        // the run's full config, to refuse resuming with a different one
+};
+
+std::string checkpoint_model_path(const std::string& out_dir, int64_t step);
+std::string checkpoint_state_path(const std::string& out_dir, int64_t step);
+
+void save_checkpoint(const std::string& out_dir, const T6Model& model, const AdamW& optimizer,
+                     const TrainingProgress& progress, const std::string& tokenizer);
+
+// Steps of the complete checkpoints in out_dir, oldest first.
+std::vector<int64_t> list_checkpoints(const std::string& out_dir);
+// Removes all but the newest `keep` complete checkpoints.
+void prune_checkpoints(const std::string& out_dir, int64_t keep);
+
+// Loads the model weights and optimizer state of checkpoint `step`; returns its progress record.
+TrainingProgress load_checkpoint(const std::string& out_dir, int64_t step, T6Model& model, AdamW& optimizer);
+
+}  // namespace t6

@@ -1,6 +1,7 @@
 // Where a tensor's storage lives. The CPU backend is always present; the CUDA backend registers
 // itself when the program is built with T6_CUDA and a GPU is found at run time.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace t6 {

@@ -1,10 +1,10 @@
 #include "nn/flash_tpa_decode.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/ops.h"
 #include "core/backend.h"
-#include "nn/attention.h"
 #include "nn/tpa_attention.h"
 
 namespace t6 {
@@ -47,16 +47,25 @@ Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const 
 
 Tensor cached_heads_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                            const std::vector<int64_t>& lengths) {
-  const int64_t B = q.size(0), H = q.size(1), dh = q.size(2);
-  check_lengths(lengths, B, k_cache.size(1), "cached_heads_decode");
-  std::vector<Tensor> rows;  // each row attends to its own number of cached tokens
+  const int64_t B = q.size(0), H = q.size(1), dh = q.size(2), Hkv = k_cache.size(1), M = k_cache.size(2);
+  T6_CHECK(k_cache.ndim() == 4 && H % Hkv == 0 && k_cache.size(0) == B && k_cache.size(3) == dh &&
+               v_cache.shape() == k_cache.shape(),
+           "cached_heads_decode: q ", shape_str(q.shape()), " does not fit the cached heads ",
+           shape_str(k_cache.shape()), " and ", shape_str(v_cache.shape()));
+  check_lengths(lengths, B, M, "cached_heads_decode");
+  std::vector<Tensor> rows;
   for (int64_t b = 0; b < B; ++b) {
-    const Tensor qb = reshape(slice(q, 0, b, b + 1), {1, 1, H, dh});     // (1,1,H,dh)
-    const Tensor kb = slice(slice(k_cache, 0, b, b + 1), 1, 0, lengths[b]);  // (1,len,Hkv,dh)
-    const Tensor vb = slice(slice(v_cache, 0, b, b + 1), 1, 0, lengths[b]);
-    rows.push_back(causal_attention(qb, kb, vb, 1.0 / std::sqrt(static_cast<double>(dh))));  // (1,1,H·dh)
+    const Tensor qb = reshape(slice(q, 0, b, b + 1), {1, Hkv, H / Hkv, dh});  // head h = kv·G + g
+    Tensor scores = matmul(qb, slice(k_cache, 0, b, b + 1), false, true);      // (1,Hkv,G,M)
+    if (lengths[b] < M) {  // −inf on the slots this row has not filled: they get no weight
+      std::vector<double> mask(static_cast<size_t>(M), 0.0);
+      std::fill(mask.begin() + lengths[b], mask.end(), -INFINITY);
+      scores = add(scores, from_vector(mask, {M}, scores.dtype(), scores.device()));
+    }
+    const Tensor att = softmax(scores, 1.0 / std::sqrt(static_cast<double>(dh)));
+    rows.push_back(reshape(matmul(att, slice(v_cache, 0, b, b + 1)), {1, H, dh}));  // (1,Hkv,G,dh)
   }
-  return reshape(concat(rows, 0), {B, H, dh});
+  return concat(rows, 0);  // (B,H,dh)
 }
 
 Tensor materialized_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
@@ -65,9 +74,10 @@ Tensor materialized_tpa_decode(const TPAQuery& query, const LayerKVCache& cache,
                        ? tpa_product(reshape(query.a_q, {B, 1, query.a_q.size(1), query.a_q.size(2)}),
                                      reshape(query.b_q, {B, 1, query.b_q.size(1), query.b_q.size(2)}))
                        : query.b_q;                 // (B,1,H,dh) or (B,H,dh)
-  const Tensor k = tpa_product(cache.a_k, cache.b_k);  // (B,M,H,dh): every slot, as the spec writes k_t
-  const Tensor v = tpa_product(cache.a_v, cache.b_v);
-  return cached_heads_decode(reshape(q, {B, k.size(2), k.size(3)}), k, v, lengths);
+  // k_t = (1/R)·A_k B_k and v_t for every slot, as the spec writes them, then head-major: (B,H,M,dh)
+  const Tensor k = contiguous(permute(tpa_product(cache.a_k, cache.b_k), {0, 2, 1, 3}));
+  const Tensor v = contiguous(permute(tpa_product(cache.a_v, cache.b_v), {0, 2, 1, 3}));
+  return cached_heads_decode(reshape(q, {B, k.size(1), k.size(3)}), k, v, lengths);
 }
 
 }  // namespace t6

@@ -28,7 +28,9 @@ struct TPAQuery {
 Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths);
 Tensor materialized_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths);
 
-// q (B,H,dh); k_cache and v_cache (B,M,Hkv,dh) with Hkv dividing H → (B,H,dh).
+// q (B,H,dh); k_cache and v_cache head-major (B,Hkv,M,dh), with Hkv dividing H (query head h reads
+// key/value head h / (H/Hkv)) → (B,H,dh). Scores are formed against all M slots straight from the cache
+// (no copy of it), and the slots past a row's length are masked out before the softmax.
 Tensor cached_heads_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                            const std::vector<int64_t>& lengths);
 

@@ -40,16 +40,17 @@ Tensor GQAAttention::forward(const Tensor& x, const Tensor& positions) const {
 Tensor GQAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const {
   const Tensor k = keys(x, positions), v = values(x);  // (B,T,kv_heads,dh)
   const std::vector<int64_t> from_start(static_cast<size_t>(x.size(0)), 0);
-  write_cache(cache.k, k, from_start);
-  write_cache(cache.v, v, from_start);
+  write_cache(cache.k, permute(k, {0, 2, 1, 3}), from_start, /*time_axis=*/2);  // the cache is head-major
+  write_cache(cache.v, permute(v, {0, 2, 1, 3}), from_start, /*time_axis=*/2);
   return attend(queries(x, positions), k, v);
 }
 
 Tensor GQAAttention::decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
                             LayerKVCache& cache) const {
   const int64_t B = x.size(0), H = config.n_head, dh = config.head_dim;
-  write_cache(cache.k, keys(x, positions), slots);  // the new token's heads: (B,1,kv_heads,dh)
-  write_cache(cache.v, values(x), slots);
+  // the new token's heads (B,1,kv_heads,dh), into the head-major cache
+  write_cache(cache.k, permute(keys(x, positions), {0, 2, 1, 3}), slots, /*time_axis=*/2);
+  write_cache(cache.v, permute(values(x), {0, 2, 1, 3}), slots, /*time_axis=*/2);
   const Tensor q = reshape(queries(x, positions), {B, H, dh});
   const Tensor y = cached_heads_decode(q, cache.k, cache.v, lengths_through(slots));  // (B,H,dh)
   return c_proj.forward(reshape(y, {B, 1, H * dh}));  // (B,1,d)

@@ -13,14 +13,14 @@ std::vector<Tensor> LayerKVCache::buffers() const {
   return out;
 }
 
-void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<int64_t>& slots) {
-  const int64_t B = buffer.size(0), T = values.size(1);
+void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<int64_t>& slots, int time_axis) {
+  const int64_t B = buffer.size(0), T = values.size(time_axis), M = buffer.size(time_axis);
   T6_CHECK(values.size(0) == B && static_cast<int64_t>(slots.size()) == B, "write_cache: values ",
            shape_str(values.shape()), " and ", slots.size(), " slots for a cache of ", B, " rows");
   for (int64_t b = 0; b < B; ++b) {
-    T6_CHECK(slots[b] >= 0 && slots[b] + T <= buffer.size(1), "write_cache: tokens [", slots[b], ", ", slots[b] + T,
-             ") of row ", b, " do not fit a cache of ", buffer.size(1), " slots");
-    Tensor window = slice(slice(buffer, 0, b, b + 1), 1, slots[b], slots[b] + T);  // (1,T,…), a view
+    T6_CHECK(slots[b] >= 0 && slots[b] + T <= M, "write_cache: tokens [", slots[b], ", ", slots[b] + T, ") of row ", b,
+             " do not fit a cache of ", M, " slots");
+    Tensor window = slice(slice(buffer, 0, b, b + 1), time_axis, slots[b], slots[b] + T);  // a view
     window.copy_(slice(values, 0, b, b + 1));
   }
 }
@@ -44,8 +44,8 @@ KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity, Device d
       layer.a_v = zeros({B, M, H, R}, dtype, device);
       layer.b_v = zeros({B, M, R, dh}, dtype, device);
     } else {
-      layer.k = zeros({B, M, c.kv_heads(), dh}, dtype, device);
-      layer.v = zeros({B, M, c.kv_heads(), dh}, dtype, device);
+      layer.k = zeros({B, c.kv_heads(), M, dh}, dtype, device);
+      layer.v = zeros({B, c.kv_heads(), M, dh}, dtype, device);
     }
     layers_.push_back(layer);
   }

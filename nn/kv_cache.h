@@ -3,8 +3,9 @@
 // Per layer and cached token the factorized variants ("tpa", "tpa_kvonly") store the spec's factors
 // A_k [H,R], B_k [R,dh] (already rotated), A_v [H,R], B_v [R,dh]: 2R(H + dh) numbers. The baselines
 // ("mha", "gqa", "mqa") store their rotated key heads and value heads: 2·kv_heads·dh numbers. Every
-// buffer is allocated once, for `batch` rows of `capacity` tokens, in the model's dtype on its device,
-// with time as the second axis: (B, M, …).
+// buffer is allocated once, for `batch` rows of `capacity` (M) tokens, in the model's dtype on its
+// device. Factors are token-major, (B,M,…), since FlashTPA reads all of a token's factors together;
+// heads are head-major, (B,kv_heads,M,dh), so each head's cached keys are one matrix for BLAS.
 //
 // Rows are independent and may hold different numbers of tokens (prompts of different lengths): the
 // cache keeps each row's length, which is also the position of the row's next token.
@@ -19,13 +20,14 @@ namespace t6 {
 
 struct LayerKVCache {
   Tensor a_k, b_k, a_v, b_v;  // factorized variants: (B,M,H,R), (B,M,R,dh), (B,M,H,R), (B,M,R,dh)
-  Tensor k, v;                // mha/gqa/mqa: (B,M,kv_heads,dh)
+  Tensor k, v;                // mha/gqa/mqa: (B,kv_heads,M,dh)
 
   std::vector<Tensor> buffers() const;  // the defined ones
 };
 
-// Copies values (B,T,…) into buffer (B,M,…) at time slots [slots[b], slots[b] + T) of each row b.
-void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<int64_t>& slots);
+// Copies values into buffer at time slots [slots[b], slots[b] + T) of each row b: values (B,T,…) into
+// buffer (B,M,…) along time_axis 1, or values (B,Hkv,T,dh) into buffer (B,Hkv,M,dh) along time_axis 2.
+void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<int64_t>& slots, int time_axis = 1);
 
 // How many tokens each row attends to when its new token sits in slot slots[b]: itself and every
 // earlier slot, slots[b] + 1.

@@ -64,8 +64,8 @@ TEST_CASE("the cache allocates exactly the spec's numbers per token for every va
       CHECK(layer.b_v.shape() == Shape{B, M, 2, 8});
       CHECK(!layer.k.defined());
     } else {
-      CHECK(layer.k.shape() == Shape{B, M, c.kv_heads(), 8});
-      CHECK(layer.v.shape() == Shape{B, M, c.kv_heads(), 8});
+      CHECK(layer.k.shape() == Shape{B, c.kv_heads(), M, 8});
+      CHECK(layer.v.shape() == Shape{B, c.kv_heads(), M, 8});
       CHECK(!layer.a_k.defined());
     }
     CHECK(cache.layers() == 3);
@@ -94,6 +94,10 @@ TEST_CASE("write_cache puts each row's tokens at its own slots; lengths and slot
                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 8, 9, 10, 11, 12};  // row 1: slots 3, 4
   CHECK(got == expected);
   CHECK_THROWS_WITH_AS(write_cache(buffer, values, {4, 0}), doctest::Contains("do not fit a cache of 5 slots"), Error);
+  // a head-major buffer (B,Hkv,M,dh) takes its tokens along axis 2
+  const Tensor heads = zeros({1, 2, 3, 1});
+  write_cache(heads, from_vector({1, 2}, {1, 2, 1, 1}), {2}, /*time_axis=*/2);
+  CHECK(heads.to_double_vector() == std::vector<double>{0, 0, 1, 0, 0, 2});
 
   KVCache cache(cache_config("tpa"), 2, 4);
   cache.set_lengths({1, 3});

@@ -50,7 +50,8 @@ int run_info_command(const std::vector<std::string>& args, std::ostream& out, st
     if (json) {
       out << build.dump(2) << "\n";
     } else {
-      for (const auto& [key, value] : build.items()) out << std::left << std::setw(12) << key << value.get<std::string>() << "\n";
+      for (const auto& [key, value] : build.items())
+        out << std::left << std::setw(12) << key << (value.is_string() ? value.get<std::string>() : value.dump()) << "\n";
     }
     return 0;
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU-machine session: build with CUDA for the H100 (sm_90), run the whole test suite (the CUDA
 # parity tests run there instead of skipping), then the benchmarks named on the command line.
-# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-decode]
+# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-paper] [pytorch]
 set -uo pipefail
 out="${OUT:-gpu_logs}"
 mkdir -p "$out"
@@ -15,9 +15,18 @@ for job in "$@"; do
     tests)
       (cd build-gpu && ./t6_tests --duration=true > "$out/tests.log" 2>&1); echo "tests rc=$?"
       grep -E "ERROR|FAILED|CRASHED|test cases|assertions" "$out/tests.log" | head -60 ;;
-    bench-train)
-      for cfg in configs/bench_cpu.json; do
-        build-gpu/t6 bench train --config "$cfg" --device cuda --json | tee -a "$out/bench_train.jsonl"
+    bench-train)  # the demo model, fp32 and tf32
+      for dtype in fp32 tf32; do
+        build-gpu/t6 bench train --config configs/bench_cpu.json --device cuda --set train.dtype=$dtype --json |
+          tee -a "$out/bench_train.jsonl"
       done ;;
+    bench-paper)  # the paper's small T6 at B=16, T=1024 (tf32: bf16 mixed precision is not built yet)
+      build-gpu/t6 bench train --config configs/paper_small.json --device cuda --set train.dtype=tf32 \
+        --set train.grad_accum=1 --steps 5 --warmup 2 --json 2>&1 | tee -a "$out/bench_train.jsonl" ;;
+    pytorch)  # the yardstick: a plain PyTorch T6 from the spec, same shapes
+      python3 bench/pytorch_t6.py --vocab 256 --layers 4 --embd 256 --heads 8 --head-dim 32 --batch 16 --seq 128 \
+        --dtype fp32 | tee -a "$out/pytorch.jsonl"
+      python3 bench/pytorch_t6.py --dtype bf16 | tee -a "$out/pytorch.jsonl"
+      python3 bench/pytorch_t6.py --dtype tf32 | tee -a "$out/pytorch.jsonl" ;;
   esac
 done

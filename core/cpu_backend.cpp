@@ -105,7 +105,8 @@ class CpuBackend final : public Backend {
 
   Device device() const override { return Device::CPU; }
   std::string describe() const override {
-    return cat("cpu (", openblas_short_name(), ", ", cpu_threads(), " threads)");
+    const int threads = cpu_threads();
+    return cat("cpu (", openblas_short_name(), ", ", threads, threads == 1 ? " thread)" : " threads)");
   }
 
   // --- memory ------------------------------------------------------------------------------------

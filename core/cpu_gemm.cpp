@@ -1,13 +1,14 @@
 // CPU batched matrix multiply over OpenBLAS. OpenBLAS runs single-threaded (core/backend.cpp sets
 // it) and this file parallelises with OpenMP instead: over the batch, and over row (or column)
-// blocks of C when there are fewer matrices than threads. Measured on this machine (2 cores, OpenBLAS
-// 0.3.21 Haswell kernels, float32, best of 40): attention-sized batches (128 × [128×32]·[32×128])
-// take 0.68 ms this way against 2.2 ms through OpenBLAS's own threads, and [2048×256]·[256×682]
-// takes 3.1 ms against 6.3 ms; OpenBLAS's thread pool and the OpenMP team would otherwise also
-// spin against each other on two cores between calls.
+// bands of C when there are fewer matrices than threads. Measured on this machine (2 cores, OpenBLAS
+// 0.3.21 Haswell kernels, float32, best of 40): 128 × [128×32]·[32×128] (attention scores) takes
+// 0.68 ms this way against 2.2 ms through OpenBLAS's own threads, and [2048×256]·[256×682] 3.1 ms
+// against 6.3 ms. A whole training step of configs/bench_cpu.json runs at 7,900 tokens/s this way,
+// and at 940–2,100 with OpenBLAS threading each call over a serial batch loop: OpenBLAS's thread
+// pool and the OpenMP team of the other kernels also spin against each other for the two cores.
 //
-// The tiniest products (the TPA factor products, 2048 × [8×6]·[6×32]) skip BLAS: its per-call setup
-// outweighs the arithmetic, and a plain loop kernel parallelised over the batch is faster.
+// The tiniest products (the TPA factor products, 2048 × [8×6]·[6×32]) skip BLAS: a call costs
+// ~0.4 µs before any arithmetic, and a plain loop kernel parallelised over the batch is faster.
 #include <cblas.h>
 #include <omp.h>
 
@@ -25,9 +26,10 @@ namespace {
 // 0.39 ms; 8×32×6: 0.21 vs 0.43; 6×32×8 with Aᵀ: 0.20 vs 0.43; 8×32×8: 0.27 vs 0.43; 8×32×12:
 // 0.39 vs 0.41 (level); 8×32×16: 0.56 vs 0.41; 16×16×16: 0.85 vs 0.39.
 constexpr int64_t kLoopKernelWork = 2048;
-// Below this total work (batch·m·n·k multiply-adds) one thread does the whole product: a fork/join
-// costs about as much as a 32×32×32 product.
-constexpr int64_t kParallelGemmWork = 1 << 16;
+// Up to this total work (batch·m·n·k multiply-adds) one thread does the whole product. Measured
+// (best of 3000, serial vs split over 2 threads): 32×32×32: 1.16 µs vs 1.32; 64×64×16: 1.82 vs 1.33;
+// 64×64×64: 5.4 vs 3.4; 4 × 32×32×32: 3.7 vs 2.1.
+constexpr int64_t kParallelGemmWork = 1 << 15;
 // A split of one matrix across threads keeps blocks at least this many rows (or columns) wide, so
 // each BLAS call still runs its packed micro-kernels at full speed.
 constexpr int64_t kMinSplit = 32;
@@ -54,17 +56,45 @@ void loop_gemm(const Backend::Gemm& g, const T* A, const T* B, T* C) {
   }
 }
 
-void blas_gemm(const Backend::Gemm& g, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), static_cast<float>(g.alpha), a,
-              static_cast<int>(g.lda), b, static_cast<int>(g.ldb), static_cast<float>(g.beta), c,
-              static_cast<int>(g.ldc));
+// BLAS entry points by element type, so the dispatch below is written once.
+void blas_gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float* a, int lda,
+                    const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blas_gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, double alpha, const double* a,
+                    int lda, const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blas_gemv_call(CBLAS_TRANSPOSE t, int rows, int cols, float alpha, const float* m, int ld, const float* x, int incx,
+                    float* y) {
+  cblas_sgemv(CblasRowMajor, t, rows, cols, alpha, m, ld, x, incx, 0.0f, y, 1);
+}
+void blas_gemv_call(CBLAS_TRANSPOSE t, int rows, int cols, double alpha, const double* m, int ld, const double* x,
+                    int incx, double* y) {
+  cblas_dgemv(CblasRowMajor, t, rows, cols, alpha, m, ld, x, incx, 0.0, y, 1);
 }
 
-void blas_gemm(const Backend::Gemm& g, const double* a, const double* b, double* c) {
-  cblas_dgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(g.m), static_cast<int>(g.n), static_cast<int>(g.k), g.alpha, a,
-              static_cast<int>(g.lda), b, static_cast<int>(g.ldb), g.beta, c, static_cast<int>(g.ldc));
+template <class T>
+void blas_gemm(const Backend::Gemm& g, const T* a, const T* b, T* c) {
+  const T alpha = static_cast<T>(g.alpha);
+  if (g.m == 1 && g.beta == 0.0) {
+    // A one-row product (a decode step) is a matrix-vector product: gemv reads op(B) once, without
+    // the packing copy gemm makes, which costs as much as the arithmetic at this size.
+    // The row a's elements sit lda apart when A is transposed.
+    const int inc_a = g.trans_a ? static_cast<int>(g.lda) : 1;
+    std::fill(c, c + g.n, T(0));  // with beta = 0 some OpenBLAS versions still scale (0·NaN) what c held
+    if (g.trans_b) {  // B stored (n × k): c = B · a
+      blas_gemv_call(CblasNoTrans, static_cast<int>(g.n), static_cast<int>(g.k), alpha, b, static_cast<int>(g.ldb), a,
+                     inc_a, c);
+    } else {  // B stored (k × n): c = Bᵀ · a
+      blas_gemv_call(CblasTrans, static_cast<int>(g.k), static_cast<int>(g.n), alpha, b, static_cast<int>(g.ldb), a,
+                     inc_a, c);
+    }
+    return;
+  }
+  blas_gemm_call(g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(g.m),
+                 static_cast<int>(g.n), static_cast<int>(g.k), alpha, a, static_cast<int>(g.lda), b,
+                 static_cast<int>(g.ldb), static_cast<T>(g.beta), c, static_cast<int>(g.ldc));
 }
 
 // Block `part` of `parts` of one matrix product: a band of C's rows (op(A)'s rows) when C is taller
@@ -99,7 +129,8 @@ void gemm(const Backend::Gemm& g, const T* a, const T* b, T* c) {
   }
   // Every matrix is cut into `parts` bands so that there are at least as many tasks as threads.
   const int64_t threads = work > kParallelGemmWork ? omp_get_max_threads() : 1;
-  const int64_t parts = std::clamp<int64_t>((threads + g.batch - 1) / g.batch, 1, std::max<int64_t>(1, std::max(g.m, g.n) / kMinSplit));
+  const int64_t widest_split = std::max<int64_t>(1, std::max(g.m, g.n) / kMinSplit);
+  const int64_t parts = std::clamp<int64_t>((threads + g.batch - 1) / g.batch, 1, widest_split);
 #pragma omp parallel for if (parallel : threads > 1)
   for (int64_t task = 0; task < g.batch * parts; ++task) {
     const int64_t i = task / parts;

@@ -1,5 +1,4 @@
 // CPU data movement: fill, dtype casts, and the strided copy that materialises any view.
-#include <algorithm>
 #include <cstring>
 #include <vector>
 

@@ -19,6 +19,11 @@ void check_lengths(const std::vector<int64_t>& lengths, int64_t B, int64_t M, co
 }  // namespace
 
 Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
+  T6_CHECK(cache.a_k.defined(), "flash_tpa_decode: the cache holds no factors (it belongs to an mha/gqa/mqa model)");
+  for (const Tensor& t : cache.buffers())
+    T6_CHECK(t.dtype() == query.b_q.dtype() && t.device() == query.b_q.device(), "flash_tpa_decode: the query is ",
+             dtype_name(query.b_q.dtype()), " on ", device_name(query.b_q.device()), " but the cache ",
+             dtype_name(t.dtype()), " on ", device_name(t.device()));
   const int64_t B = cache.a_k.size(0), M = cache.a_k.size(1), H = cache.a_k.size(2), R = cache.a_k.size(3),
                 dh = cache.b_k.size(3);
   const bool factorized = query.a_q.defined();

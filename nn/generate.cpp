@@ -44,16 +44,17 @@ GenerationResult generate(const T6Model& model, const std::vector<std::vector<in
   const int64_t B = static_cast<int64_t>(prompts.size());
   const int64_t V = options.vocab_limit > 0 ? options.vocab_limit : c.vocab_size;
 
-  // Row b may add budget[b] tokens; the last one is never fed back, so the cache needs one slot less.
+  // Row b may add budget[b] tokens. Its last one is never fed back, so the row fills lengths[b] +
+  // budget[b] − 1 slots; the prefill fills `longest` slots of every row.
   std::vector<int64_t> lengths(B), budget(B);
-  int64_t longest = 0;
+  int64_t longest = 0, capacity = 0;
   for (int64_t b = 0; b < B; ++b) {
     lengths[b] = static_cast<int64_t>(prompts[b].size());
     budget[b] = std::min(options.max_new_tokens, c.block_size - lengths[b]);
     longest = std::max(longest, lengths[b]);
+    capacity = std::max({capacity, longest, lengths[b] + budget[b] - 1});
   }
-  KVCache cache(c, B, std::min(c.block_size, longest + options.max_new_tokens - 1), model.device(),
-                model.transformer.wte.weight.dtype());
+  KVCache cache(c, B, capacity, model.device(), model.transformer.wte.weight.dtype());
 
   GenerationResult result;
   result.tokens.resize(B);

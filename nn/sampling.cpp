@@ -18,7 +18,9 @@ void SamplingOptions::validate() const {
 
 int32_t sample_token(std::span<const double> logits, const SamplingOptions& options, Generator& gen) {
   T6_CHECK(!logits.empty(), "sample_token: no logits to choose from");
-  const auto more_likely = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  const auto more_likely = [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
   if (options.is_greedy()) {
     int32_t best = 0;
     for (int32_t i = 1; i < static_cast<int32_t>(logits.size()); ++i)
@@ -29,7 +31,8 @@ int32_t sample_token(std::span<const double> logits, const SamplingOptions& opti
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
   if (options.top_k > 0 || options.top_p < 1) {
-    const size_t keep = options.top_k > 0 ? std::min<size_t>(ids.size(), static_cast<size_t>(options.top_k)) : ids.size();
+    const size_t keep =
+        options.top_k > 0 ? std::min<size_t>(ids.size(), static_cast<size_t>(options.top_k)) : ids.size();
     std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(keep), ids.end(), more_likely);
     ids.resize(keep);
   }
@@ -38,7 +41,10 @@ int32_t sample_token(std::span<const double> logits, const SamplingOptions& opti
   for (int32_t id : ids) largest = std::max(largest, logits[id]);
   std::vector<double> weights(ids.size());
   double total = 0;
-  for (size_t i = 0; i < ids.size(); ++i) total += weights[i] = std::exp((logits[ids[i]] - largest) / options.temperature);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    weights[i] = std::exp((logits[ids[i]] - largest) / options.temperature);
+    total += weights[i];
+  }
   if (options.top_p < 1) {  // the shortest most-likely prefix holding top_p of the probability
     double kept = 0;
     size_t n = 0;

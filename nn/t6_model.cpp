@@ -88,7 +88,8 @@ Tensor T6Model::prefill(const Tensor& idx_in, const std::vector<int64_t>& length
   T6_CHECK(B == cache.batch() && T <= cache.capacity() && T <= config.block_size, "T6Model::prefill: prompts ",
            shape_str(idx_in.shape()), " do not fit a KV cache of ", cache.batch(), " rows of ", cache.capacity(),
            " tokens with block_size ", config.block_size);
-  T6_CHECK(static_cast<int64_t>(lengths.size()) == B, "T6Model::prefill: ", lengths.size(), " lengths for ", B, " rows");
+  T6_CHECK(static_cast<int64_t>(lengths.size()) == B, "T6Model::prefill: ", lengths.size(), " lengths for ", B,
+           " rows");
   for (int64_t n : lengths) T6_CHECK(n >= 1 && n <= T, "T6Model::prefill: a prompt length of ", n, " in a (B,T) = ",
                                      shape_str(idx_in.shape()), " batch; each must be 1 to T");
   const Tensor idx = idx_in.to_device(device());

@@ -114,7 +114,7 @@ Tensor TPAAttention::decode(const Tensor& x, const Tensor& positions, const std:
     query.b_q = reshape(qf.b_q, {B, H, dh});
   }
   const Tensor y = flash_tpa_decode(query, cache, lengths_through(slots));  // (B,H,dh)
-  return c_proj.forward(reshape(y, {B, 1, H * dh}));         // (B,1,d)
+  return c_proj.forward(reshape(y, {B, 1, H * dh}));                         // (B,1,d)
 }
 
 }  // namespace t6

@@ -193,6 +193,7 @@ TEST_CASE("generate: tokens stream as they come, a stop token ends its row, bloc
   CHECK(full.tokens[2].size() == 8);
   CHECK(full.filled_block_size == std::vector<bool>{true, true, false});
   CHECK(full.cache_capacity == 16);  // allocated once, for the longest context the request can reach
+  CHECK(generate(*model, {std::vector<int32_t>(14, 3)}, o).cache_capacity == 15);  // the 16th token is never fed
   o.max_new_tokens = 2;
   CHECK(generate(*model, {std::vector<int32_t>(14, 3)}, o).filled_block_size[0] == false);  // exactly fits
 }
@@ -208,8 +209,8 @@ TEST_CASE("generate: bad input is one clear error each") {
   CHECK(message({{1}, {}}, o) == "prompt 1 is empty; give at least one token");
   CHECK(message({std::vector<int32_t>(17, 1)}, o) ==
         "the prompt has 17 tokens, more than the model's block_size of 16; shorten it");
-  CHECK(message({{1, 23}}, o).find("token id 23 at position 1 of the prompt is outside the model's vocabulary [0, 23)") !=
-        std::string::npos);
+  CHECK(message({{1, 23}}, o) == "token id 23 at position 1 of the prompt is outside the model's vocabulary [0, 23); "
+                                  "was the prompt encoded with the model's tokenizer?");
   CHECK(message({{-1}}, o).find("token id -1 at position 0") != std::string::npos);
   GenerationOptions bad = o;
   bad.top_k = -1;
@@ -304,7 +305,7 @@ TEST_CASE("t6 generate: streams text, prints JSON, reports speed and cache size"
   CHECK(text.err.find("decode:  4 tokens in ") != std::string::npos);
   CHECK(text.err.find("tokens/s") != std::string::npos);
   // 1 layer, 2R(H + dh) = 2·2·(4 + 8) = 48 numbers per token: 192 bytes; 2 + 5 − 1 = 6 slots
-  CHECK(text.err.find("KV cache: 1,152 bytes allocated, 6 tokens × 192 bytes per token (1 layers, float32)") !=
+  CHECK(text.err.find("KV cache: 1,152 bytes allocated, 6 tokens × 192 bytes per token (1 layer, float32)") !=
         std::string::npos);
   CHECK(text.err.find("this model (tpa)        192") != std::string::npos);
   CHECK(text.err.find("MHA, 2 heads            128") != std::string::npos);  // d = 16 is two heads of 8

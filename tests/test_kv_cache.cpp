@@ -44,8 +44,11 @@ LayerKVCache random_factors(int64_t B, int64_t M, int64_t H, int64_t R, int64_t 
 
 TEST_CASE("the cache allocates exactly the spec's numbers per token for every variant") {
   // numbers per token per layer, written out: 2R(H + dh) for the factors, 2·kv_heads·dh for heads
-  const std::map<std::string, int64_t> expected = {
-      {"tpa", 2 * 2 * (6 + 8)}, {"tpa_kvonly", 2 * 2 * (6 + 8)}, {"mha", 2 * 6 * 8}, {"gqa", 2 * 2 * 8}, {"mqa", 2 * 8}};
+  const std::map<std::string, int64_t> expected = {{"tpa", 2 * 2 * (6 + 8)},
+                                                    {"tpa_kvonly", 2 * 2 * (6 + 8)},
+                                                    {"mha", 2 * 6 * 8},
+                                                    {"gqa", 2 * 2 * 8},
+                                                    {"mqa", 2 * 8}};
   for (const auto& [variant, numbers] : expected) {
     INFO("attention " << variant);
     const ModelConfig c = cache_config(variant);
@@ -161,5 +164,6 @@ TEST_CASE("decode attention rejects lengths that do not fit the cache") {
   CHECK_THROWS_WITH_AS(flash_tpa_decode(q, cache, {0, 1}), doctest::Contains("needs 1 to 4"), Error);
   CHECK_THROWS_WITH_AS(flash_tpa_decode(q, cache, {1}), doctest::Contains("1 lengths for 2 rows"), Error);
   const TPAQuery wrong{uniform({2, 2, 3}, -1, 1, gen), uniform({2, 3, 6}, -1, 1, gen)};
-  CHECK_THROWS_WITH_AS(flash_tpa_decode(wrong, cache, {1, 1}), doctest::Contains("do not fit a cache of factors"), Error);
+  CHECK_THROWS_WITH_AS(flash_tpa_decode(wrong, cache, {1, 1}), doctest::Contains("do not fit a cache of factors"),
+                       Error);
 }

@@ -53,6 +53,21 @@ TEST_CASE("matmul, all transpose flags, 2-D and batched") {
   }
 }
 
+TEST_CASE("one-row products (decode steps) take the matrix-vector path and agree with the definition") {
+  Generator gen(24);
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      INFO("ta " << ta << " tb " << tb);
+      const int64_t n = 37, k = 19;
+      Tensor a = random_leaf(ta ? Shape{k, 1} : Shape{1, k}, gen), b = random_leaf(tb ? Shape{n, k} : Shape{k, n}, gen);
+      check_close(matmul(a, b, ta, tb), matmul_ref(a.to_double_vector(), b.to_double_vector(), 1, 1, n, k, ta, tb), 1e-13);
+      check_close(matmul(a.to_dtype(DType::F32), b.to_dtype(DType::F32), ta, tb),
+                  matmul_ref(a.to_double_vector(), b.to_double_vector(), 1, 1, n, k, ta, tb), 1e-5);
+      check_gradients([&](const std::vector<Tensor>& in) { return matmul(in[0], in[1], ta, tb); }, {a, b});
+    }
+  }
+}
+
 TEST_CASE("matmul of a batch against one shared matrix (a linear layer)") {
   Generator gen(22);
   Tensor x = random_leaf({2, 3, 4}, gen);  // (B,T,d_in)

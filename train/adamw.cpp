@@ -5,6 +5,7 @@
 namespace t6 {
 
 AdamW::AdamW(std::vector<Tensor> params, const OptimConfig& config) : params_(std::move(params)), config_(config) {
+  T6_CHECK(!params_.empty(), "AdamW: no parameters to optimize");
   for (const Tensor& p : params_) {
     T6_CHECK(p.dtype() == DType::F32 && p.is_contiguous(), "AdamW: parameters must be contiguous float32, got ",
              dtype_name(p.dtype()), " ", shape_str(p.shape()));
@@ -22,6 +23,7 @@ double AdamW::gradient_norm() const {
 
 double AdamW::step(double lr) {
   const double norm = gradient_norm();
+  T6_CHECK(std::isfinite(norm), "AdamW: the global gradient norm is ", norm, "; no parameter was updated");
   ++steps_;
   AdamWHyper h;
   h.lr = lr;

@@ -16,7 +16,8 @@ class AdamW {
   double gradient_norm() const;
   // One update at learning rate `lr`: gradients are first scaled by clip/(norm + 1e-6) when their
   // global norm exceeds optim.grad_clip (> 0), then p ← p − lr·wd·p and the Adam step with bias
-  // correction. Returns the norm measured before clipping.
+  // correction. Returns the norm measured before clipping. A non-finite norm throws t6::Error before
+  // anything changes (parameters, moments and the step count stay as they were).
   double step(double lr);
 
   int64_t steps_taken() const { return steps_; }

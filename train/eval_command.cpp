@@ -37,8 +37,10 @@ int run_eval_command(const std::vector<std::string>& args, std::ostream& out, st
   const int64_t B = a.get_int("--batch-size", 8), T = a.get_int("--seq-len", model->config.block_size);
   T6_CHECK(B >= 1 && T >= 1 && T <= model->config.block_size, "t6 eval: --batch-size must be ≥ 1 and --seq-len in [1, ",
            model->config.block_size, "] (the model's block_size)");
+  const int64_t batches = a.get_int("--batches", 0);
+  T6_CHECK(batches >= 0, "t6 eval: --batches must be ≥ 0 (0: every complete window), got ", batches);
   const BatchLoader data(a.get("--data"), B, T, model->config.vocab_size, false, 0);
-  const EvalResult r = evaluate(*model, data, a.get_int("--batches", 0));
+  const EvalResult r = evaluate(*model, data, batches);
   if (a.has("--json")) {
     out << nlohmann::json{{"loss", r.mean_loss}, {"perplexity", r.perplexity()}, {"bits_per_token", r.bits_per_token()},
                           {"unigram_bits_per_token", r.unigram_bits_per_token}, {"batches", r.batches}, {"tokens", r.tokens}}.dump()

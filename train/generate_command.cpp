@@ -164,8 +164,8 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
   err << "decode:  " << rate(total.decode_tokens, total.decode_seconds) << "\n";
   const DType dtype = model.transformer.wte.weight.dtype();
   err << "KV cache: " << with_commas(total.cache_bytes) << " bytes allocated, " << total.cache_capacity
-      << " tokens × " << with_commas(total.cache_bytes_per_token) << " bytes per token (" << c.n_layer << " layers, "
-      << dtype_name(dtype) << ")\n";
+      << " tokens × " << with_commas(total.cache_bytes_per_token) << " bytes per token (" << c.n_layer
+      << (c.n_layer == 1 ? " layer, " : " layers, ") << dtype_name(dtype) << ")\n";
   err << "  bytes per token, all layers, for comparison:\n";
   for (const KVCacheSize& s : kv_cache_comparison(c)) {
     const int64_t bytes = s.numbers_per_layer * c.n_layer * static_cast<int64_t>(dtype_size(dtype));

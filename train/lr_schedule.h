@@ -1,6 +1,10 @@
-// The learning-rate schedule of the spec (nanoGPT's get_lr): linear warm-up from 0, then cosine (or
-// linear) decay to min_lr at decay_steps, constant min_lr after. `it` counts updates from 0, so the
-// first update runs at lr·0/warmup = 0 when there is a warm-up.
+// The learning-rate schedule of the spec, as nanoGPT's get_lr: linear warm-up from 0, then cosine (or
+// linear) decay to min_lr at decay_steps, constant min_lr after; "constant" keeps lr after the warm-up.
+//
+// Step convention: `it` is the number of updates already taken (nanoGPT's iter_num), so the trainer's
+// step s (counted from 1, as metrics.jsonl logs it) runs at learning_rate(o, s − 1). With a warm-up the
+// first update therefore runs at lr·0/warmup = 0, update warmup + 1 is the first at the full lr, and
+// update decay_steps + 1 the first at min_lr.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -62,35 +62,39 @@ void load_model_weights(T6Model& model, const SafetensorsFile& file) {
 
   // 1. Validate everything before touching the model.
   std::map<std::string, const SafetensorsTensor*> source;  // parameter name → tensor in the file
+  std::set<std::string> unreadable;                        // parameters present with an unsupported dtype
   for (const SafetensorsTensor& t : file.tensors()) {
     const std::string name = t.name == kHeadName ? kTiedName : t.name;
     if (!expected.count(name)) {
       problems.push_back(cat("unexpected tensor \"", t.name, "\" (not a parameter of this ", model.config.attention,
                              " model)"));
-      continue;
-    }
-    if (t.dtype != "F32" && t.dtype != "F64" && t.dtype != "BF16") {
+    } else if (t.dtype != "F32" && t.dtype != "F64" && t.dtype != "BF16") {
       problems.push_back(cat("tensor \"", t.name, "\" has dtype ", t.dtype, "; supported: F32, F64, BF16"));
-      continue;
+      unreadable.insert(name);
+    } else if (!source.count(name) || source[name]->name == kHeadName) {
+      source[name] = &t;  // the tied matrix under both names: the wte one is loaded, the other compared below
     }
-    if (source.count(name)) continue;  // the tied matrix under both names: compared below
-    source[name] = &t;
   }
   for (const auto& [name, p] : model.named_parameters()) {
     auto it = source.find(name);
     if (it == source.end()) {
-      problems.push_back(cat("missing tensor \"", name, "\"",
-                             name == kTiedName ? " (also accepted as \"lm_head.weight\")" : "", " of shape ",
-                             shape_str(p.shape())));
+      const char* alias = name == kTiedName ? " (also accepted as \"lm_head.weight\")" : "";
+      if (!unreadable.count(name))
+        problems.push_back(cat("missing tensor \"", name, "\"", alias, " of shape ", shape_str(p.shape())));
     } else if (it->second->shape != p.shape()) {
       problems.push_back(cat("tensor \"", it->second->name, "\" has shape ", shape_str(it->second->shape),
                              " but the model config needs ", shape_str(p.shape())));
     }
   }
-  if (problems.empty() && file.find(kTiedName) && file.find(kHeadName)) {
-    const SafetensorsTensor* head = file.find(kHeadName);
-    if (head->shape != file.find(kTiedName)->shape || file.read_float32(kHeadName) != file.read_float32(kTiedName))
+  const SafetensorsTensor *tied = file.find(kTiedName), *head = file.find(kHeadName);
+  if (tied && head && !unreadable.count(kTiedName)) {
+    if (head->shape != tied->shape) {
+      problems.push_back(cat("\"lm_head.weight\" has shape ", shape_str(head->shape),
+                             " but \"transformer.wte.weight\" ", shape_str(tied->shape),
+                             "; T6 ties them, so they must be equal"));
+    } else if (file.read_float32(kHeadName) != file.read_float32(kTiedName)) {
       problems.push_back("both \"transformer.wte.weight\" and \"lm_head.weight\" are present but differ; T6 ties them");
+    }
   }
   if (!problems.empty()) {
     std::string message = cat(file.path(), ": cannot load this checkpoint into the model (", problems.size(),

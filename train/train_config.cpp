@@ -1,6 +1,7 @@
 #include "train/train_config.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -39,14 +40,17 @@ class SectionReader {
   }
   void get(const char* key, int64_t& out) const {
     if (!j_.contains(key)) return;
-    T6_CHECK(j_[key].is_number_integer(), where_, ".", key, " must be an integer, got ", j_[key].dump());
-    out = j_[key].get<int64_t>();
+    const nlohmann::json& v = j_[key];
+    const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+    T6_CHECK(v.is_number_integer() && !too_big, where_, ".", key, " must be an integer (below 2^63), got ", v.dump());
+    out = v.get<int64_t>();
   }
   void get(const char* key, uint64_t& out) const {
     if (!j_.contains(key)) return;
-    T6_CHECK(j_[key].is_number_integer() && j_[key].get<int64_t>() >= 0, where_, ".", key,
-             " must be a non-negative integer, got ", j_[key].dump());
-    out = j_[key].get<uint64_t>();
+    const nlohmann::json& v = j_[key];
+    T6_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), where_, ".", key,
+             " must be a non-negative integer, got ", v.dump());
+    out = v.get<uint64_t>();
   }
 
  private:
@@ -149,6 +153,9 @@ void TrainConfig::validate(const std::string& where) const {
   at_least(o, "warmup_steps", optim.warmup_steps, 0);
   at_least(o, "decay_steps", optim.decay_steps, 1);
   one_of(o, "schedule", optim.schedule, {"cosine", "linear", "constant"});
+  T6_CHECK(optim.schedule == "constant" || optim.decay_steps >= optim.warmup_steps, o, ".decay_steps (",
+           optim.decay_steps, ") must be ≥ optim.warmup_steps (", optim.warmup_steps, "): the ", optim.schedule,
+           " decay starts after the warm-up");
   T6_CHECK(optim.beta1 >= 0 && optim.beta1 < 1, o, ".beta1 must lie in [0, 1), got ", optim.beta1);
   T6_CHECK(optim.beta2 >= 0 && optim.beta2 < 1, o, ".beta2 must lie in [0, 1), got ", optim.beta2);
   T6_CHECK(optim.eps > 0, o, ".eps must be > 0, got ", optim.eps);
@@ -202,7 +209,15 @@ void apply_override(nlohmann::json& config, const std::string& assignment) {
                     text = assignment.substr(eq + 1);
   nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) value = text;  // a bare word is a string
+  try {
+    (void)value.dump();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(cat("--set \"", section, ".", key, "=...\": the value is not valid UTF-8"));
+  }
+  T6_CHECK(config.is_object(), "--set \"", assignment, "\": the config is not a JSON object");
   if (!config.contains(section)) config[section] = nlohmann::json::object();
+  T6_CHECK(config[section].is_object(), "--set \"", assignment, "\": section \"", section,
+           "\" of the config is not a JSON object");
   config[section][key] = value;  // unknown sections and keys are caught by TrainConfig::from_json
 }
 

@@ -1,16 +1,20 @@
 #include "train/trainer.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <set>
 
 #include "core/backend.h"
+#include "nn/generate.h"
 #include "train/adamw.h"
 #include "train/atomic_file.h"
 #include "train/batch_loader.h"
@@ -18,6 +22,7 @@
 #include "train/lr_schedule.h"
 #include "train/model_checkpoint.h"
 #include "train/svg_plot.h"
+#include "train/tokenizer.h"
 #include "train/training_state.h"
 
 namespace t6 {
@@ -26,18 +31,65 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Ctrl-C asks the loop to stop after the current step; a second Ctrl-C kills as usual.
 std::atomic<bool> stop_requested{false};
-extern "C" void request_stop(int) {
-  stop_requested = true;
-  std::signal(SIGINT, SIG_DFL);
-}
+static_assert(std::atomic<bool>::is_always_lock_free, "the SIGINT handler needs a lock-free flag");
+extern "C" void request_stop(int) { stop_requested = true; }
+
+// While alive, the first Ctrl-C only asks the loop to stop after the current step (which then saves);
+// SA_RESETHAND makes a second one kill as usual. The previous handler comes back however training
+// ends, an exception included.
+class StopOnCtrlC {
+ public:
+  StopOnCtrlC() {
+    stop_requested = false;
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigaction(SIGINT, &action, &previous_);
+  }
+  ~StopOnCtrlC() { sigaction(SIGINT, &previous_, nullptr); }
+  StopOnCtrlC(const StopOnCtrlC&) = delete;
+  StopOnCtrlC& operator=(const StopOnCtrlC&) = delete;
+  bool requested() const { return stop_requested; }
+
+ private:
+  struct sigaction previous_ {};
+};
 
 std::string clock_text(double seconds) {
   const auto s = static_cast<long long>(std::max(0.0, seconds));
   char buf[32];
   std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
   return buf;
+}
+
+// The bookkeeping keys that may differ between a checkpoint and the run resuming it. The optimizer's
+// settings may differ too (a deliberate choice, e.g. a lower lr after a divergence; it is noted).
+// Every other key decides what the run computes, and must match.
+const std::set<std::string> kFreeOnResume = {"/data/val",          "/train/steps",      "/train/eval_every",
+                                             "/train/eval_batches", "/train/save_every", "/train/keep_checkpoints",
+                                             "/train/sample_every", "/train/init_from", "/train/out_dir",
+                                             "/train/device",      "/train/dtype",      "/train/threads"};
+
+// "key old → new" for every key whose value differs, among the keys `select` accepts.
+template <class Select>
+std::string changed_keys(const nlohmann::json& saved, const nlohmann::json& now, Select select) {
+  const nlohmann::json a = saved.flatten(), b = now.flatten();
+  std::set<std::string> keys;
+  for (const auto& [key, value] : a.items()) keys.insert(key);
+  for (const auto& [key, value] : b.items()) keys.insert(key);
+  std::string text;
+  for (const std::string& key : keys) {
+    if (!select(key)) continue;
+    const nlohmann::json old_value = a.contains(key) ? a[key] : nlohmann::json();
+    const nlohmann::json new_value = b.contains(key) ? b[key] : nlohmann::json();
+    if (old_value == new_value) continue;
+    std::string name = key.substr(1);
+    std::replace(name.begin(), name.end(), '/', '.');
+    text += cat(text.empty() ? "" : ", ", name, " ", old_value.dump(), " → ", new_value.dump());
+  }
+  return text;
 }
 
 // metrics.jsonl keeps one JSON object per line; on resume, lines past the resumed step are dropped
@@ -48,7 +100,8 @@ void truncate_metrics(const std::string& path, int64_t last_step) {
   std::string kept, line;
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.contains("step") && j["step"].get<int64_t>() <= last_step) kept += line + "\n";
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= last_step)
+      kept += line + "\n";
   }
   write_file_atomically(path, kept);
 }
@@ -59,10 +112,25 @@ void read_series(const std::string& path, LossSeries& train, LossSeries& val) {
   std::string line;
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.contains("step")) continue;
-    if (j.contains("loss")) train.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-    if (j.contains("val_loss")) val.emplace_back(j["step"].get<int64_t>(), j["val_loss"].get<double>());
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) continue;
+    const int64_t step = j["step"].get<int64_t>();
+    if (j.contains("loss") && j["loss"].is_number()) train.emplace_back(step, j["loss"].get<double>());
+    if (j.contains("val_loss") && j["val_loss"].is_number()) val.emplace_back(step, j["val_loss"].get<double>());
   }
+}
+
+// A short text from the model, to watch it learn: sampled (seeded, so runs stay reproducible) after the
+// tokenizer's end-of-text token, or after a newline when it has none.
+std::string sample_text(const T6Model& model, const Tokenizer& tokenizer, uint64_t seed) {
+  const std::optional<int32_t> eot = tokenizer.end_of_text();
+  GenerationOptions options;
+  options.max_new_tokens = 64;
+  options.top_k = 40;
+  options.seed = seed;
+  options.stop_token = eot;
+  options.vocab_limit = std::min<int64_t>(tokenizer.vocab_size(), model.config.vocab_size);
+  const std::vector<int32_t> prompt = eot ? std::vector<int32_t>{*eot} : tokenizer.encode("\n");
+  return tokenizer.decode(generate(model, {prompt}, options).tokens[0]);
 }
 
 }  // namespace
@@ -74,31 +142,48 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
   const Device device = parse_device(t.device);
   T6_CHECK(device == Device::CPU || device_available(device), "train.device \"cuda\": ",
            "no usable CUDA GPU (or this t6 was built without CUDA); use \"cpu\"");
-  backend(device).allow_tf32(t.dtype == "tf32");
   T6_CHECK(t.dtype != "bf16", "train.dtype \"bf16\" is not available yet in this build; use \"fp32\" or \"tf32\"");
+  backend(device).allow_tf32(t.dtype == "tf32");
 
   // Data first: a missing or malformed shard should fail before any model work.
   BatchLoader train_data(config.data.train, t.batch_size, t.seq_len, config.model.vocab_size, config.data.shuffle, t.seed);
   std::unique_ptr<BatchLoader> val_data;
   if (!config.data.val.empty())
     val_data = std::make_unique<BatchLoader>(config.data.val, t.batch_size, t.seq_len, config.model.vocab_size, false, t.seed);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (t.sample_every > 0) {
+    try {
+      tokenizer = make_tokenizer(config.data.tokenizer);
+    } catch (const Error& e) {
+      err << "note: no samples during training: " << e.what() << "\n";
+    }
+  }
 
   T6Model model(config.model);
-  if (!t.init_from.empty()) load_model_weights(model, SafetensorsFile::open(t.init_from));
+  if (!t.init_from.empty() && !resume) load_model_weights(model, SafetensorsFile::open(t.init_from));
   model.to(device);
-  AdamW optimizer(model.parameters(), config.optim);
+  const std::vector<Tensor> params = model.parameters();
+  AdamW optimizer(params, config.optim);
 
-  fs::create_directories(dir);
+  std::error_code fs_error;
+  fs::create_directories(dir, fs_error);
+  T6_CHECK(!fs_error, "train.out_dir \"", dir, "\": cannot create the directory: ", fs_error.message());
   const std::string metrics_path = (fs::path(dir) / "metrics.jsonl").string();
   int64_t start_step = 0;
   if (resume) {
     const std::vector<int64_t> steps = list_checkpoints(dir);
     T6_CHECK(!steps.empty(), dir, ": no checkpoint to resume from; run without --resume to start training");
     const TrainingProgress p = load_checkpoint(dir, steps.back(), model, optimizer);
-    nlohmann::json saved = p.config, now = config.to_json();
-    saved["train"].erase("steps"), now["train"].erase("steps");  // extending a run is allowed
-    T6_CHECK(saved == now, dir, ": the checkpoint at step ", p.step, " was written with a different config; resume "
-             "with the same config (only train.steps may change) or use a new out_dir");
+    const nlohmann::json now = config.to_json();
+    auto is_optim = [](const std::string& key) { return key.rfind("/optim/", 0) == 0; };
+    auto must_match = [&](const std::string& key) { return !is_optim(key) && !kFreeOnResume.count(key); };
+    const std::string fixed = changed_keys(p.config, now, must_match);
+    T6_CHECK(fixed.empty(), dir, ": the checkpoint at step ", p.step, " was written with a different config (", fixed,
+             "); resume with the config it was trained with, or start a new run in another out_dir");
+    const std::string optim = changed_keys(p.config, now, is_optim);
+    if (!optim.empty()) err << "note: resuming with changed optimizer settings (" << optim << ")\n";
+    T6_CHECK(t.steps > p.step, dir, ": the run already reached step ", p.step, " and train.steps is ", t.steps,
+             "; raise train.steps (e.g. --set train.steps=", p.step + t.steps, ") to train further");
     train_data.restore(p.data_state);
     start_step = p.step;
     truncate_metrics(metrics_path, start_step);
@@ -110,22 +195,37 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
   }
   write_file_atomically((fs::path(dir) / "config.json").string(), config.to_json().dump(2) + "\n");
   std::ofstream metrics(metrics_path, std::ios::app);
+  T6_CHECK(metrics.good(), metrics_path, ": cannot open for appending");
 
   err << "model: " << model.parameter_count() << " parameters, attention " << config.model.attention << ", on "
       << backend(device).describe() << "\n";
   const int64_t tokens_per_step = t.batch_size * t.seq_len * t.grad_accum;
-  stop_requested = false;
-  std::signal(SIGINT, request_stop);
   const bool live = isatty(fileno(stderr));
 
+  // A non-finite loss, gradient or weight stops the run before anything is saved, so the newest
+  // checkpoint on disk is always a good one.
+  auto stop_non_finite = [&](const std::string& what) {
+    const std::vector<int64_t> saved = list_checkpoints(dir);
+    const std::string last_good =
+        saved.empty() ? "No checkpoint had been saved yet"
+                      : cat("The last good checkpoint, ", checkpoint_model_path(dir, saved.back()), " (step ",
+                            saved.back(), "), is intact");
+    throw Error(cat(what, "; stopped without saving. ", last_good, ": lower optim.lr or raise optim.warmup_steps",
+                    saved.empty() ? "" : ", then --resume"));
+  };
   auto save = [&](int64_t step) {
+    const double sum_of_squares = backend(device).sum_of_squares(params);
+    if (!std::isfinite(sum_of_squares)) stop_non_finite(cat("the weights became non-finite at step ", step));
     save_checkpoint(dir, model, optimizer, {step, train_data.state(), config.to_json()}, config.data.tokenizer);
     prune_checkpoints(dir, t.keep_checkpoints);
   };
   auto run_eval = [&](int64_t step) -> double {
-    if (!val_data) return std::nan("");
-    const double loss = evaluate(model, *val_data, t.eval_batches).mean_loss;
-    metrics << nlohmann::json{{"step", step}, {"val_loss", loss}}.dump() << "\n" << std::flush;
+    double loss = std::nan("");
+    if (val_data) {
+      loss = evaluate(model, *val_data, t.eval_batches).mean_loss;
+      if (!std::isfinite(loss)) stop_non_finite(cat("the validation loss became ", loss, " after step ", step));
+      metrics << nlohmann::json{{"step", step}, {"val_loss", loss}}.dump() << "\n" << std::flush;
+    }
     LossSeries train_series, val_series;
     read_series(metrics_path, train_series, val_series);
     write_loss_svg((fs::path(dir) / "loss.svg").string(), train_series, val_series, "T6 training loss");
@@ -133,6 +233,8 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
   };
 
   TrainResult result;
+  result.final_val_loss = std::nan("");
+  const StopOnCtrlC ctrl_c;
   const auto started = std::chrono::steady_clock::now();
   std::vector<int32_t> inputs, targets;
   for (int64_t step = start_step + 1; step <= t.steps; ++step) {
@@ -145,17 +247,21 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
       const Tensor x = from_ints(inputs, {t.batch_size, t.seq_len}), y = from_ints(targets, {t.batch_size, t.seq_len});
       const Tensor loss = model.forward(x, y).loss;
       const double value = loss.item();
-      T6_CHECK(std::isfinite(value), "the training loss became ", value, " at step ", step,
-               " (micro-batch ", micro, "); stopped without saving. The last good checkpoint in ", dir,
-               " is intact: lower optim.lr or raise optim.warmup_steps, then --resume");
+      if (!std::isfinite(value))
+        stop_non_finite(cat("the training loss became ", value, " at step ", step, " (micro-batch ", micro, ")"));
       loss_sum += value;
-      // The accumulated gradient is the mean over micro-batches.
+      // Each micro-batch adds 1/grad_accum of its gradient: the update sees the mean over micro-batches.
       scale(loss, 1.0 / static_cast<double>(t.grad_accum)).backward();
     }
-    const double grad_norm = optimizer.step(lr);
+    double grad_norm = 0.0;
+    try {
+      grad_norm = optimizer.step(lr);
+    } catch (const Error& e) {
+      stop_non_finite(cat("at step ", step, ": ", e.what()));
+    }
     const double step_loss = loss_sum / static_cast<double>(t.grad_accum);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
-    const double tokens_per_s = static_cast<double>(tokens_per_step) / seconds;
+    const double tokens_per_s = seconds > 0 ? static_cast<double>(tokens_per_step) / seconds : 0.0;
     metrics << nlohmann::json{{"step", step}, {"loss", step_loss}, {"lr", lr}, {"grad_norm", grad_norm},
                               {"tokens_per_s", tokens_per_s}}.dump()
             << "\n" << std::flush;
@@ -180,8 +286,12 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
       if (live) err << "\n";
       if (val_data) out << "step " << step << ": val loss " << result.final_val_loss << "\n" << std::flush;
     }
+    if (tokenizer && step % t.sample_every == 0) {
+      if (live) err << "\n";
+      out << "step " << step << " sample: " << sample_text(model, *tokenizer, t.seed) << "\n" << std::flush;
+    }
     if (step % t.save_every == 0 || last) save(step);
-    if (stop_requested) {
+    if (ctrl_c.requested()) {
       if (step % t.save_every != 0 && !last) save(step);
       result.interrupted = true;
       err << "\ninterrupted: saved step " << step << " to " << checkpoint_model_path(dir, step)
@@ -189,7 +299,6 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
       break;
     }
   }
-  std::signal(SIGINT, SIG_DFL);
   if (live) err << "\n";
   return result;
 }

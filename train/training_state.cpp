@@ -1,5 +1,6 @@
 #include "train/training_state.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
@@ -50,25 +51,32 @@ void save_checkpoint(const std::string& out_dir, const T6Model& model, const Ada
 
 std::vector<int64_t> list_checkpoints(const std::string& out_dir) {
   std::vector<int64_t> steps;
-  if (!fs::is_directory(out_dir)) return steps;
-  const std::regex pattern(R"(step_(\d{6,})\.state\.safetensors)");
-  for (const auto& entry : fs::directory_iterator(out_dir)) {
+  std::error_code error;
+  if (!fs::is_directory(out_dir, error)) return steps;
+  const std::regex pattern(R"(step_(\d{6,18})\.state\.safetensors)");  // 18 digits always fit an int64
+  for (fs::directory_iterator entry(out_dir, error), end; !error && entry != end; entry.increment(error)) {
     std::smatch m;
-    const std::string name = entry.path().filename().string();
+    const std::string name = entry->path().filename().string();
     if (std::regex_match(name, m, pattern)) {
       const int64_t step = std::stoll(m[1]);
-      if (fs::exists(checkpoint_model_path(out_dir, step))) steps.push_back(step);
+      if (fs::exists(checkpoint_model_path(out_dir, step), error)) steps.push_back(step);
     }
   }
+  T6_CHECK(!error, out_dir, ": cannot list the checkpoints in this directory: ", error.message());
   std::sort(steps.begin(), steps.end());
   return steps;
 }
 
 void prune_checkpoints(const std::string& out_dir, int64_t keep) {
   const std::vector<int64_t> steps = list_checkpoints(out_dir);
-  for (size_t i = 0; i + keep < steps.size(); ++i) {
-    fs::remove(checkpoint_state_path(out_dir, steps[i]));  // the state first: the pair stops counting
-    fs::remove(checkpoint_model_path(out_dir, steps[i]));
+  for (size_t i = 0; i + static_cast<size_t>(keep) < steps.size(); ++i) {
+    // The state first: the pair stops counting as a checkpoint before its model goes.
+    for (const std::string& path :
+         {checkpoint_state_path(out_dir, steps[i]), checkpoint_model_path(out_dir, steps[i])}) {
+      std::error_code error;
+      fs::remove(path, error);
+      T6_CHECK(!error, path, ": cannot remove this old checkpoint file (train.keep_checkpoints): ", error.message());
+    }
   }
 }
 
@@ -78,9 +86,12 @@ TrainingProgress load_checkpoint(const std::string& out_dir, int64_t step, T6Mod
   T6_CHECK(it != state.metadata().end(), state.path(), ": not a t6 training-state file (no \"", kProgressKey,
            "\" metadata)");
   const nlohmann::json record = nlohmann::json::parse(it->second, nullptr, false);
-  T6_CHECK(record.is_object() && record.contains("step") && record.contains("data") && record.contains("config") &&
-               record.contains("optimizer_steps"),
+  T6_CHECK(record.is_object() && record.contains("step") && record["step"].is_number_integer() &&
+               record.contains("optimizer_steps") && record["optimizer_steps"].is_number_integer() &&
+               record.contains("data") && record.contains("config") && record["config"].is_object(),
            state.path(), ": the training-state record is damaged; resume from an earlier checkpoint or start anew");
+  T6_CHECK(record["step"].get<int64_t>() == step, state.path(), ": records step ", record["step"].dump(),
+           " but its name says step ", step, "; was it renamed? Resume from an earlier checkpoint or start anew");
   std::vector<Tensor> exp_avg, exp_avg_sq;
   for (const auto& [name, p] : model.named_parameters()) {
     for (auto [prefix, out] : {std::pair{"exp_avg.", &exp_avg}, {"exp_avg_sq.", &exp_avg_sq}}) {

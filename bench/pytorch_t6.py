@@ -1,0 +1,107 @@
+"""Yardstick only (never a dependency of t6): a plain PyTorch T6 written from ../shared/T6-SPEC.md, timed
+on the same GPU as `t6 bench train`. Runs only on the GPU machine, where PyTorch is installed.
+
+usage: python3 bench/pytorch_t6.py --layers 12 --embd 768 --heads 34 --batch 16 --seq 1024 [--dtype bf16|fp32|tf32]
+prints one JSON line: {"ms_per_step", "tokens_per_s", "peak_mem_mb", ...}
+"""
+import argparse, json, math, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def rope(x, pos):  # x (B,T,R,dh), half-split convention of the spec
+    dh = x.shape[-1]
+    inv = 10000.0 ** (-torch.arange(0, dh // 2, device=x.device, dtype=torch.float32) * 2 / dh)
+    ang = pos[:, None].float() * inv[None, :]                      # (T, dh/2)
+    c, s = ang.cos()[None, :, None, :], ang.sin()[None, :, None, :]
+    x1, x2 = x[..., : dh // 2].float(), x[..., dh // 2:].float()
+    return torch.cat([x1 * c + x2 * s, -x1 * s + x2 * c], -1).type_as(x)
+
+
+class TPA(nn.Module):
+    def __init__(s, d, H, dh, RQ, R):
+        super().__init__()
+        s.H, s.dh, s.RQ, s.R = H, dh, RQ, R
+        s.A_q, s.A_k, s.A_v = nn.Linear(d, H * RQ, bias=False), nn.Linear(d, H * R, bias=False), nn.Linear(d, H * R, bias=False)
+        s.B_q, s.B_k, s.B_v = nn.Linear(d, RQ * dh, bias=False), nn.Linear(d, R * dh, bias=False), nn.Linear(d, R * dh, bias=False)
+        s.c_proj = nn.Linear(H * dh, d, bias=False)
+
+    def forward(s, x):
+        B, T, _ = x.shape
+        pos = torch.arange(T, device=x.device)
+        aq, ak, av = s.A_q(x).view(B, T, s.H, s.RQ), s.A_k(x).view(B, T, s.H, s.R), s.A_v(x).view(B, T, s.H, s.R)
+        bq = rope(s.B_q(x).view(B, T, s.RQ, s.dh), pos)
+        bk = rope(s.B_k(x).view(B, T, s.R, s.dh), pos)
+        bv = s.B_v(x).view(B, T, s.R, s.dh)
+        q = torch.matmul(aq.view(B * T, s.H, s.RQ), bq.view(B * T, s.RQ, s.dh)).view(B, T, s.H, s.dh) / s.RQ
+        k = torch.matmul(ak.view(B * T, s.H, s.R), bk.view(B * T, s.R, s.dh)).view(B, T, s.H, s.dh) / s.R
+        v = torch.matmul(av.view(B * T, s.H, s.R), bv.view(B * T, s.R, s.dh)).view(B, T, s.H, s.dh) / s.R
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        return s.c_proj(y.transpose(1, 2).reshape(B, T, s.H * s.dh))
+
+
+class Block(nn.Module):
+    def __init__(s, d, H, dh, RQ, R):
+        super().__init__()
+        F_ = 8 * d // 3
+        s.attn = TPA(d, H, dh, RQ, R)
+        s.fc1, s.fc2, s.proj = nn.Linear(d, F_, bias=False), nn.Linear(d, F_, bias=False), nn.Linear(F_, d, bias=False)
+
+    def forward(s, x):
+        eps = torch.finfo(torch.float32).eps
+        x = x + s.attn(F.rms_norm(x, (x.shape[-1],), eps=eps))
+        h = F.rms_norm(x, (x.shape[-1],), eps=eps)
+        return x + s.proj(F.silu(s.fc1(h)) * s.fc2(h))
+
+
+class T6(nn.Module):
+    def __init__(s, V, L, d, H, dh, RQ, R):
+        super().__init__()
+        s.wte = nn.Embedding(V, d)
+        s.h = nn.ModuleList(Block(d, H, dh, RQ, R) for _ in range(L))
+
+    def forward(s, idx, tgt):
+        x = s.wte(idx)
+        for b in s.h:
+            x = b(x)
+        x = F.rms_norm(x, (x.shape[-1],), eps=torch.finfo(torch.float32).eps)
+        logits = F.linear(x, s.wte.weight).float()
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1), ignore_index=-1)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    for k, v in dict(vocab=50304, layers=12, embd=768, heads=34, head_dim=64, q_rank=6, rank=2, batch=16, seq=1024,
+                     steps=20, warmup=5).items():
+        p.add_argument("--" + k.replace("_", "-"), type=int, default=v)
+    p.add_argument("--dtype", default="bf16", choices=["bf16", "fp32", "tf32"])
+    p.add_argument("--compile", action="store_true")
+    a = p.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = a.dtype == "tf32"
+    model = T6(a.vocab, a.layers, a.embd, a.heads, a.head_dim, a.q_rank, a.rank).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    step_fn = torch.compile(model) if a.compile else model
+    times = []
+    for i in range(a.warmup + a.steps):
+        idx = torch.randint(0, a.vocab, (a.batch, a.seq), device="cuda")
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
+            loss = step_fn(idx, idx)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        if i >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    ms = sorted(times)[len(times) // 2] * 1000
+    print(json.dumps({"impl": "pytorch" + ("+compile" if a.compile else ""), "dtype": a.dtype, "ms_per_step": ms,
+                      "tokens_per_s": a.batch * a.seq / (ms / 1000),
+                      "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20,
+                      "params": sum(p.numel() for p in model.parameters())}))
+
+
+if __name__ == "__main__":
+    main()

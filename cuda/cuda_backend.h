@@ -62,6 +62,9 @@ class CudaBackend final : public Backend {
   void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) override;
   void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) override;
   void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) override;
+  void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
+                            const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
+                            Tensor& out) override;
 
  private:
   cudaStream_t stream_ = nullptr;

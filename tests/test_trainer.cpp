@@ -1,7 +1,7 @@
 // The trainer end to end on a tiny byte-level corpus (train/trainer.h): loss goes down, metrics.jsonl
 // and loss.svg, determinism run after run, bit-identical --resume (shuffled or not), gradient
-// accumulation, init_from, keep_checkpoints, Ctrl-C, a diverging run, `t6 eval`, and bad input through
-// the command line.
+// accumulation, init_from, samples, keep_checkpoints, Ctrl-C, diverging and broken runs, `t6 eval`,
+// `t6 bench train`, and bad input through the command line.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -534,6 +534,7 @@ TEST_CASE("trainer: resuming needs a checkpoint, the same run config, and steps 
   t6::TrainConfig config = corpus.config("run", 3);
   CHECK(error_message([&] { train(config, true); }) ==
         config.train.out_dir + ": no checkpoint to resume from; run without --resume to start training");
+  CHECK_FALSE(fs::exists(config.train.out_dir));  // a failed resume creates nothing
   train(config);
   CHECK(error_message([&] { train(config); }) ==
         config.train.out_dir +

@@ -165,9 +165,6 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
   const std::vector<Tensor> params = model.parameters();
   AdamW optimizer(params, config.optim);
 
-  std::error_code fs_error;
-  fs::create_directories(dir, fs_error);
-  T6_CHECK(!fs_error, "train.out_dir \"", dir, "\": cannot create the directory: ", fs_error.message());
   const std::string metrics_path = (fs::path(dir) / "metrics.jsonl").string();
   int64_t start_step = 0;
   if (resume) {
@@ -191,6 +188,9 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
   } else {
     T6_CHECK(list_checkpoints(dir).empty(), dir, ": already holds checkpoints; pass --resume to continue that run, "
              "or choose another train.out_dir");
+    std::error_code error;
+    fs::create_directories(dir, error);
+    T6_CHECK(!error, "train.out_dir \"", dir, "\": cannot create the directory: ", error.message());
     write_file_atomically(metrics_path, "");
   }
   write_file_atomically((fs::path(dir) / "config.json").string(), config.to_json().dump(2) + "\n");

@@ -1,0 +1,240 @@
+// FlashTPA decode attention on the GPU, the twin of core/cpu_kernels_tpa_decode.cpp (spec "Inference
+// with the factorized KV cache", paper Algorithm 2): one new query per row attends to the cached
+// factors A_k, rotated B_k, A_v, B_v directly, so no K or V head is ever formed. float32.
+//
+// Split-K, as in flash-decoding: each row's cache is cut into chunks sized so that batch × chunks fills
+// the GPU (a batch of one row with a 64K-token cache still occupies every SM), one block per (row, chunk)
+// for all heads at once, then a merge kernel per (row, head). A block walks its chunk in tiles of up to
+// 32 cached tokens, with every tile's factors in shared memory:
+//   1. s1[i,q,s] = <B_q[q], B_k[i,s]>, computed once per token for all heads (q runs over the RQ query
+//      factors, or over the H query heads of the plain form), one warp per dot product
+//   2. logit[h,i] = logit_scale · Σ_s A_k[i,h,s] Σ_r A_q[h,r] s1[i,r,s]   (plain: Σ_s A_k[i,h,s] s1[i,h,s])
+//   3. online softmax per head, one warp per head with a token per lane: running max, running sum, and
+//      the factor that rescales the accumulator to the new max
+//   4. acc[h,:] = correction[h] · acc[h,:] + Σ_i Σ_u p[h,i] A_v[i,h,u] B_v[i,u,:]
+// The merge rescales each chunk's (max, sum, acc) to the row's overall max, as the CPU kernel does.
+// Results are deterministic (no atomics; the chunking depends only on the shapes and the GPU), and
+// agree with the CPU to float32 rounding, since the summation order differs.
+#include <cmath>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
+#include "cuda/kernel_utils.cuh"
+
+namespace t6 {
+
+namespace {
+
+constexpr int kDecodeThreads = 256;
+constexpr int64_t kMaxTile = 32;      // tokens per tile: one per lane in the softmax step
+constexpr size_t kDefaultShared = 48 * 1024;  // dynamic shared memory a launch may use without opting in
+
+// The sizes a block works with. Q is how many query rows meet each B_k row: RQ factors, or H heads.
+struct DecodeShape {
+  int64_t H, RQ, R, dh, M, Q;
+  int64_t tile, chunk, chunks;  // tokens per tile; tokens per chunk (a multiple of tile); chunks per row
+  float logit_scale, value_scale;
+};
+
+// Floats of shared memory per block, in the order the kernel lays them out.
+int64_t shared_floats(const DecodeShape& s, int64_t tile) {
+  return s.Q * s.dh           // B_q        [Q,dh]
+         + s.H * s.RQ         // A_q        [H,RQ]
+         + tile * s.Q * s.R   // s1         [tile,Q,R]
+         + s.H * tile         // logit → p  [H,tile]
+         + s.H * tile * s.R   // p·A_v      [H,tile,R]
+         + tile * s.R * s.dh  // B_v tile   [tile,R,dh]
+         + s.H * s.dh         // acc        [H,dh]
+         + 3 * s.H;           // max, sum, correction [H]
+}
+
+// The softmax state one (row, chunk) block leaves for the merge: max [H], sum [H], acc [H,dh].
+__host__ __device__ inline int64_t partial_floats(const DecodeShape& s) { return s.H * (s.dh + 2); }
+
+}  // namespace
+
+namespace kernels {
+
+// tpa_decode_attention, first pass: block x = row b · chunks + chunk c attends to the cached tokens
+// [c·chunk, min((c+1)·chunk, lengths[b])) of row b and writes its softmax state to partials.
+__global__ void tpa_decode_attention(const float* __restrict__ a_q, const float* __restrict__ b_q,
+                                     const float* __restrict__ a_k, const float* __restrict__ b_k,
+                                     const float* __restrict__ a_v, const float* __restrict__ b_v,
+                                     const int32_t* __restrict__ lengths, float* __restrict__ partials,
+                                     DecodeShape s) {
+  const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
+  const int64_t begin = c * s.chunk, end = min(begin + s.chunk, int64_t{lengths[b]});
+  if (begin >= end) return;  // a chunk past this row's length (rows are as long as the longest)
+  const int H = s.H, RQ = s.RQ, R = s.R, dh = s.dh, Q = s.Q, tile = s.tile;
+  const bool factorized = RQ > 0;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+
+  extern __shared__ float shared[];
+  float* bq = shared;              // [Q,dh]
+  float* aq = bq + Q * dh;         // [H,RQ]
+  float* s1 = aq + H * RQ;         // [tile,Q,R]
+  float* p = s1 + tile * Q * R;    // [H,tile]
+  float* pav = p + H * tile;       // [H,tile,R]
+  float* bv = pav + H * tile * R;  // [tile,R,dh]
+  float* acc = bv + tile * R * dh; // [H,dh]
+  float* run_max = acc + H * dh;   // [H]
+  float* run_sum = run_max + H;    // [H]
+  float* correction = run_sum + H; // [H]
+
+  for (int e = threadIdx.x; e < Q * dh; e += blockDim.x) bq[e] = b_q[b * Q * dh + e];
+  for (int e = threadIdx.x; e < H * RQ; e += blockDim.x) aq[e] = a_q[b * H * RQ + e];
+  for (int e = threadIdx.x; e < H * dh; e += blockDim.x) acc[e] = 0.f;
+  for (int h = threadIdx.x; h < H; h += blockDim.x) run_max[h] = -INFINITY, run_sum[h] = 0.f;
+  __syncthreads();
+
+  for (int64_t t0 = begin; t0 < end; t0 += tile) {
+    const int n = static_cast<int>(min(int64_t{tile}, end - t0));
+    const int64_t token = b * s.M + t0;              // the tile's first token; its factors are contiguous
+    const float* ak = a_k + token * H * R;           // [n,H,R]
+    const float* bk = b_k + token * R * dh;          // [n,R,dh]
+    const float* av = a_v + token * H * R;           // [n,H,R]
+
+    // 1. s1, one warp per dot product; the tile's B_v joins shared memory meanwhile
+    for (int d = warp; d < n * Q * R; d += warps) {
+      const int i = d / (Q * R), q = d / R % Q, si = d % R;
+      const float* key = bk + (i * R + si) * dh;
+      float dot = 0.f;
+      for (int j = lane; j < dh; j += 32) dot += bq[q * dh + j] * key[j];
+      dot = warp_reduce(dot, Sum{});
+      if (lane == 0) s1[d] = dot;
+    }
+    for (int e = threadIdx.x; e < n * R * dh; e += blockDim.x) bv[e] = b_v[token * R * dh + e];
+    __syncthreads();
+
+    // 2. logits, one thread per (head, token)
+    for (int e = threadIdx.x; e < H * n; e += blockDim.x) {
+      const int h = e / n, i = e % n;
+      const float* ak_h = ak + (i * H + h) * R;  // A_k[i,h,:]
+      float z = 0.f;
+      for (int si = 0; si < R; ++si) {
+        float mixed = 0.f;  // Σ_r A_q[h,r] s1[i,r,s], or s1[i,h,s] for plain heads
+        if (factorized) {
+          for (int r = 0; r < RQ; ++r) mixed += aq[h * RQ + r] * s1[(i * Q + r) * R + si];
+        } else {
+          mixed = s1[(i * Q + h) * R + si];
+        }
+        z += ak_h[si] * mixed;
+      }
+      p[h * tile + i] = z * s.logit_scale;
+    }
+    __syncthreads();
+
+    // 3. online softmax: one warp per head, token i on lane i
+    for (int h = warp; h < H; h += warps) {
+      const float logit = lane < n ? p[h * tile + lane] : -INFINITY;
+      const float new_max = fmaxf(run_max[h], warp_reduce(logit, Max{}));
+      const float weight = lane < n ? expf(logit - new_max) : 0.f;
+      const float tile_sum = warp_reduce(weight, Sum{});
+      if (lane < n) p[h * tile + lane] = weight;
+      if (lane == 0) {
+        const float factor = expf(run_max[h] - new_max);  // exp(−inf) = 0 on the first tile
+        correction[h] = factor;
+        run_sum[h] = run_sum[h] * factor + tile_sum;
+        run_max[h] = new_max;
+      }
+    }
+    __syncthreads();
+
+    // 4a. p[h,i] · A_v[i,h,u], read in A_v's token-major order
+    for (int e = threadIdx.x; e < n * H * R; e += blockDim.x) {
+      const int i = e / (H * R), h = e / R % H, u = e % R;
+      pav[(h * tile + i) * R + u] = p[h * tile + i] * av[e];
+    }
+    __syncthreads();
+
+    // 4b. acc[h,j] rescaled, plus Σ over the tile's (token, u) of p·A_v times B_v[i,u,j]
+    for (int e = threadIdx.x; e < H * dh; e += blockDim.x) {
+      const int h = e / dh, j = e % dh;
+      const float* w = pav + h * tile * R;  // [n,R] of head h: (i, u) flattened as B_v's rows
+      float a = acc[e] * correction[h];
+      for (int k = 0; k < n * R; ++k) a += w[k] * bv[k * dh + j];
+      acc[e] = a;
+    }
+    __syncthreads();  // the next tile overwrites s1, p, pav and bv
+  }
+
+  float* state = partials + blockIdx.x * partial_floats(s);  // max [H], sum [H], acc [H,dh]
+  for (int h = threadIdx.x; h < H; h += blockDim.x) state[h] = run_max[h], state[H + h] = run_sum[h];
+  for (int e = threadIdx.x; e < H * dh; e += blockDim.x) state[2 * H + e] = acc[e];
+}
+
+// tpa_decode_attention, second pass: one block per (row, head) rescales the states of the row's chunks
+// that saw tokens to their overall max and normalizes: out = value_scale · Σ_c f_c acc_c / Σ_c f_c sum_c.
+__global__ void tpa_decode_merge(const float* __restrict__ partials, const int32_t* __restrict__ lengths,
+                                 float* __restrict__ out, int64_t batch, DecodeShape s) {
+  const int64_t H = s.H, dh = s.dh, stride = partial_floats(s);
+  for (int64_t row = blockIdx.x; row < batch * H; row += gridDim.x) {
+    const int64_t b = row / H, h = row % H;
+    const int64_t used = (lengths[b] + s.chunk - 1) / s.chunk;
+    const float* first = partials + b * s.chunks * stride;  // chunk c's state at first + c·stride
+    float overall = -INFINITY;
+    for (int64_t c = threadIdx.x; c < used; c += blockDim.x) overall = fmaxf(overall, first[c * stride + h]);
+    overall = block_reduce(overall, Max{}, -INFINITY);
+    float total = 0.f;
+    for (int64_t c = threadIdx.x; c < used; c += blockDim.x)
+      total += expf(first[c * stride + h] - overall) * first[c * stride + H + h];
+    total = block_reduce(total, Sum{}, 0.f);
+    const float normalizer = total > 0.f ? s.value_scale / total : 0.f;
+    for (int64_t j = threadIdx.x; j < dh; j += blockDim.x) {
+      float o = 0.f;
+      for (int64_t c = 0; c < used; ++c)
+        o += expf(first[c * stride + h] - overall) * first[c * stride + 2 * H + h * dh + j];
+      out[row * dh + j] = o * normalizer;
+    }
+  }
+}
+
+}  // namespace kernels
+
+void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
+                                       const Tensor& b_k, const Tensor& a_v, const Tensor& b_v,
+                                       const Tensor& lengths, Tensor& out) {
+  const bool factorized = p.q_rank > 0;
+  require_dtype("tpa_decode_attention", out, DType::F32);  // the caller checked that every factor shares it
+  require_dtype("tpa_decode_attention (lengths)", lengths, DType::I32);
+  if (out.numel() == 0) return;
+
+  DecodeShape s{};
+  s.H = p.heads, s.RQ = p.q_rank, s.R = p.rank, s.dh = p.head_dim, s.M = p.capacity;
+  s.Q = factorized ? p.q_rank : p.heads;
+  s.logit_scale = static_cast<float>(p.logit_scale), s.value_scale = static_cast<float>(p.value_scale);
+
+  // The largest tile whose shared memory fits the GPU; only very wide heads need a smaller one.
+  int shared_limit = 0, sms = 0;
+  T6_CUDA_CHECK(cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+  T6_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  s.tile = kMaxTile;
+  while (s.tile > 1 && shared_floats(s, s.tile) * sizeof(float) > static_cast<size_t>(shared_limit)) s.tile /= 2;
+  const size_t shared_bytes = static_cast<size_t>(shared_floats(s, s.tile)) * sizeof(float);
+  T6_CHECK(shared_bytes <= static_cast<size_t>(shared_limit), "cuda tpa_decode_attention: ", p.heads, " heads of ",
+           p.head_dim, " with query rank ", p.q_rank, " and rank ", p.rank, " need ", shared_bytes,
+           " bytes of shared memory per block, more than this GPU's ", shared_limit,
+           "; decode such a model on the CPU");
+  if (shared_bytes > kDefaultShared)
+    T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(shared_bytes)));
+
+  // Chunks: about two blocks per SM over the batch, each at least one tile. The chunk size depends on the
+  // longest row, which the host knows without reading the lengths back: every row fits the capacity.
+  const int64_t B = p.batch, M = p.capacity;
+  const int64_t chunks_wanted = (2 * int64_t{sms} + B - 1) / B;
+  s.chunk = ((M + chunks_wanted - 1) / chunks_wanted + s.tile - 1) / s.tile * s.tile;
+  s.chunks = (M + s.chunk - 1) / s.chunk;
+
+  DeviceBuffer partials(allocator_, static_cast<size_t>(B * s.chunks * partial_floats(s)) * sizeof(float));
+  kernels::tpa_decode_attention<<<static_cast<unsigned>(B * s.chunks), kDecodeThreads, shared_bytes, stream_>>>(
+      factorized ? device_ptr<const float>(a_q) : nullptr, device_ptr<const float>(b_q), device_ptr<const float>(a_k),
+      device_ptr<const float>(b_k), device_ptr<const float>(a_v), device_ptr<const float>(b_v),
+      device_ptr<const int32_t>(lengths), partials.as<float>(), s);
+  T6_CUDA_CHECK_LAUNCH(tpa_decode_attention);
+  kernels::tpa_decode_merge<<<row_grid(B * s.H), row_threads(s.dh), 0, stream_>>>(
+      partials.as<float>(), device_ptr<const int32_t>(lengths), device_ptr<float>(out), B, s);
+  T6_CUDA_CHECK_LAUNCH(tpa_decode_merge);
+}
+
+}  // namespace t6

@@ -26,7 +26,7 @@ namespace t6 {
 namespace {
 
 constexpr int kDecodeThreads = 256;
-constexpr int64_t kMaxTile = 32;      // tokens per tile: one per lane in the softmax step
+constexpr int64_t kMaxTile = 32;              // tokens per tile: one per lane in the softmax step
 constexpr size_t kDefaultShared = 48 * 1024;  // dynamic shared memory a launch may use without opting in
 
 // The sizes a block works with. Q is how many query rows meet each B_k row: RQ factors, or H heads.
@@ -64,22 +64,22 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
                                      DecodeShape s) {
   const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
   const int64_t begin = c * s.chunk, end = min(begin + s.chunk, int64_t{lengths[b]});
-  if (begin >= end) return;  // a chunk past this row's length (rows are as long as the longest)
+  if (begin >= end) return;  // a chunk past this row's length: chunks cover the whole capacity
   const int H = s.H, RQ = s.RQ, R = s.R, dh = s.dh, Q = s.Q, tile = s.tile;
   const bool factorized = RQ > 0;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 
   extern __shared__ float shared[];
-  float* bq = shared;              // [Q,dh]
-  float* aq = bq + Q * dh;         // [H,RQ]
-  float* s1 = aq + H * RQ;         // [tile,Q,R]
-  float* p = s1 + tile * Q * R;    // [H,tile]
-  float* pav = p + H * tile;       // [H,tile,R]
-  float* bv = pav + H * tile * R;  // [tile,R,dh]
-  float* acc = bv + tile * R * dh; // [H,dh]
-  float* run_max = acc + H * dh;   // [H]
-  float* run_sum = run_max + H;    // [H]
-  float* correction = run_sum + H; // [H]
+  float* bq = shared;               // [Q,dh]
+  float* aq = bq + Q * dh;          // [H,RQ]
+  float* s1 = aq + H * RQ;          // [tile,Q,R]
+  float* p = s1 + tile * Q * R;     // [H,tile]
+  float* pav = p + H * tile;        // [H,tile,R]
+  float* bv = pav + H * tile * R;   // [tile,R,dh]
+  float* acc = bv + tile * R * dh;  // [H,dh]
+  float* run_max = acc + H * dh;    // [H]
+  float* run_sum = run_max + H;     // [H]
+  float* correction = run_sum + H;  // [H]
 
   for (int e = threadIdx.x; e < Q * dh; e += blockDim.x) bq[e] = b_q[b * Q * dh + e];
   for (int e = threadIdx.x; e < H * RQ; e += blockDim.x) aq[e] = a_q[b * H * RQ + e];
@@ -219,8 +219,9 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(shared_bytes)));
 
-  // Chunks: about two blocks per SM over the batch, each at least one tile. The chunk size depends on the
-  // longest row, which the host knows without reading the lengths back: every row fits the capacity.
+  // Chunks: about two blocks per SM over the batch, each at least one tile. They are cut from the
+  // capacity M, not from the longest row, whose length lives on the GPU and would cost a synchronization
+  // to read: a row shorter than M keeps fewer blocks busy, and the blocks past its length return at once.
   const int64_t B = p.batch, M = p.capacity;
   const int64_t chunks_wanted = (2 * int64_t{sms} + B - 1) / B;
   s.chunk = ((M + chunks_wanted - 1) / chunks_wanted + s.tile - 1) / s.tile * s.tile;

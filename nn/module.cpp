@@ -1,5 +1,7 @@
 #include "nn/module.h"
 
+#include "autograd/node.h"
+
 namespace t6 {
 
 Tensor Module::register_parameter(const std::string& name, Tensor value) {
@@ -46,6 +48,11 @@ void replace_data(const Tensor& param, const Tensor& data) {
   impl.grad.reset();
 }
 }  // namespace
+
+void Module::fill_uniform(Generator& gen, double bound) {
+  NoGradGuard no_grad;
+  for (auto& [name, p] : named_parameters()) p.copy_(uniform(p.shape(), -bound, bound, gen, p.dtype()));
+}
 
 void Module::to(Device device) {
   for (auto& [name, p] : named_parameters())

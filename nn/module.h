@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/random.h"
 #include "core/tensor.h"
 
 namespace t6 {
@@ -27,6 +28,9 @@ class Module {
   // modules that behave differently when training.)
   void train(bool on = true);
   bool training() const { return training_; }
+  // Overwrites every parameter, in order, with uniform(−bound, bound) draws from `gen`. For checks:
+  // the spec's initialisation zeroes the c_proj layers, which would hide whole paths from a test.
+  void fill_uniform(Generator& gen, double bound);
   // Moves or converts every parameter in place: handles held anywhere see the new storage.
   void to(Device device);
   void to(DType dtype);  // e.g. float64 for gradient checks

@@ -24,11 +24,6 @@ ModelConfig parity_config(const std::string& attention) {
   return c;
 }
 
-void randomize(const Module& m, Generator& gen) {
-  NoGradGuard no_grad;
-  for (auto& [name, p] : m.named_parameters()) p.copy_(uniform(p.shape(), -0.3, 0.3, gen));
-}
-
 Tensor random_tokens(int64_t B, int64_t T, int64_t V, Generator& gen) {
   std::vector<int32_t> ids(static_cast<size_t>(B * T));
   for (int32_t& id : ids) id = static_cast<int32_t>(gen.below(V));
@@ -44,7 +39,7 @@ TEST_SUITE("cuda model" * doctest::skip(!device_available(Device::CUDA))) {
       const ModelConfig c = parity_config(variant);
       T6Model cpu(c), gpu(c);
       Generator gen(5);
-      randomize(cpu, gen);
+      cpu.fill_uniform(gen, 0.3);
       {
         NoGradGuard no_grad;
         const auto a = cpu.named_parameters();

@@ -43,8 +43,7 @@ std::unique_ptr<T6Model> random_model(const ModelConfig& c, uint64_t seed = 17, 
   auto model = std::make_unique<T6Model>(c);
   model->to(dtype);
   Generator gen(seed);
-  NoGradGuard no_grad;
-  for (auto& [name, p] : model->named_parameters()) p.copy_(uniform(p.shape(), -0.5, 0.5, gen, p.dtype()));
+  model->fill_uniform(gen, 0.5);
   return model;
 }
 

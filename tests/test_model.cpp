@@ -33,13 +33,6 @@ ModelConfig tiny_config(const std::string& attention) {
   return c;
 }
 
-// The spec's init zeroes both c_proj layers, which would hide the attention and MLP from the checks:
-// give every parameter random values instead.
-void randomize(const Module& m, Generator& gen, double bound = 0.5) {
-  NoGradGuard no_grad;
-  for (auto& [name, p] : m.named_parameters()) p.copy_(uniform(p.shape(), -bound, bound, gen, p.dtype()));
-}
-
 const std::vector<std::string> kVariants = {"tpa", "tpa_kvonly", "mha", "gqa", "mqa"};
 
 }  // namespace
@@ -116,7 +109,7 @@ TEST_CASE("whole-model float64 gradient check, every parameter tensor, every att
     T6Model model(tiny_config(variant));
     model.to(DType::F64);
     Generator gen(99);
-    randomize(model, gen);
+    model.fill_uniform(gen, 0.5);
     Tensor idx = from_ints({1, 4, 7, 2, 9, 0, 3, 3, 10, 5}, {2, 5});
     Tensor targets = from_ints({4, 7, 2, 9, -1, 3, 3, 10, 5, 6}, {2, 5});
     std::vector<Tensor> params = model.parameters();
@@ -137,7 +130,7 @@ TEST_CASE("the tied embedding's gradient is the sum of its two uses") {
   T6Model model(tiny_config("tpa"));
   model.to(DType::F64);
   Generator gen(3);
-  randomize(model, gen);
+  model.fill_uniform(gen, 0.5);
   Tensor idx = from_ints({1, 2, 3}, {1, 3}), targets = from_ints({2, 3, 4}, {1, 3});
   model.forward(idx, targets).loss.backward();
   const Tensor wte = model.transformer.wte.weight;
@@ -197,7 +190,7 @@ TEST_CASE("one-layer logits on two tokens equal plain loops over the spec's form
   T6Model model(c);
   model.to(DType::F64);
   Generator gen(123);
-  randomize(model, gen);
+  model.fill_uniform(gen, 0.5);
   std::map<std::string, Vec> W;
   for (auto& [name, p] : model.named_parameters()) W[name] = p.to_double_vector();
   const std::string L = "transformer.h.0.";
@@ -293,7 +286,7 @@ TEST_CASE("TPA identity (Section 4): MHA is a TPA whose head factors are fixed o
   Generator gen(10);
   GQAAttention mha(c, gen);
   mha.to(DType::F64);
-  randomize(mha, gen);
+  mha.fill_uniform(gen, 0.5);
   const int64_t B = 2, T = 4, H = c.n_head;
   Tensor x = uniform({B, T, c.n_embd}, -1, 1, gen, DType::F64);
   Tensor pos = from_ints({0, 1, 2, 3, 0, 1, 2, 3}, {B, T});
@@ -313,7 +306,7 @@ TEST_CASE("causality: changing a future token changes no earlier logit") {
     INFO("attention " << variant);
     T6Model model(tiny_config(variant));
     Generator gen(11);
-    randomize(model, gen);
+    model.fill_uniform(gen, 0.5);
     const std::vector<double> base = model.forward(from_ints({1, 2, 3, 4, 5, 6}, {1, 6})).logits.to_double_vector();
     const std::vector<double> changed = model.forward(from_ints({1, 2, 3, 9, 5, 6}, {1, 6})).logits.to_double_vector();
     const int64_t V = model.config.vocab_size;

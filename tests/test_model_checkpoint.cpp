@@ -37,12 +37,11 @@ t6::ModelConfig tiny_config(uint64_t init_seed = 1) {
   return c;
 }
 
-// Overwrites every parameter with uniform(−1, 1) values, so that no parameter (not even the zero-initialised
-// projections) could pass a comparison by accident.
+// Every parameter random in (−1, 1), so that no parameter (not even the zero-initialised projections)
+// could pass a comparison by accident.
 void randomize(t6::T6Model& model, uint64_t seed) {
   t6::Generator gen(seed);
-  t6::NoGradGuard no_grad;
-  for (auto& [name, p] : model.named_parameters()) p.copy_(t6::uniform(p.shape(), -1.0, 1.0, gen));
+  model.fill_uniform(gen, 1.0);
 }
 
 using Snapshot = std::vector<std::pair<std::string, std::vector<float>>>;

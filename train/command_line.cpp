@@ -50,6 +50,9 @@ int run_command_line(const std::vector<std::string>& args, std::ostream& out, st
   } catch (const Error& e) {
     err << "t6 " << args[0] << ": error: " << e.what() << "\n";
     return 1;
+  } catch (const std::exception& e) {  // out of memory and other failures outside t6's own checks
+    err << "t6 " << args[0] << ": internal error: " << e.what() << "\n";
+    return 1;
   }
 }
 

@@ -86,10 +86,7 @@ ModelConfig tiny(const std::string& attention) {
 Check model_check(const ModelConfig& c, Generator& gen) {
   auto model = std::make_shared<T6Model>(c);
   model->to(DType::F64);
-  {
-    NoGradGuard no_grad;
-    for (auto& [name, p] : model->named_parameters()) p.copy_(uniform(p.shape(), -0.5, 0.5, gen, DType::F64));
-  }
+  model->fill_uniform(gen, 0.5);
   const int64_t T = std::min<int64_t>(c.block_size, 5);
   std::vector<int32_t> ids(2 * T), targets(2 * T);
   for (int64_t i = 0; i < 2 * T; ++i) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU-machine session: build with CUDA for the H100 (sm_90), run the whole test suite (the CUDA
 # parity tests run there instead of skipping), then the benchmarks named on the command line.
-# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-paper] [pytorch]
+# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-paper] [generate] [pytorch]
 set -uo pipefail
 out="${OUT:-gpu_logs}"
 mkdir -p "$out"
@@ -23,6 +23,15 @@ for job in "$@"; do
     bench-paper)  # the paper's small T6 at B=16, T=1024 (tf32: bf16 mixed precision is not built yet)
       build-gpu/t6 bench train --config configs/paper_small.json --device cuda --set train.dtype=tf32 \
         --set train.grad_accum=1 --steps 5 --warmup 2 --json 2>&1 | tee -a "$out/bench_train.jsonl" ;;
+    generate)  # train the demo model briefly on the GPU, then generate from it on the GPU
+      rm -rf runs/gpu_demo data/gpu_demo
+      find /usr/share -name '*.txt' -size +20k 2>/dev/null | head -40 > "$out/corpus_files.txt"
+      build-gpu/t6 prepare --input $(cat "$out/corpus_files.txt") --tokenizer byte --out data/gpu_demo > "$out/generate.log" 2>&1
+      build-gpu/t6 train --config configs/demo.json --device cuda --set train.steps=300 --set optim.decay_steps=300 \
+        --set train.out_dir='"runs/gpu_demo"' --set data.train='"data/gpu_demo/train_*.bin"' \
+        --set data.val='"data/gpu_demo/val_*.bin"' >> "$out/generate.log" 2>&1; echo "train rc=$?"
+      build-gpu/t6 generate --checkpoint runs/gpu_demo/step_000300.safetensors --device cuda --prompt "The " \
+        --max-new-tokens 100 --seed 1 2>&1 | tee -a "$out/generate.log" | tail -12 ;;
     pytorch)  # the yardstick: a plain PyTorch T6 from the spec, same shapes
       python3 bench/pytorch_t6.py --vocab 256 --layers 4 --embd 256 --heads 8 --head-dim 32 --batch 16 --seq 128 \
         --dtype fp32 | tee -a "$out/pytorch.jsonl"

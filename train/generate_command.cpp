@@ -19,7 +19,7 @@ namespace {
 
 const char* const kHelp = R"(usage: t6 generate --checkpoint FILE [--config FILE] [--prompt TEXT | --prompt-file PATH]
                    [--max-new-tokens N] [--temperature X] [--top-k K] [--top-p P] [--greedy]
-                   [--seed S] [--num-samples N] [--json]
+                   [--seed S] [--num-samples N] [--device cpu|cuda] [--json]
 
 Continues the prompt with tokens sampled from the model, one decode step per token over the KV cache
 (for TPA the cache holds only the factors), and writes the prompt and the new text to stdout as it is
@@ -39,6 +39,7 @@ MHA, GQA and MQA of the same width) go to stderr.
   --greedy             always the most likely token
   --seed S             seed of the sampler (default 1337); sample i uses S + i
   --num-samples N      how many samples of the same prompt (default 1)
+  --device cpu|cuda    where the model runs (default cpu; cuda needs a GPU build)
   --json               instead of streaming text, print {"ids": [...], "text": "..."} per sample, one per
                        line: the new tokens' ids and text (the prompt not included)
 
@@ -103,7 +104,7 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
   const ParsedArgs a("generate", args,
                      {{"--checkpoint"}, {"--config"}, {"--prompt"}, {"--prompt-file"}, {"--max-new-tokens"},
                       {"--temperature"}, {"--top-k"}, {"--top-p"}, {"--greedy", false}, {"--seed"},
-                      {"--num-samples"}, {"--json", false}, {"--help", false}});
+                      {"--num-samples"}, {"--device"}, {"--json", false}, {"--help", false}});
   if (a.has("--help")) {
     out << kHelp;
     return 0;
@@ -120,6 +121,7 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
   const SafetensorsFile file = SafetensorsFile::open(a.get("--checkpoint"));
   T6Model model(checkpoint_config(file, supplied));
   load_model_weights(model, file);
+  model.to(parse_device(a.get("--device", "cpu")));
   const ModelConfig& c = model.config;
   const std::unique_ptr<Tokenizer> tokenizer = make_tokenizer(tokenizer_name(file, a, c));
 

@@ -11,4 +11,4 @@ bash "$root/scripts/install_deps.sh"
 bash "$root/scripts/fetch_gpt2_vocab.sh" || echo "warning: GPT-2 vocabulary not fetched; its tests will be skipped"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j "$(nproc)"
-cd "$build" && ctest --output-on-failure
+cd "$build" && ctest --output-on-failure --verbose

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "autograd/mixed_precision.h"
 #include "core/backend.h"
 #include "core/random.h"
 #include "nn/t6_model.h"
@@ -58,6 +59,7 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
   if (t.threads > 0) set_cpu_threads(static_cast<int>(t.threads));
   const Device device = parse_device(t.device);
   backend(device).allow_tf32(t.dtype == "tf32");
+  const Bf16MatmulGuard bf16(t.dtype == "bf16");  // mixed precision: bfloat16 matmul inputs, as in training
 
   T6Model model(config.model);
   model.to(device);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 
+#include "autograd/mixed_precision.h"
 #include "core/backend.h"
 #include "nn/generate.h"
 #include "train/adamw.h"
@@ -142,8 +143,10 @@ TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& ou
   const Device device = parse_device(t.device);
   T6_CHECK(device == Device::CPU || device_available(device), "train.device \"cuda\": ",
            "no usable CUDA GPU (or this t6 was built without CUDA); use \"cpu\"");
-  T6_CHECK(t.dtype != "bf16", "train.dtype \"bf16\" is not available yet in this build; use \"fp32\" or \"tf32\"");
   backend(device).allow_tf32(t.dtype == "tf32");
+  // bf16 mixed precision for the whole run: every matmul (training, evaluation, samples) multiplies
+  // bfloat16 copies with float32 accumulation; weights, gradients and AdamW state stay float32.
+  const Bf16MatmulGuard bf16(t.dtype == "bf16");
 
   // Data first: a missing or malformed shard should fail before any model work.
   BatchLoader train_data(config.data.train, t.batch_size, t.seq_len, config.model.vocab_size, config.data.shuffle, t.seed);

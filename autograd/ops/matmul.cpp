@@ -1,4 +1,6 @@
-// Matrix multiply, 2-D and batched, with transpose flags; forward and backward are gemm calls.
+// Matrix multiply, 2-D and batched, with transpose flags; forward and backward are gemm calls. Under
+// Bf16MatmulGuard on a GPU, both multiply bfloat16 copies of float32 inputs into float32 results.
+#include "autograd/mixed_precision.h"
 #include "autograd/ops.h"
 #include "autograd/ops/checks.h"
 #include "core/backend.h"
@@ -22,13 +24,14 @@ Operand as_operand(const Tensor& x, bool transposed) {
   return {x.contiguous_data(), transposed};
 }
 
-// The forward product, without recording: C = op(A) · op(B), batch axes already checked.
+// The product without recording: C = op(A) · op(B), batch axes already checked. bfloat16 operands
+// give a float32 C (float32 accumulation).
 Tensor gemm_product(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb, const Shape& out_shape,
                     int64_t batch) {
   const Operand a = as_operand(a_in, ta), b = as_operand(b_in, tb);
   const int64_t m = out_shape[out_shape.size() - 2], n = out_shape.back();
   const int64_t k = ta ? a_in.size(-2) : a_in.size(-1);
-  Tensor c = empty(out_shape, a_in.dtype(), a_in.device());
+  Tensor c = empty(out_shape, a_in.dtype() == DType::BF16 ? DType::F32 : a_in.dtype(), a_in.device());
   Backend::Gemm g;
   g.trans_a = a.transposed;
   g.trans_b = b.transposed;
@@ -40,6 +43,16 @@ Tensor gemm_product(const Tensor& a_in, const Tensor& b_in, bool ta, bool tb, co
   g.batch = batch;
   if (c.numel() > 0) backend_of(a_in).gemm(g, a.data, b.data, c);
   return c;
+}
+
+// The backward products of the bf16 path: bfloat16 operands of agreeing shapes, a float32 result.
+// Unchecked, unlike matmul(), which accepts only float32 and float64.
+Tensor bf16_product(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  Shape out_shape(a.shape().begin(), a.shape().end() - 2);
+  const int64_t batch = numel_of(out_shape);
+  out_shape.push_back(ta ? a.size(-1) : a.size(-2));
+  out_shape.push_back(tb ? b.size(-2) : b.size(-1));
+  return gemm_product(a, b, ta, tb, out_shape, batch);
 }
 
 }  // namespace
@@ -66,17 +79,26 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   out_shape.push_back(m);
   out_shape.push_back(n);
 
-  Tensor c = gemm_product(a, b, ta, tb, out_shape, batch);
+  // Mixed precision multiplies bfloat16 copies of the inputs, and backward keeps those copies (half the
+  // size) rather than the float32 inputs. The CPU has no bfloat16 gemm, so there the switch is ignored.
+  const bool bf16 = bf16_matmul_enabled() && a.dtype() == DType::F32 && a.device() != Device::CPU;
+  const DType operand_dtype = bf16 ? DType::BF16 : a.dtype();
+  const Tensor a_op = a.to_dtype(operand_dtype), b_op = b.to_dtype(operand_dtype);
+  Tensor c = gemm_product(a_op, b_op, ta, tb, out_shape, batch);
   if (Node* node = make_node("matmul", c, {a, b})) {
-    node->backward = [a = node->save(a), b = node->save(b), ta, tb, need_a = a.requires_grad(),
-                      need_b = b.requires_grad()](const Tensor& gc) -> Grads {
+    // Gradients are products too, of the same operand dtype; with bfloat16 they come out float32, the
+    // dtype of the inputs (the float32 master weights).
+    Tensor (*const product)(const Tensor&, const Tensor&, bool, bool) = bf16 ? bf16_product : matmul;
+    node->backward = [a = node->save(a_op), b = node->save(b_op), ta, tb, operand_dtype, product,
+                      need_a = a.requires_grad(), need_b = b.requires_grad()](const Tensor& grad_c) -> Grads {
+      const Tensor gc = grad_c.to_dtype(operand_dtype);
       Tensor ga, gb;
       // forward: C = op(A)·op(B). Then d op(A) = dC·op(B)ᵀ and d op(B) = op(A)ᵀ·dC; when op is a
       // transpose, the input's own gradient is the transpose of that.
-      if (need_a) ga = ta ? matmul(b, gc, tb, true)     // dA = (dC·op(B)ᵀ)ᵀ = op(B)·dCᵀ
-                          : matmul(gc, b, false, !tb);  // dA = dC·op(B)ᵀ
-      if (need_b) gb = tb ? matmul(gc, a, true, ta)     // dB = (op(A)ᵀ·dC)ᵀ = dCᵀ·op(A)
-                          : matmul(a, gc, !ta, false);  // dB = op(A)ᵀ·dC
+      if (need_a) ga = ta ? product(b, gc, tb, true)     // dA = (dC·op(B)ᵀ)ᵀ = op(B)·dCᵀ
+                          : product(gc, b, false, !tb);  // dA = dC·op(B)ᵀ
+      if (need_b) gb = tb ? product(gc, a, true, ta)     // dB = (op(A)ᵀ·dC)ᵀ = dCᵀ·op(A)
+                          : product(a, gc, !ta, false);  // dB = op(A)ᵀ·dC
       return {ga, gb};
     };
   }

@@ -1,0 +1,188 @@
+// bf16 mixed precision (Bf16MatmulGuard): the scope on every machine, where the CPU matmul ignores it;
+// and on a GPU, matmul with its gradients, the T6 loss and a 20-step training run in bf16 against
+// float32. The GPU suite is skipped (reported as skipped) when no CUDA GPU is present.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "autograd/mixed_precision.h"
+#include "core/backend.h"
+#include "nn/t6_model.h"
+#include "test_helpers.h"
+#include "train/adamw.h"
+#include "train/lr_schedule.h"
+
+using namespace t6;
+using namespace t6::testing;
+
+namespace {
+
+// A product and its gradients under a fixed random weighting w of the output (so dC = w, not ones); the
+// same w on every call, so two calls differ only in how they multiply.
+struct Product {
+  Tensor c, grad_a, grad_b;
+};
+
+Product weighted_product(Tensor a, Tensor b, bool ta, bool tb) {
+  a.zero_grad();
+  b.zero_grad();
+  Product p;
+  p.c = matmul(a, b, ta, tb);
+  Generator gen(99);
+  sum(mul(p.c, uniform(p.c.shape(), -1, 1, gen, DType::F32, p.c.device()))).backward();
+  p.grad_a = a.grad();
+  p.grad_b = b.grad();
+  return p;
+}
+
+// max |actual − expected| / max |expected|: the error relative to the tensor's scale, which is what
+// bfloat16 rounding (8 bits of mantissa) bounds; elementwise ratios blow up near zero.
+double scaled_error(const Tensor& actual, const Tensor& expected) {
+  const std::vector<double> x = actual.to_double_vector(), y = expected.to_double_vector();
+  REQUIRE(x.size() == y.size());
+  double largest = 0, diff = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    largest = std::max(largest, std::fabs(y[i]));
+    diff = std::max(diff, std::fabs(x[i] - y[i]));
+  }
+  return diff / std::max(largest, 1e-12);
+}
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.vocab_size = 97, c.n_layer = 2, c.n_embd = 48, c.n_head = 3, c.head_dim = 16, c.q_rank = 3, c.rank = 2;
+  c.block_size = 37;
+  return c;
+}
+
+Tensor random_ids(int64_t B, int64_t T, int64_t V, Generator& gen) {
+  std::vector<int32_t> ids(static_cast<size_t>(B * T));
+  for (int32_t& id : ids) id = static_cast<int32_t>(gen.below(V));
+  return from_ints(ids, {B, T});
+}
+
+// The losses of 20 AdamW steps of the tiny model on the GPU from a fixed seed, in bf16 or float32.
+std::vector<double> training_losses(bool bf16) {
+  const Bf16MatmulGuard guard(bf16);
+  const ModelConfig c = tiny_config();
+  OptimConfig o;
+  o.lr = 3e-3, o.warmup_steps = 5, o.decay_steps = 20;
+  T6Model model(c);
+  model.to(Device::CUDA);
+  AdamW optimizer(model.parameters(), o);
+  Generator gen(11);
+  std::vector<double> losses;
+  for (int step = 0; step < 20; ++step) {
+    const Tensor idx = random_ids(4, 32, c.vocab_size, gen);
+    model.zero_grad();
+    const Tensor loss = model.forward(idx, idx).loss;
+    losses.push_back(loss.item());
+    loss.backward();
+    optimizer.step(learning_rate(o, step));
+  }
+  return losses;
+}
+
+}  // namespace
+
+TEST_CASE("Bf16MatmulGuard switches bf16 matmul on for its scope, and guards nest") {
+  CHECK_FALSE(bf16_matmul_enabled());
+  {
+    const Bf16MatmulGuard on;
+    CHECK(bf16_matmul_enabled());
+    {
+      const Bf16MatmulGuard off(false);
+      CHECK_FALSE(bf16_matmul_enabled());
+      const Bf16MatmulGuard on_again;
+      CHECK(bf16_matmul_enabled());
+    }
+    CHECK(bf16_matmul_enabled());
+  }
+  CHECK_FALSE(bf16_matmul_enabled());
+}
+
+TEST_CASE("on the CPU, matmul and its gradients under Bf16MatmulGuard are exactly the float32 ones") {
+  Generator gen(3);
+  const Tensor a = random_leaf({2, 53, 37}, gen, -1, 1, DType::F32), b = random_leaf({2, 29, 53}, gen, -1, 1, DType::F32);
+  const Product fp32 = weighted_product(a, b, true, true);
+  Product under_guard;
+  {
+    const Bf16MatmulGuard bf16;
+    under_guard = weighted_product(a, b, true, true);
+  }
+  CHECK(under_guard.c.dtype() == DType::F32);
+  CHECK(under_guard.c.to_double_vector() == fp32.c.to_double_vector());
+  CHECK(under_guard.grad_a.to_double_vector() == fp32.grad_a.to_double_vector());
+  CHECK(under_guard.grad_b.to_double_vector() == fp32.grad_b.to_double_vector());
+}
+
+TEST_SUITE("cuda bf16 mixed precision" * doctest::skip(!device_available(Device::CUDA))) {
+  TEST_CASE("bf16 matmul and both float32 gradients match float32 (relative 2e-2)") {
+    struct Case {
+      Shape a, b;
+      bool ta, tb;
+    };
+    const Case cases[] = {
+        {{37, 53}, {53, 29}, false, false},          // plain 2-D
+        {{3, 53, 37}, {3, 29, 53}, true, true},      // batched, both transposed
+        {{3, 37, 53}, {3, 53, 29}, false, false},    // batched
+        {{2, 3, 37, 53}, {29, 53}, false, true},     // a batched a against a shared weight, as in Linear
+    };
+    for (const Case& k : cases) {
+      INFO("a " << shape_str(k.a) << (k.ta ? "ᵀ" : "") << " · b " << shape_str(k.b) << (k.tb ? "ᵀ" : ""));
+      Generator gen(7);
+      Tensor a = uniform(k.a, -1, 1, gen, DType::F32, Device::CUDA), b = uniform(k.b, -1, 1, gen, DType::F32, Device::CUDA);
+      a.set_requires_grad(true);
+      b.set_requires_grad(true);
+      const Product fp32 = weighted_product(a, b, k.ta, k.tb);
+      Product bf16;
+      {
+        const Bf16MatmulGuard guard;
+        bf16 = weighted_product(a, b, k.ta, k.tb);
+      }
+      CHECK(bf16.c.dtype() == DType::F32);
+      CHECK(bf16.grad_a.dtype() == DType::F32);
+      CHECK(bf16.grad_b.dtype() == DType::F32);
+      CHECK(bf16.grad_a.shape() == a.shape());
+      CHECK(bf16.grad_b.shape() == b.shape());
+      const double errors[] = {scaled_error(bf16.c, fp32.c), scaled_error(bf16.grad_a, fp32.grad_a),
+                               scaled_error(bf16.grad_b, fp32.grad_b)};
+      for (const double e : errors) {
+        CHECK(e <= 2e-2);
+        CHECK(e > 0);  // bfloat16 rounding did happen: the guard really switched the GPU path
+      }
+    }
+  }
+
+  TEST_CASE("the T6 loss and its gradient norm under bf16 are within 2% of float32") {
+    const ModelConfig c = tiny_config();
+    T6Model model(c);
+    Generator gen(5);
+    model.fill_uniform(gen, 0.3);
+    model.to(Device::CUDA);
+    const Tensor idx = random_ids(3, 37, c.vocab_size, gen), tgt = random_ids(3, 37, c.vocab_size, gen);
+    double loss[2], grad_norm[2];
+    for (int run = 0; run < 2; ++run) {
+      const Bf16MatmulGuard guard(run == 1);
+      model.zero_grad();
+      const Tensor l = model.forward(idx, tgt).loss;
+      loss[run] = l.item();
+      l.backward();
+      std::vector<Tensor> grads;
+      for (const Tensor& p : model.parameters()) grads.push_back(p.grad());
+      grad_norm[run] = std::sqrt(backend(Device::CUDA).sum_of_squares(grads));
+    }
+    CHECK(loss[1] != loss[0]);
+    CHECK(std::fabs(loss[1] - loss[0]) <= 2e-2 * std::fabs(loss[0]));
+    CHECK(std::fabs(grad_norm[1] - grad_norm[0]) <= 2e-2 * grad_norm[0]);
+  }
+
+  TEST_CASE("a 20-step bf16 training run tracks the float32 run (relative 2e-2)") {
+    const std::vector<double> fp32 = training_losses(false), bf16 = training_losses(true);
+    CHECK(fp32.back() < fp32.front());  // it learns, so the comparison is about a moving target
+    for (size_t step = 0; step < fp32.size(); ++step) {
+      INFO("step " << step);
+      CHECK(std::fabs(bf16[step] - fp32[step]) <= 2e-2 * std::fabs(fp32[step]));
+    }
+  }
+}

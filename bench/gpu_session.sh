@@ -16,13 +16,16 @@ for job in "$@"; do
       (cd build-gpu && ./t6_tests --duration=true > "$out/tests.log" 2>&1); echo "tests rc=$?"
       grep -E "ERROR|FAILED|CRASHED|test cases|assertions" "$out/tests.log" | head -60 ;;
     bench-train)  # the demo model, fp32 and tf32
-      for dtype in fp32 tf32; do
+      for dtype in fp32 tf32 bf16; do
         build-gpu/t6 bench train --config configs/bench_cpu.json --device cuda --set train.dtype=$dtype --json |
           tee -a "$out/bench_train.jsonl"
       done ;;
-    bench-paper)  # the paper's small T6 at B=16, T=1024 (tf32: bf16 mixed precision is not built yet)
-      build-gpu/t6 bench train --config configs/paper_small.json --device cuda --set train.dtype=tf32 \
-        --set train.grad_accum=1 --steps 5 --warmup 2 --json 2>&1 | tee -a "$out/bench_train.jsonl" ;;
+    bench-paper)  # the paper's small T6, bf16 mixed precision, at B=16 and smaller batches
+      for batch in 16 8 4; do
+        build-gpu/t6 bench train --config configs/paper_small.json --device cuda --set train.dtype=bf16 \
+          --set train.batch_size=$batch --set train.grad_accum=1 --steps 5 --warmup 2 --json 2>&1 |
+          tee -a "$out/bench_train.jsonl"
+      done ;;
     generate)  # train the demo model briefly on the GPU, then generate from it on the GPU
       rm -rf runs/gpu_demo data/gpu_demo
       find /usr/share -name '*.txt' -size +20k 2>/dev/null | head -40 > "$out/corpus_files.txt"

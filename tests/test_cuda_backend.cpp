@@ -51,12 +51,6 @@ double gap(const Results& r, size_t i = 0) {
   return max_scaled_error(r.gpu[i].to_double_vector(), r.cpu[i].to_double_vector());
 }
 
-std::vector<int32_t> random_ids(int64_t n, int64_t below, Generator& gen) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int32_t& id : ids) id = static_cast<int32_t>(gen.below(static_cast<uint64_t>(below)));
-  return ids;
-}
-
 // An (m×n) row-major gemm operand's storage for leading dimension ld, with random padding.
 Tensor operand(int64_t batch, int64_t rows, int64_t ld, Generator& gen, DType dtype = DType::F32) {
   return uniform({batch, rows, ld}, -1.0, 1.0, gen, dtype);
@@ -376,7 +370,7 @@ TEST_CASE("cuda softmax and log_softmax match the cpu, masked entries exactly 0"
 TEST_CASE("cuda cross_entropy matches the cpu and counts bad targets") {
   Generator gen(7);
   const int64_t rows = 129, vocab = 1000;
-  std::vector<int32_t> ids = random_ids(rows, vocab, gen);
+  std::vector<int32_t> ids = testing::random_token_ids(rows, vocab, gen);
   for (size_t i = 0; i < ids.size(); i += 7) ids[i] = -1;  // ignored rows
   const Tensor logits = uniform({rows, vocab}, -4.0, 4.0, gen), targets = from_ints(ids, {rows});
   int64_t bad_cpu = -1, bad_gpu = -1;
@@ -409,7 +403,7 @@ TEST_CASE("cuda embedding matches the cpu, repeated ids accumulating") {
   Generator gen(8);
   const int64_t vocab = 1000, dim = 37, n = 129;
   const Tensor weight = uniform({vocab, dim}, -1.0, 1.0, gen);
-  const Tensor ids = from_ints(random_ids(n, 50, gen), {n});  // 129 draws from 50 ids: many repeats
+  const Tensor ids = from_ints(testing::random_token_ids(n, 50, gen), {n});  // 129 draws from 50 ids: many repeats
   const Results forward = run_on_both({weight, ids}, {zeros({n, dim})},
                                       [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
                                         be.embedding_forward(in[0], in[1], out[0]);
@@ -454,7 +448,7 @@ TEST_CASE("cuda rope matches the cpu and its inverse undoes it") {
     CAPTURE(inner);
     CAPTURE(dh);
     const Tensor x = uniform({P, inner, dh}, -1.0, 1.0, gen);
-    const Tensor positions = from_ints(random_ids(P, 1100, gen), {P});
+    const Tensor positions = from_ints(testing::random_token_ids(P, 1100, gen), {P});
     for (bool inverse : {false, true}) {
       CAPTURE(inverse);
       const Results r = run_on_both({x, positions}, {zeros({P, inner, dh})},

@@ -24,12 +24,6 @@ ModelConfig parity_config(const std::string& attention) {
   return c;
 }
 
-Tensor random_tokens(int64_t B, int64_t T, int64_t V, Generator& gen) {
-  std::vector<int32_t> ids(static_cast<size_t>(B * T));
-  for (int32_t& id : ids) id = static_cast<int32_t>(gen.below(V));
-  return from_ints(ids, {B, T});
-}
-
 }  // namespace
 
 TEST_SUITE("cuda model" * doctest::skip(!device_available(Device::CUDA))) {
@@ -47,7 +41,7 @@ TEST_SUITE("cuda model" * doctest::skip(!device_available(Device::CUDA))) {
         for (size_t i = 0; i < a.size(); ++i) b[i].second.copy_(a[i].second);
       }
       gpu.to(Device::CUDA);
-      const Tensor idx = random_tokens(3, 37, c.vocab_size, gen), tgt = random_tokens(3, 37, c.vocab_size, gen);
+      const Tensor idx = random_token_tensor(3, 37, c.vocab_size, gen), tgt = random_token_tensor(3, 37, c.vocab_size, gen);
       const Tensor cpu_loss = cpu.forward(idx, tgt).loss, gpu_loss = gpu.forward(idx, tgt).loss;
       CHECK(std::fabs(gpu_loss.item() - cpu_loss.item()) <= 1e-4 * std::fabs(cpu_loss.item()));
       cpu_loss.backward();
@@ -77,7 +71,7 @@ TEST_SUITE("cuda model" * doctest::skip(!device_available(Device::CUDA))) {
       AdamW optimizer(model.parameters(), o);
       Generator gen(11);
       for (int step = 0; step < 20; ++step) {
-        const Tensor idx = random_tokens(4, 32, c.vocab_size, gen);
+        const Tensor idx = random_token_tensor(4, 32, c.vocab_size, gen);
         model.zero_grad();
         const Tensor loss = model.forward(idx, idx).loss;
         losses[run].push_back(loss.item());

@@ -47,12 +47,6 @@ std::unique_ptr<T6Model> random_model(const ModelConfig& c, uint64_t seed = 17, 
   return model;
 }
 
-std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, Generator& gen) {
-  std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (int32_t& id : ids) id = static_cast<int32_t>(gen.below(static_cast<uint64_t>(vocab)));
-  return ids;
-}
-
 // Feeds each row's first prompt_lengths[b] tokens through prefill and the rest of its tokens through
 // decode steps (every row has the same number of tokens after its prompt), and checks the logits at
 // every position from the last prompt token on against the full forward of the row alone.
@@ -95,7 +89,7 @@ void check_decode_matches_forward(const T6Model& model, const std::vector<std::v
 
 TEST_CASE("decode-step logits equal the full forward's at every position, for every attention variant") {
   Generator gen(1);
-  const std::vector<int32_t> sequence = random_tokens(14, 23, gen);
+  const std::vector<int32_t> sequence = random_token_ids(14, 23, gen);
   for (const std::string& variant : kVariants) {
     for (int64_t prompt : {1, 5, 11}) {
       INFO("attention " << variant << ", prompt of " << prompt);
@@ -110,7 +104,7 @@ TEST_CASE("batched prompts of different lengths: each row decodes exactly as it 
   Generator gen(2);
   const std::vector<int64_t> prompts = {4, 1, 7};
   std::vector<std::vector<int32_t>> sequences;
-  for (int64_t p : prompts) sequences.push_back(random_tokens(p + 6, 23, gen));
+  for (int64_t p : prompts) sequences.push_back(random_token_ids(p + 6, 23, gen));
   for (const std::string& variant : kVariants) {
     INFO("attention " << variant);
     check_decode_matches_forward(*random_model(small_config(variant)), sequences, prompts, 1e-5);

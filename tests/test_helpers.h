@@ -45,6 +45,18 @@ inline void check_close(const Tensor& actual, const std::vector<double>& expecte
   CHECK(max_scaled_error(actual.to_double_vector(), expected) <= tol);
 }
 
+// n token ids drawn uniformly from [0, vocab).
+inline std::vector<int32_t> random_token_ids(int64_t n, int64_t vocab, Generator& gen) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int32_t& id : ids) id = static_cast<int32_t>(gen.below(static_cast<uint64_t>(vocab)));
+  return ids;
+}
+
+// A (B,T) int32 tensor of random token ids below vocab.
+inline Tensor random_token_tensor(int64_t B, int64_t T, int64_t vocab, Generator& gen) {
+  return from_ints(random_token_ids(B * T, vocab, gen), {B, T});
+}
+
 // Runs the library's gradient check with the suite's standard tolerances and reports the summary.
 inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                             const std::vector<Tensor>& inputs) {

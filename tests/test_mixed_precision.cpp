@@ -55,12 +55,6 @@ ModelConfig tiny_config() {
   return c;
 }
 
-Tensor random_ids(int64_t B, int64_t T, int64_t V, Generator& gen) {
-  std::vector<int32_t> ids(static_cast<size_t>(B * T));
-  for (int32_t& id : ids) id = static_cast<int32_t>(gen.below(V));
-  return from_ints(ids, {B, T});
-}
-
 // The losses of 20 AdamW steps of the tiny model on the GPU from a fixed seed, in bf16 or float32.
 std::vector<double> training_losses(bool bf16) {
   const Bf16MatmulGuard guard(bf16);
@@ -73,7 +67,7 @@ std::vector<double> training_losses(bool bf16) {
   Generator gen(11);
   std::vector<double> losses;
   for (int step = 0; step < 20; ++step) {
-    const Tensor idx = random_ids(4, 32, c.vocab_size, gen);
+    const Tensor idx = random_token_tensor(4, 32, c.vocab_size, gen);
     model.zero_grad();
     const Tensor loss = model.forward(idx, idx).loss;
     losses.push_back(loss.item());
@@ -126,7 +120,7 @@ TEST_SUITE("cuda bf16 mixed precision" * doctest::skip(!device_available(Device:
         {{37, 53}, {53, 29}, false, false},          // plain 2-D
         {{3, 53, 37}, {3, 29, 53}, true, true},      // batched, both transposed
         {{3, 37, 53}, {3, 53, 29}, false, false},    // batched
-        {{2, 3, 37, 53}, {29, 53}, false, true},     // a batched a against a shared weight, as in Linear
+        {{2, 3, 37, 53}, {29, 53}, false, true},     // batched input, shared 2-D weight (Linear)
     };
     for (const Case& k : cases) {
       INFO("a " << shape_str(k.a) << (k.ta ? "ᵀ" : "") << " · b " << shape_str(k.b) << (k.tb ? "ᵀ" : ""));
@@ -160,7 +154,7 @@ TEST_SUITE("cuda bf16 mixed precision" * doctest::skip(!device_available(Device:
     Generator gen(5);
     model.fill_uniform(gen, 0.3);
     model.to(Device::CUDA);
-    const Tensor idx = random_ids(3, 37, c.vocab_size, gen), tgt = random_ids(3, 37, c.vocab_size, gen);
+    const Tensor idx = random_token_tensor(3, 37, c.vocab_size, gen), tgt = random_token_tensor(3, 37, c.vocab_size, gen);
     double loss[2], grad_norm[2];
     for (int run = 0; run < 2; ++run) {
       const Bf16MatmulGuard guard(run == 1);

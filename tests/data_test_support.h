@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -57,6 +58,20 @@ std::string error_message(F&& f) {
   }
   FAIL("expected a t6::Error");
   return "";
+}
+
+// A t6 command's exit status and both output streams.
+struct CommandResult {
+  int status;
+  std::string out, err;
+};
+
+// Runs a command function (t6::run_command_line, t6::run_prepare_command, ...) capturing its output.
+template <class Command>
+CommandResult run_captured(Command command, const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  const int status = command(args, out, err);
+  return {status, out.str(), err.str()};
 }
 
 // The directory with encoder.json and vocab.bpe, or nothing: tests that need them then skip, with a

@@ -15,16 +15,9 @@ using t6::testing::TempDir;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string out, err;
-};
+using Run = t6::testing::CommandResult;
 
-Run prepare(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int status = t6::run_prepare_command(args, out, err);
-  return {status, out.str(), err.str()};
-}
+Run prepare(const std::vector<std::string>& args) { return t6::testing::run_captured(t6::run_prepare_command, args); }
 
 // The tokens of a shard as the bytes they stand for under the byte tokenizer.
 std::string shard_text(const std::string& path) {

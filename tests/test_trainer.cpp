@@ -106,15 +106,10 @@ t6::TrainResult train(const t6::TrainConfig& config, bool resume = false) {
   return t6::train_model(config, resume, out, err);
 }
 
-struct CommandResult {
-  int status;
-  std::string out, err;
-};
+using t6::testing::CommandResult;
 
 CommandResult t6_command(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int status = t6::run_command_line(args, out, err);
-  return {status, out.str(), err.str()};
+  return t6::testing::run_captured(t6::run_command_line, args);
 }
 
 // The error line of a failed command: exactly one line, "t6 COMMAND: error: ...", ending the output.

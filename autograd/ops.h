@@ -73,5 +73,9 @@ Tensor rms_norm(const Tensor& x, double eps);
 // positions: int32 whose shape is a prefix of x.shape[:-1] (e.g. [B,T] for x [B,T,R,dh]); all rows
 // under one position rotate by that position's angles θ_j = t · 10000^(−2j/dh).
 Tensor rope(const Tensor& x, const Tensor& positions);
+// Fused causal attention (autograd/ops/flash_attention.cpp): q (B,Tq,H,dh), k and v (B,Tk,Hkv,dh) with
+// Hkv dividing H → (B,Tq,H·dh), the same function as nn/causal_attention.cpp's composite path but
+// without storing the attention matrix. Under Bf16MatmulGuard the GPU multiplies in bfloat16.
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 
 }  // namespace t6

@@ -6,6 +6,13 @@
 //     M·(RQ·R·dh + H·RQ·R + H·R·dh) multiply-adds for TPA against 2·M·H·dh for MHA.
 // Usage: bench_decode [--config FILE]   (default configs/demo.json, else the demo shape built in);
 // T6_NUM_THREADS sets the CPU threads.
+//
+// With --contexts (the GPU decode benchmark) it instead times greedy decode steps after a prompt
+// of each context length, for each batch size, on --device (cpu or cuda), and prints one table:
+//   bench_decode --config configs/paper_small.json --device cuda --contexts 1024,8192 --batches 1,8
+//                [--new-tokens 64]
+// The model is randomly initialised (the speed does not depend on the weights) and block_size is raised
+// to fit the longest context plus the new tokens.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -126,15 +133,76 @@ void bench_attention_step() {
   std::printf("\n");
 }
 
+std::vector<int64_t> parse_list(const std::string& text) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    values.push_back(std::stoll(text.substr(start, comma - start)));
+    start = comma + 1;
+  }
+  return values;
+}
+
+// Decode tokens/s after `context` prompt tokens, for each batch and context, on `device`.
+void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<int64_t>& contexts,
+                              const std::vector<int64_t>& batches, int64_t new_tokens) {
+  c.block_size = *std::max_element(contexts.begin(), contexts.end()) + new_tokens;
+  T6Model model(c);
+  model.to(device);
+  std::printf("### Decode on %s: L=%lld d=%lld H=%lld dh=%lld RQ=%lld R=%lld V=%lld (%s), %lld new tokens\n\n",
+              backend(device).describe().c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd),
+              static_cast<long long>(c.n_head), static_cast<long long>(c.head_dim), static_cast<long long>(c.q_rank),
+              static_cast<long long>(c.rank), static_cast<long long>(c.vocab_size), c.attention.c_str(),
+              static_cast<long long>(new_tokens));
+  std::printf("| batch | context | decode tokens/s | ms per step | prefill tokens/s |\n|---:|---:|---:|---:|---:|\n");
+  for (int64_t context : contexts) {
+    for (int64_t batch : batches) {
+      Generator gen(3);
+      std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
+      for (auto& p : prompts)
+        for (int64_t i = 0; i < context; ++i) p.push_back(static_cast<int32_t>(gen.below(c.vocab_size)));
+      GenerationOptions o;
+      o.greedy = true;
+      o.max_new_tokens = new_tokens;
+      double prefill = 0, decode = 0;  // the best of three runs (the first also warms up)
+      for (int run = 0; run < 3; ++run) {
+        const GenerationResult r = generate(model, prompts, o);
+        prefill = std::max(prefill, static_cast<double>(r.prefill_tokens) / r.prefill_seconds);
+        decode = std::max(decode, static_cast<double>(r.decode_tokens) / r.decode_seconds);
+      }
+      std::printf("| %lld | %lld | %.0f | %.3f | %.0f |\n", static_cast<long long>(batch),
+                  static_cast<long long>(context), decode, 1e3 * static_cast<double>(batch) / decode, prefill);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     NoGradGuard no_grad;
-    std::string config_path = "configs/demo.json";
-    if (argc == 3 && std::string(argv[1]) == "--config") config_path = argv[2];
-    T6_CHECK(argc == 1 || argc == 3, "usage: bench_decode [--config FILE]");
+    std::string config_path = "configs/demo.json", device_name = "cpu";
+    std::vector<int64_t> contexts, batches = {1, 8};
+    int64_t new_tokens = 64;
+    for (int i = 1; i < argc; i += 2) {
+      const std::string flag = argv[i];
+      T6_CHECK(i + 1 < argc, "bench_decode: ", flag, " needs a value");
+      const std::string value = argv[i + 1];
+      if (flag == "--config") config_path = value;
+      else if (flag == "--device") device_name = value;
+      else if (flag == "--contexts") contexts = parse_list(value);
+      else if (flag == "--batches") batches = parse_list(value);
+      else if (flag == "--new-tokens") new_tokens = std::stoll(value);
+      else throw Error(cat("bench_decode: unknown option ", flag, "; see the usage at the top of bench/bench_decode.cpp"));
+    }
     const ModelConfig c = std::filesystem::exists(config_path) ? read_model_config(config_path) : demo_shape();
+    if (!contexts.empty()) {
+      bench_decode_at_contexts(c, parse_device(device_name), contexts, batches, new_tokens);
+      return 0;
+    }
     std::printf("CPU: %s\n\n", backend(Device::CPU).describe().c_str());
     bench_generation(c);
     bench_attention_step();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU-machine session: build with CUDA for the H100 (sm_90), run the whole test suite (the CUDA
 # parity tests run there instead of skipping), then the benchmarks named on the command line.
-# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-paper] [generate] [pytorch]
+# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-paper] [generate] [profile] [decode] [pytorch]
 set -uo pipefail
 out="${OUT:-gpu_logs}"
 mkdir -p "$out"
@@ -21,7 +21,7 @@ for job in "$@"; do
           tee -a "$out/bench_train.jsonl"
       done ;;
     bench-paper)  # the paper's small T6, bf16 mixed precision, at B=16 and smaller batches
-      for batch in 16 8 4; do
+      for batch in 16 8; do
         build-gpu/t6 bench train --config configs/paper_small.json --device cuda --set train.dtype=bf16 \
           --set train.batch_size=$batch --set train.grad_accum=1 --steps 5 --warmup 2 --json 2>&1 |
           tee -a "$out/bench_train.jsonl"
@@ -35,6 +35,16 @@ for job in "$@"; do
         --set data.val='"data/gpu_demo/val_*.bin"' >> "$out/generate.log" 2>&1; echo "train rc=$?"
       build-gpu/t6 generate --checkpoint runs/gpu_demo/step_000300.safetensors --device cuda --prompt "The " \
         --max-new-tokens 100 --seed 1 2>&1 | tee -a "$out/generate.log" | tail -12 ;;
+    profile)  # GPU time per kernel of the paper's small T6 training step (bf16), from t6's own kernel timer
+      build-gpu/t6 bench train --config configs/paper_small.json --device cuda --set train.dtype=bf16 \
+        --set train.batch_size=${T6_PROFILE_BATCH:-16} --set train.grad_accum=1 --steps 3 --warmup 2 --profile 2>&1 |
+        tee "$out/profile.txt" | head -45 ;;
+    decode)  # decode tokens/s of the paper's small T6 at batch 1 and 8 after 1K and 8K tokens, beside PyTorch's
+      build-gpu/bench_decode --config configs/paper_small.json --device cuda --contexts 1024,8192 --batches 1,8 \
+        --new-tokens 64 2>&1 | tee "$out/decode.txt"
+      for ctx in 1024 8192; do for batch in 1 8; do
+        python3 bench/pytorch_t6.py --decode-context $ctx --batch $batch --new-tokens 36 | tee -a "$out/pytorch_decode.jsonl"
+      done; done ;;
     pytorch)  # the yardstick: a plain PyTorch T6 from the spec, same shapes
       python3 bench/pytorch_t6.py --vocab 256 --layers 4 --embd 256 --heads 8 --head-dim 32 --batch 16 --seq 128 \
         --dtype fp32 | tee -a "$out/pytorch.jsonl"

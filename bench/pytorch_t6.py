@@ -3,6 +3,9 @@ on the same GPU as `t6 bench train`. Runs only on the GPU machine, where PyTorch
 
 usage: python3 bench/pytorch_t6.py --layers 12 --embd 768 --heads 34 --batch 16 --seq 1024 [--dtype bf16|fp32|tf32]
 prints one JSON line: {"ms_per_step", "tokens_per_s", "peak_mem_mb", ...}
+With --decode-context N: times an eager decode loop instead (batch --batch, N cached tokens, --new-tokens
+steps), the factor cache kept as A_k, rotated B_k, A_v, B_v and K, V formed from it at every step:
+{"decode_tokens_per_s", ...}.
 """
 import argparse, json, math, time
 import torch
@@ -40,6 +43,22 @@ class TPA(nn.Module):
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
         return s.c_proj(y.transpose(1, 2).reshape(B, T, s.H * s.dh))
 
+    def decode(s, x, pos, cache):  # x (B,1,d) at position pos; cache: this layer's factors, slots [0, pos) filled
+        B = x.shape[0]
+        p = torch.tensor([pos], device=x.device)
+        aq = s.A_q(x).view(B, s.H, s.RQ)
+        bq = rope(s.B_q(x).view(B, 1, s.RQ, s.dh), p).view(B, s.RQ, s.dh)
+        cache["ak"][:, pos] = s.A_k(x).view(B, s.H, s.R)
+        cache["bk"][:, pos] = rope(s.B_k(x).view(B, 1, s.R, s.dh), p)[:, 0]
+        cache["av"][:, pos] = s.A_v(x).view(B, s.H, s.R)
+        cache["bv"][:, pos] = s.B_v(x).view(B, s.R, s.dh)
+        n = pos + 1
+        q = torch.matmul(aq, bq) / s.RQ                                                      # (B,H,dh)
+        k = torch.einsum("bmhr,bmrd->bhmd", cache["ak"][:, :n], cache["bk"][:, :n]) / s.R    # (B,H,n,dh)
+        v = torch.einsum("bmhr,bmrd->bhmd", cache["av"][:, :n], cache["bv"][:, :n]) / s.R
+        y = F.scaled_dot_product_attention(q[:, :, None], k, v)                              # (B,H,1,dh)
+        return s.c_proj(y.reshape(B, 1, s.H * s.dh))
+
 
 class Block(nn.Module):
     def __init__(s, d, H, dh, RQ, R):
@@ -51,6 +70,12 @@ class Block(nn.Module):
     def forward(s, x):
         eps = torch.finfo(torch.float32).eps
         x = x + s.attn(F.rms_norm(x, (x.shape[-1],), eps=eps))
+        h = F.rms_norm(x, (x.shape[-1],), eps=eps)
+        return x + s.proj(F.silu(s.fc1(h)) * s.fc2(h))
+
+    def decode(s, x, pos, cache):
+        eps = torch.finfo(torch.float32).eps
+        x = x + s.attn.decode(F.rms_norm(x, (x.shape[-1],), eps=eps), pos, cache)
         h = F.rms_norm(x, (x.shape[-1],), eps=eps)
         return x + s.proj(F.silu(s.fc1(h)) * s.fc2(h))
 
@@ -70,16 +95,41 @@ class T6(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1), ignore_index=-1)
 
 
+def time_decode(model, a):
+    """Greedy decode steps after a.decode_context cached tokens (random factors: values do not matter for speed)."""
+    M, B, dev = a.decode_context + a.new_tokens, a.batch, "cuda"
+    caches = [dict(ak=torch.randn(B, M, a.heads, a.rank, device=dev), bk=torch.randn(B, M, a.rank, a.head_dim, device=dev),
+                   av=torch.randn(B, M, a.heads, a.rank, device=dev), bv=torch.randn(B, M, a.rank, a.head_dim, device=dev))
+              for _ in model.h]
+    tok = torch.randint(0, a.vocab, (B, 1), device=dev)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
+        for pos in range(a.decode_context, M):
+            if pos == a.decode_context + 4:  # after 4 warm-up steps
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            x = model.wte(tok)
+            for blk, cache in zip(model.h, caches):
+                x = blk.decode(x, pos, cache)
+            x = F.rms_norm(x, (x.shape[-1],), eps=torch.finfo(torch.float32).eps)
+            tok = F.linear(x, model.wte.weight).argmax(-1)
+        torch.cuda.synchronize()
+    steps = a.new_tokens - 4
+    print(json.dumps({"impl": "pytorch eager decode", "dtype": a.dtype, "batch": B, "context": a.decode_context,
+                      "decode_tokens_per_s": B * steps / (time.perf_counter() - t0)}))
+
+
 def main():
     p = argparse.ArgumentParser()
     for k, v in dict(vocab=50304, layers=12, embd=768, heads=34, head_dim=64, q_rank=6, rank=2, batch=16, seq=1024,
-                     steps=20, warmup=5).items():
+                     steps=20, warmup=5, decode_context=0, new_tokens=36).items():
         p.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp32", "tf32"])
     p.add_argument("--compile", action="store_true")
     a = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = a.dtype == "tf32"
     model = T6(a.vocab, a.layers, a.embd, a.heads, a.head_dim, a.q_rank, a.rank).cuda()
+    if a.decode_context > 0:
+        return time_decode(model, a)
     opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     step_fn = torch.compile(model) if a.compile else model
     times = []

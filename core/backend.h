@@ -40,6 +40,10 @@ class Backend {
   // --- memory --------------------------------------------------------------------------------
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* ptr, size_t bytes) = 0;
+  // copy_from_host may return before the copy is done (CUDA: the bytes are staged in pinned memory),
+  // but host_src may be freed or overwritten as soon as it returns. copy_to_host and synchronize wait
+  // for the device; they also throw the errors a device kernel found in its data since the last wait
+  // (an id out of range: see "deferred errors" below), so a training step waits only where it reads.
   virtual void copy_to_host(void* host_dst, const void* device_src, size_t bytes) = 0;
   virtual void copy_from_host(void* device_dst, const void* host_src, size_t bytes) = 0;
   virtual void synchronize() = 0;
@@ -50,6 +54,18 @@ class Backend {
   virtual MemoryStats memory_stats() const { return {}; }
   // Let float32 matmuls use TF32 tensor cores (CUDA only; the CPU ignores it).
   virtual void allow_tf32(bool) {}
+
+  // --- kernel timing (profiling) -------------------------------------------------------------
+  // While switched on, the backend times every kernel it launches (CUDA: with events on its stream,
+  // so the numbers are GPU time, not launch time). kernel_times() waits for the device and returns
+  // the totals per kernel name since timing was switched on, largest first. The CPU keeps none.
+  struct KernelTime {
+    std::string kernel;  // the method's name; gemm adds its dtypes and sizes
+    int64_t calls = 0;
+    double ms = 0;
+  };
+  virtual void set_kernel_timing(bool) {}
+  virtual std::vector<KernelTime> kernel_times() { return {}; }
 
   // --- data movement -------------------------------------------------------------------------
   virtual void fill(Tensor& out, double value) = 0;
@@ -99,14 +115,22 @@ class Backend {
   virtual void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) = 0;
   virtual void log_softmax_forward(const Tensor& x, Tensor& y) = 0;                       // [rows, n]
   virtual void log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) = 0;  // gy − e^y Σgy
+  // Deferred errors: ids index rows, so a bad one (a target outside [−1, V), an embedding id outside
+  // [0, V)) is an Error naming the id, its position and the fix. The CPU throws it at once. A GPU
+  // backend does not read ids back to check them (that would wait for the device every step): its
+  // kernel treats the row safely (zero output, no loss, no gradient) and the backend throws the
+  // first bad id at its next wait for the device (copy_to_host, synchronize, sum_of_squares).
+  //
   // logits [N, V], targets int32 [N] (−1 = ignore): losses[i] = logsumexp(logits_i) − logits[i, t_i]
-  // (0 when ignored), lse[i] saved for backward. Returns how many targets lie outside [−1, V).
-  virtual int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses,
-                                        Tensor& lse) = 0;
+  // (0 when ignored), lse[i] saved for backward, and divisor (one element, dtype of logits) =
+  // max(1, number of targets not ignored): the mean's denominator, counted on the device so that no
+  // count comes back to the host (1 when every target is ignored, making the mean 0, not 0/0).
+  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                     Tensor& divisor) = 0;
   // glogits[i, :] = grad_losses[i] · (softmax(logits_i) − onehot(t_i)); zero rows where ignored.
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                       const Tensor& grad_losses, Tensor& glogits) = 0;
-  // out[i, :] = weight[ids[i], :]; ids int32 [N], validated by the caller.
+  // out[i, :] = weight[ids[i], :]; ids int32 [N], each in [0, V) (else a deferred error, above).
   virtual void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) = 0;
   // gweight[ids[i], :] += gout[i, :] (repeated ids accumulate)
   virtual void embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) = 0;
@@ -118,6 +142,25 @@ class Backend {
   // length dh at its position; `inverse` rotates by −θ (the backward, since a rotation's transpose
   // is its inverse).
   virtual void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) = 0;
+  // Fused causal attention (FlashAttention-2: the [Tq, Tk] score matrix is never stored; each query
+  // row keeps a running max and sum over key tiles, and backward recomputes the probabilities).
+  //   q (B,Tq,H,dh), k and v (B,Tk,Hkv,dh), out (B,Tq,H,dh), lse (B,H,Tq), all of one float dtype:
+  //   lse[b,h,i] = log Σ_j exp(scale · q_i·k_j), saved for backward. Query i sits at position
+  //   i + Tk − Tq and sees keys j ≤ that; head h reads key/value head h / (H / Hkv).
+  // bf16_inputs: the CUDA backend rounds q, k, v (and, in backward, the output gradient and the
+  // probabilities) to bfloat16 for its tensor cores, accumulating in float32 (mixed precision); the CPU
+  // ignores it. Backward writes gq, gk, gv (overwriting them), using D_i = Σ gout_i ⊙ out_i.
+  struct FlashAttention {
+    static constexpr int64_t kMaxGpuHeadDim = 128;  // the CUDA kernels keep a head row in registers
+    int64_t batch = 0, q_len = 0, kv_len = 0, heads = 0, kv_heads = 0, head_dim = 0;
+    double scale = 1.0;
+    bool bf16_inputs = false;
+  };
+  virtual void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       Tensor& out, Tensor& lse) = 0;
+  virtual void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
+                                        Tensor& gk, Tensor& gv) = 0;
   // AdamW with decoupled weight decay over every slot (spec: p ← p − lr·wd·p, then the Adam step).
   virtual void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) = 0;
 

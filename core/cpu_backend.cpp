@@ -291,18 +291,23 @@ class CpuBackend final : public Backend {
     });
   }
 
-  int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) override {
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                             Tensor& divisor) override {
     const int64_t vocab = row_length(logits), rows = row_count(logits);
     expect("cross_entropy_forward", {{"logits", logits}}, logits.dtype());
     expect("cross_entropy_forward", {{"targets", targets}}, DType::I32, rows);
     expect("cross_entropy_forward", {{"losses", losses}, {"lse", lse}}, logits.dtype(), rows);
-    int64_t out_of_range = 0;
+    expect("cross_entropy_forward", {{"divisor", divisor}}, logits.dtype(), 1);
+    cpu::CrossEntropyCounts counts;
     dispatch_float("cross_entropy_forward", logits.dtype(), [&](auto t) {
       using T = decltype(t);
-      out_of_range = cpu::cross_entropy_forward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<T>(losses),
-                                                ptr<T>(lse), rows, vocab);
+      counts = cpu::cross_entropy_forward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<T>(losses),
+                                          ptr<T>(lse), rows, vocab);
+      *ptr<T>(divisor) = static_cast<T>(std::max<int64_t>(1, counts.counted));
     });
-    return out_of_range;
+    // The data's mistake, not the caller's: named in the words of the cross_entropy op (backend.h).
+    T6_CHECK(counts.out_of_range == 0, "cross_entropy: ", counts.out_of_range, " target ids lie outside [-1, ", vocab,
+             "); every target must be a token id below vocab_size or -1 (ignored)");
   }
 
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
@@ -373,6 +378,34 @@ class CpuBackend final : public Backend {
     dispatch_float("rope", x.dtype(), [&](auto t) {
       using T = decltype(t);
       cpu::rope(ptr<const T>(x), ptr<const int32_t>(positions), ptr<T>(y), P, inner, dh, inverse);
+    });
+  }
+
+  void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                               Tensor& lse) override {
+    const int64_t q_elements = p.batch * p.q_len * p.heads * p.head_dim;
+    const int64_t kv_elements = p.batch * p.kv_len * p.kv_heads * p.head_dim;
+    expect("flash_attention_forward", {{"q", q}, {"out", out}}, q.dtype(), q_elements);
+    expect("flash_attention_forward", {{"k", k}, {"v", v}}, q.dtype(), kv_elements);
+    expect("flash_attention_forward", {{"lse", lse}}, q.dtype(), p.batch * p.heads * p.q_len);
+    dispatch_float("flash_attention_forward", q.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::flash_attention_forward(p, ptr<const T>(q), ptr<const T>(k), ptr<const T>(v), ptr<T>(out), ptr<T>(lse));
+    });
+  }
+
+  void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk,
+                                Tensor& gv) override {
+    const int64_t q_elements = p.batch * p.q_len * p.heads * p.head_dim;
+    const int64_t kv_elements = p.batch * p.kv_len * p.kv_heads * p.head_dim;
+    expect("flash_attention_backward", {{"q", q}, {"out", out}, {"gout", gout}, {"gq", gq}}, q.dtype(), q_elements);
+    expect("flash_attention_backward", {{"k", k}, {"v", v}, {"gk", gk}, {"gv", gv}}, q.dtype(), kv_elements);
+    expect("flash_attention_backward", {{"lse", lse}}, q.dtype(), p.batch * p.heads * p.q_len);
+    dispatch_float("flash_attention_backward", q.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::flash_attention_backward(p, ptr<const T>(q), ptr<const T>(k), ptr<const T>(v), ptr<const T>(out),
+                                    ptr<const T>(lse), ptr<const T>(gout), ptr<T>(gq), ptr<T>(gk), ptr<T>(gv));
     });
   }
 

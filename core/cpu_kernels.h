@@ -116,9 +116,13 @@ template <class T>
 void log_softmax_forward(const T* x, T* y, int64_t rows, int64_t n);
 template <class T>
 void log_softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t n);
+// Counts the targets that count (in [0, vocab)) and the ones out of range (neither that nor −1).
+struct CrossEntropyCounts {
+  int64_t counted = 0, out_of_range = 0;
+};
 template <class T>
-int64_t cross_entropy_forward(const T* logits, const int32_t* targets, T* losses, T* lse, int64_t rows,
-                              int64_t vocab);
+CrossEntropyCounts cross_entropy_forward(const T* logits, const int32_t* targets, T* losses, T* lse, int64_t rows,
+                                         int64_t vocab);
 template <class T>
 void cross_entropy_backward(const T* logits, const int32_t* targets, const T* lse, const T* grad_losses,
                             T* glogits, int64_t rows, int64_t vocab);
@@ -129,6 +133,13 @@ template <class T>
 void embedding_forward(const T* weight, const int32_t* ids, T* out, int64_t n, int64_t dim);
 template <class T>
 void embedding_backward(const int32_t* ids, const T* gout, T* gweight, int64_t n, int64_t dim);
+
+// Fused causal attention (core/cpu_kernels_flash_attention.cpp; the shapes are in core/backend.h).
+template <class T>
+void flash_attention_forward(const Backend::FlashAttention& p, const T* q, const T* k, const T* v, T* out, T* lse);
+template <class T>
+void flash_attention_backward(const Backend::FlashAttention& p, const T* q, const T* k, const T* v, const T* out,
+                              const T* lse, const T* gout, T* gq, T* gk, T* gv);
 template <class T>
 void rms_norm_forward(const T* x, T* y, T* rstd, int64_t rows, int64_t d, double eps);
 template <class T>

@@ -92,10 +92,10 @@ void log_softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t 
 }
 
 template <class T>
-int64_t cross_entropy_forward(const T* logits, const int32_t* targets, T* losses, T* lse, int64_t rows,
-                              int64_t vocab) {
-  int64_t out_of_range = 0;
-#pragma omp parallel for reduction(+ : out_of_range) if (parallel : rows * vocab > kParallelExpensive)
+CrossEntropyCounts cross_entropy_forward(const T* logits, const int32_t* targets, T* losses, T* lse, int64_t rows,
+                                         int64_t vocab) {
+  int64_t counted = 0, out_of_range = 0;
+#pragma omp parallel for reduction(+ : counted, out_of_range) if (parallel : rows * vocab > kParallelExpensive)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = logits + r * vocab;
     const double l = logsumexp(xr, vocab);
@@ -103,12 +103,13 @@ int64_t cross_entropy_forward(const T* logits, const int32_t* targets, T* losses
     lse[r] = static_cast<T>(l);
     if (t >= 0 && t < vocab) {
       losses[r] = static_cast<T>(l - static_cast<double>(xr[t]));
+      ++counted;
     } else {  // ignored (−1) or out of range: no loss; the caller reports the out-of-range count
       losses[r] = T(0);
       out_of_range += t != -1;
     }
   }
-  return out_of_range;
+  return {counted, out_of_range};
 }
 
 template <class T>
@@ -136,7 +137,7 @@ void cross_entropy_backward(const T* logits, const int32_t* targets, const T* ls
   template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, T);                          \
   template void log_softmax_forward<T>(const T*, T*, int64_t, int64_t);                                    \
   template void log_softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t);                         \
-  template int64_t cross_entropy_forward<T>(const T*, const int32_t*, T*, T*, int64_t, int64_t);           \
+  template CrossEntropyCounts cross_entropy_forward<T>(const T*, const int32_t*, T*, T*, int64_t, int64_t); \
   template void cross_entropy_backward<T>(const T*, const int32_t*, const T*, const T*, T*, int64_t, int64_t);
 T6_CPU_INSTANTIATE(float)
 T6_CPU_INSTANTIATE(double)

@@ -1,5 +1,5 @@
-// The CUDA backend's setup and memory: the stream, the cuBLAS handle, the caching allocator and the
-// host ↔ device copies. The kernels are in the kernels_*.cu files and gemm.cu.
+// The CUDA backend's setup and memory: the stream, the cuBLAS handle, the caching allocator, the
+// host ↔ device copies and the waits for the GPU. The kernels are in the kernels_*.cu files and gemm.cu.
 #include "cuda/cuda_backend.h"
 
 #include <cstdio>
@@ -48,16 +48,20 @@ void CudaBackend::deallocate(void* ptr, size_t) { allocator_.deallocate(ptr); }
 void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes == 0) return;
   T6_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
-  T6_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  wait_for_stream();
 }
 
 void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return;
-  T6_CUDA_CHECK(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
-  T6_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  staging_.copy(device_dst, host_src, bytes);  // no wait: host_src is copied to pinned memory first
 }
 
-void CudaBackend::synchronize() { T6_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() { wait_for_stream(); }
+
+void CudaBackend::wait_for_stream() {
+  T6_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  bad_ids_.throw_if_reported(stream_);
+}
 
 Backend::MemoryStats CudaBackend::memory_stats() const { return allocator_.stats(); }
 

@@ -1,18 +1,25 @@
 // The CUDA backend: core/backend.h on one NVIDIA GPU (device 0). Every kernel and copy runs on one
 // stream, in order, and cuBLAS is bound to the same stream, so no operation needs an event or a
-// synchronization except where data comes back to the host.
+// synchronization except where data comes back to the host. Uploads go through pinned staging memory
+// (pinned_staging.h), so they do not wait either, and ids out of range found by kernels are reported at
+// the next wait (bad_ids.h): a training or decode step waits for the GPU only to read a value back.
 //
 // The methods live by theme in the cuda/ files: memory and setup here in cuda_backend.cu, the matrix
 // multiply in gemm.cu, and each kernel family in its kernels_*.cu file, where the __global__ kernel
 // (in namespace t6::kernels) has the same name as the method that launches it.
 #pragma once
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include "core/backend.h"
+#include "cuda/bad_ids.h"
 #include "cuda/caching_allocator.h"
+#include "cuda/kernel_timer.h"
+#include "cuda/pinned_staging.h"
 
 namespace t6 {
 
@@ -33,6 +40,8 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   MemoryStats memory_stats() const override;
   void allow_tf32(bool allow) override { tf32_ = allow; }
+  void set_kernel_timing(bool on) override { timer_.set_enabled(on); }
+  std::vector<KernelTime> kernel_times() override { return timer_.totals(); }
 
   void fill(Tensor& out, double value) override;
   void strided_copy(const Tensor& src, Tensor& dst) override;
@@ -53,7 +62,8 @@ class CudaBackend final : public Backend {
   void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) override;
   void log_softmax_forward(const Tensor& x, Tensor& y) override;
   void log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) override;
-  int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) override;
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                             Tensor& divisor) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& grad_losses,
                               Tensor& glogits) override;
   void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) override;
@@ -61,15 +71,30 @@ class CudaBackend final : public Backend {
   void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) override;
   void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) override;
   void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) override;
+  void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                               Tensor& lse) override;
+  void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk,
+                                Tensor& gv) override;
   void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) override;
   void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                             const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
                             Tensor& out) override;
 
  private:
+  void wait_for_stream();  // every wait for the GPU goes through here: it reports bad ids (bad_ids.h)
+
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   CachingAllocator allocator_;  // after stream_: it is built from it
+  KernelTimer timer_{stream_};
+  PinnedStaging staging_{stream_};
+  BadIdReporter bad_ids_{stream_};
+  // adamw_step's table of slot pointers and sizes on the GPU, and the bytes it was uploaded from
+  // (kernels_adamw.cu): uploaded again only when the parameter tensors change. After allocator_,
+  // so the block goes back before the allocator does.
+  std::optional<DeviceBuffer> adamw_table_;
+  std::vector<unsigned char> adamw_table_bytes_;
   bool tf32_ = false;
   std::string description_;
 };

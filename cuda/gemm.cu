@@ -25,6 +25,10 @@ int as_int(int64_t value, const char* what) {
 
 void CudaBackend::gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  // Named by dtype and sizes, so a profile tells the model's products apart.
+  const auto timing = timer_.enabled() ? timer_.time(cat("gemm ", dtype_name(a.dtype()), " ", g.m, "x", g.n, "x", g.k,
+                                                         g.batch > 1 ? cat(" batch ", g.batch) : std::string()))
+                                       : KernelTimer::Scope();
   cudaDataType_t input_type, output_type;
   cublasComputeType_t compute;
   if (a.dtype() == DType::F32 && b.dtype() == DType::F32 && c.dtype() == DType::F32) {

@@ -1,7 +1,10 @@
 // AdamW over every parameter in one kernel launch (a "multi-tensor apply"): the slots' pointers and
 // sizes go to the GPU as one table, and the concatenation of all parameters is cut into fixed chunks,
-// one block per chunk, so a model's hundreds of tensors cost one launch instead of hundreds.
+// one block per chunk, so a model's hundreds of tensors cost one launch instead of hundreds. The table
+// stays on the GPU between steps and is uploaded again only when the tensors change; the step's
+// hyperparameters travel as a kernel argument.
 #include <cmath>
+#include <cstring>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
@@ -21,6 +24,8 @@ struct AdamWTensor {
   int64_t numel;
   int64_t start;  // offset of this tensor in the concatenation of all of them
 };
+// Tables are compared byte for byte with the one uploaded last, which needs a layout without padding.
+static_assert(sizeof(AdamWTensor) == 4 * sizeof(void*) + 2 * sizeof(int64_t), "AdamWTensor has padding");
 
 // The per-step constants, in double like the CPU twin's arithmetic.
 struct AdamWConstants {
@@ -65,6 +70,7 @@ __global__ void adamw_step(const AdamWTensor* tensors, int count, int64_t total,
 }  // namespace kernels
 
 void CudaBackend::adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) {
+  const auto timing = timer_.time("adamw_step");
   std::vector<AdamWTensor> table;
   int64_t total = 0;
   for (const AdamWSlot& s : slots) {
@@ -84,11 +90,18 @@ void CudaBackend::adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h)
   k.lr = h.lr, k.beta1 = h.beta1, k.beta2 = h.beta2, k.eps = h.eps, k.grad_scale = h.grad_scale;
   k.decay = 1.0 - h.lr * h.weight_decay;
   k.bias1 = 1.0 - std::pow(h.beta1, step), k.bias2 = 1.0 - std::pow(h.beta2, step);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(table.data());
   const size_t table_bytes = table.size() * sizeof(AdamWTensor);
-  DeviceBuffer device_table(allocator_, table_bytes);
-  copy_from_host(device_table.as<void>(), table.data(), table_bytes);
+  if (!adamw_table_ || adamw_table_bytes_.size() != table_bytes ||
+      std::memcmp(adamw_table_bytes_.data(), bytes, table_bytes) != 0) {
+    // Replacing the block is safe while a queued step still reads the old table: like the upload, any
+    // later user of that block runs after the step on the same stream.
+    adamw_table_.emplace(allocator_, table_bytes);
+    copy_from_host(adamw_table_->as<void>(), bytes, table_bytes);
+    adamw_table_bytes_.assign(bytes, bytes + table_bytes);
+  }
   const int64_t chunks = (total + kChunk - 1) / kChunk;
-  kernels::adamw_step<<<row_grid(chunks), kThreads, 0, stream_>>>(device_table.as<const AdamWTensor>(),
+  kernels::adamw_step<<<row_grid(chunks), kThreads, 0, stream_>>>(adamw_table_->as<const AdamWTensor>(),
                                                                   static_cast<int>(table.size()), total, k);
   T6_CUDA_CHECK_LAUNCH(adamw_step);
 }

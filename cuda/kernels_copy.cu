@@ -135,6 +135,7 @@ __global__ void cast(const From* src, To* dst, int64_t n) {
 }  // namespace kernels
 
 void CudaBackend::fill(Tensor& out, double value) {
+  const auto timing = timer_.time("fill");
   const int64_t n = out.numel();
   if (n == 0) return;
   const uint64_t bits = element_bits(out.dtype(), value);
@@ -150,6 +151,7 @@ void CudaBackend::fill(Tensor& out, double value) {
 }
 
 void CudaBackend::strided_copy(const Tensor& src, Tensor& dst) {
+  const auto timing = timer_.time("strided_copy");
   const int64_t n = src.numel();
   if (n == 0) return;
   const CopyLayout layout = simplify_layout(src, dst);
@@ -167,6 +169,7 @@ void CudaBackend::strided_copy(const Tensor& src, Tensor& dst) {
 }
 
 void CudaBackend::cast(const Tensor& src, Tensor& dst) {
+  const auto timing = timer_.time("cast");
   const int64_t n = src.numel();
   if (n == 0) return;
   dispatch_any(src.dtype(), [&](auto from) {

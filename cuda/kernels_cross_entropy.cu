@@ -1,7 +1,9 @@
 // Fused cross-entropy over rows of logits [N, V] with int32 targets (−1 = ignore), forward and
-// backward. float32; one block per row. The forward keeps only each row's logsumexp for the backward.
+// backward. float32; one block per row. The forward keeps only each row's logsumexp for the backward,
+// and counts the targets that are not ignored on the GPU, so the mean needs nothing read back.
 #include <cmath>
 
+#include "cuda/bad_ids.cuh"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_utils.cuh"
@@ -11,9 +13,11 @@ namespace t6 {
 namespace kernels {
 
 // cross_entropy_forward: lse[i] = logsumexp(logits_i), losses[i] = lse[i] − logits[i, t_i], 0 when
-// ignored (core/backend.h). A target outside [−1, V) is counted in *bad_targets and its loss is 0.
+// ignored (core/backend.h); *counted += the rows whose target counts. A target outside [−1, V) is
+// reported (bad_ids.h) and its row treated as ignored.
 __global__ void cross_entropy_forward(const float* logits, const int32_t* targets, float* losses, float* lse,
-                                      int64_t rows, int64_t vocab, int32_t* bad_targets) {
+                                      int64_t rows, int64_t vocab, int32_t* counted, BadIdSink bad_ids) {
+  int32_t block_counted = 0;  // thread 0's tally, one atomic per block
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* xr = logits + row * vocab;
     float row_max = -INFINITY;
@@ -26,11 +30,18 @@ __global__ void cross_entropy_forward(const float* logits, const int32_t* target
       const float row_lse = row_max + logf(sum);
       const int32_t target = targets[row];
       const bool in_range = target >= 0 && target < vocab;
-      if (target < -1 || target >= vocab) atomicAdd(bad_targets, 1);
+      if (target < -1 || target >= vocab) report_bad_id(bad_ids, BadIdKind::CrossEntropyTarget, target, row, vocab);
+      block_counted += in_range;
       lse[row] = row_lse;
       losses[row] = in_range ? row_lse - xr[target] : 0.f;
     }
   }
+  if (threadIdx.x == 0 && block_counted > 0) atomicAdd(counted, block_counted);
+}
+
+// cross_entropy_forward's last step: the mean's divisor, max(1, counted) (core/backend.h).
+__global__ void cross_entropy_divisor(const int32_t* counted, float* divisor) {
+  *divisor = static_cast<float>(max(1, *counted));
 }
 
 // cross_entropy_backward: glogits[i, :] = grad_losses[i] · (softmax(logits_i) − onehot(t_i)), with
@@ -50,25 +61,29 @@ __global__ void cross_entropy_backward(const float* logits, const int32_t* targe
 
 }  // namespace kernels
 
-int64_t CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) {
+void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                        Tensor& divisor) {
+  const auto timing = timer_.time("cross_entropy_forward");
   require_dtype("cross_entropy_forward", logits, DType::F32);
   require_dtype("cross_entropy_forward (targets)", targets, DType::I32);
+  require_dtype("cross_entropy_forward (divisor)", divisor, DType::F32);
   const int64_t rows = targets.numel();
-  if (rows == 0) return 0;
-  const int64_t vocab = logits.numel() / rows;
-  DeviceBuffer bad_targets(allocator_, sizeof(int32_t));
-  T6_CUDA_CHECK(cudaMemsetAsync(bad_targets.as<int32_t>(), 0, sizeof(int32_t), stream_));
-  kernels::cross_entropy_forward<<<row_grid(rows), row_threads(vocab), 0, stream_>>>(
-      device_ptr<const float>(logits), device_ptr<const int32_t>(targets), device_ptr<float>(losses),
-      device_ptr<float>(lse), rows, vocab, bad_targets.as<int32_t>());
-  T6_CUDA_CHECK_LAUNCH(cross_entropy_forward);
-  int32_t bad = 0;
-  copy_to_host(&bad, bad_targets.as<int32_t>(), sizeof bad);
-  return bad;
+  DeviceBuffer counted(allocator_, sizeof(int32_t));
+  T6_CUDA_CHECK(cudaMemsetAsync(counted.as<int32_t>(), 0, sizeof(int32_t), stream_));
+  if (rows > 0) {
+    const int64_t vocab = logits.numel() / rows;
+    kernels::cross_entropy_forward<<<row_grid(rows), row_threads(vocab), 0, stream_>>>(
+        device_ptr<const float>(logits), device_ptr<const int32_t>(targets), device_ptr<float>(losses),
+        device_ptr<float>(lse), rows, vocab, counted.as<int32_t>(), bad_ids_.sink());
+    T6_CUDA_CHECK_LAUNCH(cross_entropy_forward);
+  }
+  kernels::cross_entropy_divisor<<<1, 1, 0, stream_>>>(counted.as<int32_t>(), device_ptr<float>(divisor));
+  T6_CUDA_CHECK_LAUNCH(cross_entropy_divisor);
 }
 
 void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                          const Tensor& grad_losses, Tensor& glogits) {
+  const auto timing = timer_.time("cross_entropy_backward");
   require_dtype("cross_entropy_backward", logits, DType::F32);
   require_dtype("cross_entropy_backward (targets)", targets, DType::I32);
   const int64_t rows = targets.numel();

@@ -87,6 +87,7 @@ __global__ void axpy(T alpha, const T* x, T* y, int64_t n) {
 }  // namespace kernels
 
 void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
+  const auto timing = timer_.time("unary");
   const int64_t n = x.numel();
   if (n == 0) return;
   dispatch_float("unary", x.dtype(), [&](auto zero) {
@@ -99,6 +100,7 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
 
 void CudaBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
                                  double alpha) {
+  const auto timing = timer_.time("unary_backward");
   const int64_t n = gy.numel();
   if (n == 0) return;
   dispatch_float("unary_backward", gy.dtype(), [&](auto zero) {
@@ -111,6 +113,7 @@ void CudaBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, c
 }
 
 void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  const auto timing = timer_.time("binary");
   const int64_t n = out.numel();
   if (n == 0) return;
   dispatch_float("binary", out.dtype(), [&](auto zero) {
@@ -122,6 +125,7 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& 
 }
 
 void CudaBackend::axpy(double alpha, const Tensor& x, Tensor& y) {
+  const auto timing = timer_.time("axpy");
   const int64_t n = y.numel();
   if (n == 0) return;
   dispatch_float("axpy", y.dtype(), [&](auto zero) {

@@ -69,6 +69,7 @@ __global__ void sum_of_squares_total(const double* partials, int64_t count, doub
 }  // namespace kernels
 
 void CudaBackend::sum_axis(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64_t inner) {
+  const auto timing = timer_.time("sum_axis");
   if (outer * inner == 0) return;
   dispatch_float("sum_axis", x.dtype(), [&](auto zero) {
     using T = decltype(zero);
@@ -86,6 +87,7 @@ void CudaBackend::sum_axis(const Tensor& x, Tensor& y, int64_t outer, int64_t n,
 }
 
 double CudaBackend::sum_of_squares(const std::vector<Tensor>& tensors) {
+  const auto timing = timer_.time("sum_of_squares");
   if (tensors.empty()) return 0.0;
   // One slot of kSquaresBlocks partial sums per tensor; blocks a small tensor does not use stay 0.
   const int64_t count = static_cast<int64_t>(tensors.size()) * kSquaresBlocks;

@@ -39,6 +39,7 @@ __global__ void rms_norm_backward(const float* x, const float* rstd, const float
 }  // namespace kernels
 
 void CudaBackend::rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) {
+  const auto timing = timer_.time("rms_norm_forward");
   require_dtype("rms_norm_forward", x, DType::F32);
   if (x.numel() == 0) return;
   const int64_t rows = rstd.numel(), d = x.numel() / rows;
@@ -48,6 +49,7 @@ void CudaBackend::rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, dou
 }
 
 void CudaBackend::rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) {
+  const auto timing = timer_.time("rms_norm_backward");
   require_dtype("rms_norm_backward", x, DType::F32);
   if (x.numel() == 0) return;
   const int64_t rows = rstd.numel(), d = x.numel() / rows;

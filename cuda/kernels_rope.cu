@@ -50,6 +50,7 @@ __global__ void rope(const float* x, const int32_t* positions, float* y, int64_t
 }  // namespace kernels
 
 void CudaBackend::rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) {
+  const auto timing = timer_.time("rope");
   require_dtype("rope", x, DType::F32);
   require_dtype("rope (positions)", positions, DType::I32);
   const int64_t P = positions.numel();

@@ -69,6 +69,7 @@ __global__ void log_softmax_backward(const float* y, const float* gy, float* gx,
 }  // namespace kernels
 
 void CudaBackend::softmax_forward(const Tensor& x, Tensor& y, double scale, bool causal, int64_t tq) {
+  const auto timing = timer_.time("softmax_forward");
   require_dtype("softmax_forward", x, DType::F32);
   if (x.numel() == 0) return;
   const int64_t tk = x.size(-1), rows = x.numel() / tk;
@@ -78,6 +79,7 @@ void CudaBackend::softmax_forward(const Tensor& x, Tensor& y, double scale, bool
 }
 
 void CudaBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) {
+  const auto timing = timer_.time("softmax_backward");
   require_dtype("softmax_backward", y, DType::F32);
   if (y.numel() == 0) return;
   const int64_t n = y.size(-1), rows = y.numel() / n;
@@ -88,6 +90,7 @@ void CudaBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx
 }
 
 void CudaBackend::log_softmax_forward(const Tensor& x, Tensor& y) {
+  const auto timing = timer_.time("log_softmax_forward");
   require_dtype("log_softmax_forward", x, DType::F32);
   if (x.numel() == 0) return;
   const int64_t n = x.size(-1), rows = x.numel() / n;
@@ -97,6 +100,7 @@ void CudaBackend::log_softmax_forward(const Tensor& x, Tensor& y) {
 }
 
 void CudaBackend::log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) {
+  const auto timing = timer_.time("log_softmax_backward");
   require_dtype("log_softmax_backward", y, DType::F32);
   if (y.numel() == 0) return;
   const int64_t n = y.size(-1), rows = y.numel() / n;

@@ -194,6 +194,7 @@ __global__ void tpa_decode_merge(const float* __restrict__ partials, const int32
 void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                                        const Tensor& b_k, const Tensor& a_v, const Tensor& b_v,
                                        const Tensor& lengths, Tensor& out) {
+  const auto timing = timer_.time("tpa_decode_attention");
   const bool factorized = p.q_rank > 0;
   require_dtype("tpa_decode_attention", out, DType::F32);  // the caller checked that every factor shares it
   require_dtype("tpa_decode_attention (lengths)", lengths, DType::I32);

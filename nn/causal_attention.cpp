@@ -1,5 +1,6 @@
 // Causal scaled-dot-product attention, shared by every attention variant.
 #include "autograd/ops.h"
+#include "core/backend.h"
 #include "nn/attention.h"
 #include "nn/gqa_attention.h"
 #include "nn/tpa_attention.h"
@@ -7,6 +8,14 @@
 namespace t6 {
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  // A GPU is bound by memory traffic here, and the fused kernel never writes the [Tq, Tk] matrices;
+  // a CPU is bound by arithmetic, and the composite path does it in two BLAS products.
+  if (q.device() != Device::CPU && q.size(3) <= Backend::FlashAttention::kMaxGpuHeadDim)
+    return flash_attention(q, k, v, scale);
+  return composite_causal_attention(q, k, v, scale);
+}
+
+Tensor composite_causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
   const int64_t B = q.size(0), Tq = q.size(1), H = q.size(2), dh = q.size(3);
   const int64_t Tk = k.size(1), Hkv = k.size(2), G = H / Hkv;  // G query heads share one key/value head
   T6_CHECK(H % Hkv == 0 && k.shape() == v.shape() && k.size(3) == dh && k.size(0) == B, "causal_attention: q ",

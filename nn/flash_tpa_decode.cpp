@@ -16,10 +16,21 @@ void check_lengths(const std::vector<int64_t>& lengths, int64_t B, int64_t M, co
   for (int64_t n : lengths) T6_CHECK(n >= 1 && n <= M, op, ": a row attends to ", n, " tokens; needs 1 to ", M);
 }
 
+void check_has_factors(const LayerKVCache& cache) {
+  T6_CHECK(cache.a_k.defined(), "flash_tpa_decode: the cache holds no factors (it belongs to an mha/gqa/mqa model)");
+}
+
 }  // namespace
 
 Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
-  T6_CHECK(cache.a_k.defined(), "flash_tpa_decode: the cache holds no factors (it belongs to an mha/gqa/mqa model)");
+  check_has_factors(cache);
+  check_lengths(lengths, cache.a_k.size(0), cache.a_k.size(1), "flash_tpa_decode");
+  const std::vector<int32_t> lengths32(lengths.begin(), lengths.end());
+  return flash_tpa_decode(query, cache, from_ints(lengths32, {cache.a_k.size(0)}, cache.a_k.device()));
+}
+
+Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const Tensor& lengths) {
+  check_has_factors(cache);
   for (const Tensor& t : cache.buffers())
     T6_CHECK(t.dtype() == query.b_q.dtype() && t.device() == query.b_q.device(), "flash_tpa_decode: the query is ",
              dtype_name(query.b_q.dtype()), " on ", device_name(query.b_q.device()), " but the cache ",
@@ -33,7 +44,9 @@ Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const 
            "flash_tpa_decode: query factors ", query.a_q.defined() ? shape_str(query.a_q.shape()) : "(none)", " and ",
            shape_str(query.b_q.shape()), " do not fit a cache of factors ", shape_str(cache.a_k.shape()), " and ",
            shape_str(cache.b_k.shape()));
-  check_lengths(lengths, B, M, "flash_tpa_decode");
+  T6_CHECK(lengths.dtype() == DType::I32 && lengths.shape() == Shape({B}) && lengths.device() == cache.a_k.device(),
+           "flash_tpa_decode: lengths must be int32 (", B, ") on ", device_name(cache.a_k.device()), ", got ",
+           dtype_name(lengths.dtype()), " ", shape_str(lengths.shape()), " on ", device_name(lengths.device()));
 
   Backend::TPADecode p;
   p.batch = B, p.heads = H, p.q_rank = RQ, p.rank = R, p.head_dim = dh, p.capacity = M;
@@ -41,12 +54,10 @@ Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const 
   p.logit_scale = 1.0 / (static_cast<double>(factorized ? RQ * R : R) * std::sqrt(static_cast<double>(dh)));
   p.value_scale = 1.0 / static_cast<double>(R);  // v = (1/R)·A_v B_v
 
-  std::vector<int32_t> lengths32(lengths.begin(), lengths.end());
-  const Tensor lengths_tensor = from_ints(lengths32, {B}, cache.a_k.device());
   Tensor out = empty({B, H, dh}, cache.a_k.dtype(), cache.a_k.device());
   const Tensor a_q = factorized ? query.a_q.contiguous_data() : Tensor();
   backend_of(out).tpa_decode_attention(p, a_q, query.b_q.contiguous_data(), cache.a_k, cache.b_k, cache.a_v,
-                                       cache.b_v, lengths_tensor, out);
+                                       cache.b_v, lengths.contiguous_data(), out);
   return out;
 }
 

@@ -26,6 +26,9 @@ struct TPAQuery {
 
 // → (B,H,dh): softmax(q·kᵀ/sqrt(dh)) v per head over the cached factors of each row.
 Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths);
+// The same with the lengths already on the cache's device, int32 (B), each in [1, M]: what generation
+// passes (DecodeSlots::device_lengths, checked and uploaded once per step for every layer).
+Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const Tensor& lengths);
 Tensor materialized_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths);
 
 // q (B,H,dh); k_cache and v_cache head-major (B,Hkv,M,dh), with Hkv dividing H (query head h reads

@@ -45,14 +45,13 @@ Tensor GQAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCa
   return attend(queries(x, positions), k, v);
 }
 
-Tensor GQAAttention::decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
-                            LayerKVCache& cache) const {
+Tensor GQAAttention::decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const {
   const int64_t B = x.size(0), H = config.n_head, dh = config.head_dim;
   // the new token's heads (B,1,kv_heads,dh), into the head-major cache
-  write_cache(cache.k, permute(keys(x, positions), {0, 2, 1, 3}), slots, /*time_axis=*/2);
-  write_cache(cache.v, permute(values(x), {0, 2, 1, 3}), slots, /*time_axis=*/2);
-  const Tensor q = reshape(queries(x, positions), {B, H, dh});
-  const Tensor y = cached_heads_decode(q, cache.k, cache.v, lengths_through(slots));  // (B,H,dh)
+  write_cache(cache.k, permute(keys(x, step.positions), {0, 2, 1, 3}), step.slots, /*time_axis=*/2);
+  write_cache(cache.v, permute(values(x), {0, 2, 1, 3}), step.slots, /*time_axis=*/2);
+  const Tensor q = reshape(queries(x, step.positions), {B, H, dh});
+  const Tensor y = cached_heads_decode(q, cache.k, cache.v, step.lengths);  // (B,H,dh)
   return c_proj.forward(reshape(y, {B, 1, H * dh}));  // (B,1,d)
 }
 

@@ -12,8 +12,7 @@ class GQAAttention : public Attention {
   GQAAttention(const ModelConfig& c, Generator& gen);
   Tensor forward(const Tensor& x, const Tensor& positions) const override;
   Tensor prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const override;
-  Tensor decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
-                LayerKVCache& cache) const override;
+  Tensor decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const override;
 
   // Rotated heads of x (B,T,d): queries (B,T,H,dh); keys and values (B,T,kv_heads,dh).
   Tensor queries(const Tensor& x, const Tensor& positions) const;

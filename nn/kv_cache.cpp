@@ -32,7 +32,7 @@ std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots) {
 }
 
 KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity, Device device, DType dtype)
-    : batch_(batch), capacity_(capacity), lengths_(static_cast<size_t>(batch), 0) {
+    : batch_(batch), capacity_(capacity), device_(device), lengths_(static_cast<size_t>(batch), 0) {
   T6_CHECK(batch >= 1 && capacity >= 1, "KVCache: needs at least one row and one slot, got ", batch, " rows of ",
            capacity);
   const int64_t B = batch, M = capacity, H = c.n_head, R = c.rank, dh = c.head_dim;
@@ -63,6 +63,20 @@ std::vector<int64_t> KVCache::next_slots() const {
   std::vector<int64_t> slots(lengths_);
   for (int64_t& s : slots) s = std::min(s, capacity_ - 1);
   return slots;
+}
+
+DecodeSlots KVCache::decode_slots() const {
+  DecodeSlots step;
+  step.slots = next_slots();
+  // Every slot lies in [0, capacity) (set_lengths checked the lengths), so every length in [1, capacity].
+  step.lengths = lengths_through(step.slots);
+  std::vector<int32_t> both;  // row 0: the positions, row 1: the lengths
+  for (const std::vector<int64_t>* row : {&step.slots, &step.lengths})
+    both.insert(both.end(), row->begin(), row->end());
+  const Tensor uploaded = from_ints(both, {2, batch_}, device_);
+  step.positions = slice(uploaded, 0, 0, 1).view({batch_, 1});
+  step.device_lengths = slice(uploaded, 0, 1, 2).view({batch_});
+  return step;
 }
 
 void KVCache::advance() {

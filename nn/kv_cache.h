@@ -33,6 +33,15 @@ void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<i
 // earlier slot, slots[b] + 1.
 std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots);
 
+// Where one decode step's new tokens go, worked out once per step (KVCache::decode_slots) and shared by
+// every layer, so that a step uploads them to the device once, not once per layer.
+struct DecodeSlots {
+  std::vector<int64_t> slots;    // row b's new token goes to slot slots[b], which is also its position
+  std::vector<int64_t> lengths;  // lengths_through(slots), each in [1, capacity]
+  Tensor positions;              // int32 (B,1) on the cache's device: `slots`, as RoPE reads them
+  Tensor device_lengths;         // int32 (B) on the cache's device: `lengths`, for the decode kernel
+};
+
 class KVCache {
  public:
   // Allocates every layer's buffers (zero-filled); every row starts empty.
@@ -51,6 +60,8 @@ class KVCache {
   // The slot each row's next token goes to: its length, or, for a row already at capacity (one whose
   // generation has ended while others go on), its last slot again, so batched steps never overflow.
   std::vector<int64_t> next_slots() const;
+  // The next decode step's slots (next_slots()) and lengths, with both uploaded in one copy.
+  DecodeSlots decode_slots() const;
   void advance();  // one more token in every row that has room
 
   int64_t bytes_allocated() const;  // all layers, rows and slots
@@ -58,6 +69,7 @@ class KVCache {
 
  private:
   int64_t batch_, capacity_;
+  Device device_;
   std::vector<LayerKVCache> layers_;
   std::vector<int64_t> lengths_;
 };

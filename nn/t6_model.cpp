@@ -22,9 +22,8 @@ Tensor Block::prefill(const Tensor& x, const Tensor& positions, LayerKVCache& ca
   return add_mlp(add(x, attn.prefill(rms_norm(x, norm_eps), positions, cache)));
 }
 
-Tensor Block::decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
-                     LayerKVCache& cache) const {
-  return add_mlp(add(x, attn.decode(rms_norm(x, norm_eps), positions, slots, cache)));
+Tensor Block::decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const {
+  return add_mlp(add(x, attn.decode(rms_norm(x, norm_eps), step, cache)));
 }
 
 Transformer::Transformer(const ModelConfig& c, Generator& gen)
@@ -110,12 +109,10 @@ Tensor T6Model::decode_step(const Tensor& tokens, KVCache& cache) const {
            "T6Model::decode_step: tokens must be an int32 (B) tensor for a cache of ", cache.batch(), " rows, got ",
            dtype_name(tokens.dtype()), " ", shape_str(tokens.shape()));
   const int64_t B = cache.batch();
-  const std::vector<int64_t> slots = cache.next_slots();
-  const std::vector<int32_t> slot_positions(slots.begin(), slots.end());
-  const Tensor pos = from_ints(slot_positions, {B, 1}, device());  // each row's own position
+  const DecodeSlots step = cache.decode_slots();  // each row's slot and position, uploaded once for every layer
 
   Tensor x = transformer.wte.forward(tokens.to_device(device()).contiguous_data().view({B, 1}));  // (B,1,d)
-  for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).decode(x, pos, slots, cache.layer(i));
+  for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).decode(x, step, cache.layer(i));
   cache.advance();
   return reshape(head(x), {B, config.vocab_size});  // (B,V)
 }

@@ -16,8 +16,7 @@ class Block : public Module {
   Tensor forward(const Tensor& x, const Tensor& positions) const;  // (B,T,d) → (B,T,d)
   // The same with the layer's KV cache (Attention::prefill and Attention::decode).
   Tensor prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const;
-  Tensor decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
-                LayerKVCache& cache) const;
+  Tensor decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const;
 
   const double norm_eps;
   Attention& attn;

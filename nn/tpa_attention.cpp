@@ -97,15 +97,14 @@ Tensor TPAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCa
   return attend(queries(x, positions), f);
 }
 
-Tensor TPAAttention::decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
-                            LayerKVCache& cache) const {
+Tensor TPAAttention::decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const {
   const int64_t B = x.size(0), H = config.n_head, RQ = config.q_rank, dh = config.head_dim;
-  const KVFactors f = key_value_factors(x, positions);  // (B,1,…): the new token's factors
-  write_cache(cache.a_k, f.a_k, slots);
-  write_cache(cache.b_k, f.b_k, slots);
-  write_cache(cache.a_v, f.a_v, slots);
-  write_cache(cache.b_v, f.b_v, slots);
-  const QueryFactors qf = query_factors(x, positions);
+  const KVFactors f = key_value_factors(x, step.positions);  // (B,1,…): the new token's factors
+  write_cache(cache.a_k, f.a_k, step.slots);
+  write_cache(cache.b_k, f.b_k, step.slots);
+  write_cache(cache.a_v, f.a_v, step.slots);
+  write_cache(cache.b_v, f.b_v, step.slots);
+  const QueryFactors qf = query_factors(x, step.positions);
   TPAQuery query;
   if (factorized_query) {
     query.a_q = reshape(qf.a_q, {B, H, RQ});
@@ -113,8 +112,8 @@ Tensor TPAAttention::decode(const Tensor& x, const Tensor& positions, const std:
   } else {
     query.b_q = reshape(qf.b_q, {B, H, dh});
   }
-  const Tensor y = flash_tpa_decode(query, cache, lengths_through(slots));  // (B,H,dh)
-  return c_proj.forward(reshape(y, {B, 1, H * dh}));                         // (B,1,d)
+  const Tensor y = flash_tpa_decode(query, cache, step.device_lengths);  // (B,H,dh)
+  return c_proj.forward(reshape(y, {B, 1, H * dh}));                      // (B,1,d)
 }
 
 }  // namespace t6

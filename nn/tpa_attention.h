@@ -40,8 +40,7 @@ class TPAAttention : public Attention {
   Tensor forward(const Tensor& x, const Tensor& positions) const override;
   Tensor prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const override;
   // Attends in factor space (flash_tpa_decode), never forming K or V.
-  Tensor decode(const Tensor& x, const Tensor& positions, const std::vector<int64_t>& slots,
-                LayerKVCache& cache) const override;
+  Tensor decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const override;
 
   // The per-token factors of x (B,T,d): A (B,T,H,R) and B (B,T,R,dh), with B_k already rotated.
   struct KVFactors {

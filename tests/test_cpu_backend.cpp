@@ -578,8 +578,17 @@ TEST_CASE("cpu cross_entropy: ignored and out-of-range targets, lse, backward") 
       for (int32_t& id : t) id = static_cast<int32_t>(gen.below(vocab));
       t[0] = -1, t[1] = vocab, t[2] = -7, t[3] = vocab - 1, t[4] = 0;  // ignored, two out of range, both edges
       Tensor targets = from_ints(t, {rows});
-      Tensor losses = empty({rows}, dtype), lse = empty({rows}, dtype);
-      CHECK(cpu().cross_entropy_forward(logits, targets, losses, lse) == 2);
+      Tensor losses = empty({rows}, dtype), lse = empty({rows}, dtype), divisor = empty({}, dtype);
+      // Targets out of range are the data's mistake: the forward throws, saying how many and what is allowed.
+      CHECK_THROWS_WITH_AS(cpu().cross_entropy_forward(logits, targets, losses, lse, divisor),
+                           "cross_entropy: 2 target ids lie outside [-1, 13); every target must be a token id below "
+                           "vocab_size or -1 (ignored)",
+                           Error);
+      // The same rows ignored instead: every loss but theirs, and the mean's divisor, the count of the rest.
+      std::vector<int32_t> valid = t;
+      valid[1] = valid[2] = -1;
+      cpu().cross_entropy_forward(logits, from_ints(valid, {rows}), losses, lse, divisor);
+      CHECK(divisor.item() == static_cast<double>(rows - 3));
       const std::vector<double> x = values(logits);
       std::vector<double> lse_ref, loss_ref;
       for (int64_t r = 0; r < rows; ++r) {
@@ -609,6 +618,9 @@ TEST_CASE("cpu cross_entropy: ignored and out-of-range targets, lse, backward") 
       const std::vector<double> gl = values(glogits);
       for (int64_t j = 0; j < 3 * vocab; ++j) ignored_rows_zero &= gl[j] == 0.0;
       CHECK(ignored_rows_zero);
+      // every target ignored: the divisor is 1, so the mean is 0 rather than 0/0
+      cpu().cross_entropy_forward(logits, from_ints(std::vector<int32_t>(t.size(), -1), {rows}), losses, lse, divisor);
+      CHECK(divisor.item() == 1.0);
     }
   }
 }

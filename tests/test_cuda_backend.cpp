@@ -367,22 +367,20 @@ TEST_CASE("cuda softmax and log_softmax match the cpu, masked entries exactly 0"
   }
 }
 
-TEST_CASE("cuda cross_entropy matches the cpu and counts bad targets") {
+TEST_CASE("cuda cross_entropy matches the cpu, the mean's divisor included") {
   Generator gen(7);
   const int64_t rows = 129, vocab = 1000;
   std::vector<int32_t> ids = testing::random_token_ids(rows, vocab, gen);
   for (size_t i = 0; i < ids.size(); i += 7) ids[i] = -1;  // ignored rows
   const Tensor logits = uniform({rows, vocab}, -4.0, 4.0, gen), targets = from_ints(ids, {rows});
-  int64_t bad_cpu = -1, bad_gpu = -1;
-  const Results forward = run_on_both({logits, targets}, {zeros({rows}), zeros({rows})},
-                                      [&](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
-                                        (be.device() == Device::CPU ? bad_cpu : bad_gpu) =
-                                            be.cross_entropy_forward(in[0], in[1], out[0], out[1]);
+  const Results forward = run_on_both({logits, targets}, {zeros({rows}), zeros({rows}), zeros({})},
+                                      [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                        be.cross_entropy_forward(in[0], in[1], out[0], out[1], out[2]);
                                       });
-  CHECK(bad_cpu == 0);
-  CHECK(bad_gpu == 0);
   CHECK(gap(forward, 0) <= 1e-5);  // losses
   CHECK(gap(forward, 1) <= 1e-5);  // logsumexp
+  CHECK(forward.gpu[2].item() == rows - (rows + 6) / 7);  // the divisor: the targets not ignored
+  CHECK(forward.cpu[2].item() == forward.gpu[2].item());
   CHECK(forward.gpu[0].to_double_vector()[0] == 0.0);  // an ignored row has loss 0
 
   const Results backward = run_on_both(
@@ -392,11 +390,17 @@ TEST_CASE("cuda cross_entropy matches the cpu and counts bad targets") {
       });
   CHECK(gap(backward) <= 1e-5);
 
-  // targets outside [−1, V) are counted, not read
-  const Tensor bad_targets = from_ints({3, 1000, -2, 5000, -1, 999, 0}, {7}, Device::CUDA);
+  // every target ignored: the divisor is 1 (so the mean is 0, not 0/0), and so it is with no rows at all
   Tensor losses = empty({7}, DType::F32, Device::CUDA), lse = empty({7}, DType::F32, Device::CUDA);
+  Tensor divisor = zeros({}, DType::F32, Device::CUDA);
   const Tensor small = uniform({7, vocab}, -1.0, 1.0, gen).to_device(Device::CUDA);
-  CHECK(gpu().cross_entropy_forward(small, bad_targets, losses, lse) == 3);
+  gpu().cross_entropy_forward(small, from_ints(std::vector<int32_t>(7, -1), {7}, Device::CUDA), losses, lse, divisor);
+  CHECK(divisor.item() == 1.0);
+  divisor.fill_(0.0);
+  Tensor no_losses = empty({0}, DType::F32, Device::CUDA), no_lse = empty({0}, DType::F32, Device::CUDA);
+  gpu().cross_entropy_forward(empty({0, vocab}, DType::F32, Device::CUDA), empty({0}, DType::I32, Device::CUDA),
+                              no_losses, no_lse, divisor);
+  CHECK(divisor.item() == 1.0);
 }
 
 TEST_CASE("cuda embedding matches the cpu, repeated ids accumulating") {

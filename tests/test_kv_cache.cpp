@@ -114,6 +114,19 @@ TEST_CASE("write_cache puts each row's tokens at its own slots; lengths and slot
   CHECK(lengths_through({0, 4}) == std::vector<int64_t>{1, 5});
 }
 
+TEST_CASE("a decode step's slots: positions and lengths for every layer, from one upload") {
+  KVCache cache(cache_config("tpa"), 3, 4);
+  cache.set_lengths({0, 2, 4});
+  const DecodeSlots step = cache.decode_slots();
+  CHECK(step.slots == std::vector<int64_t>{0, 2, 3});  // the full row rewrites its last slot
+  CHECK(step.lengths == std::vector<int64_t>{1, 3, 4});
+  CHECK(step.positions.shape() == Shape{3, 1});
+  CHECK(step.positions.to_vector<int32_t>() == std::vector<int32_t>{0, 2, 3});
+  CHECK(step.device_lengths.shape() == Shape{3});
+  CHECK(step.device_lengths.to_vector<int32_t>() == std::vector<int32_t>{1, 3, 4});
+  CHECK(step.positions.same_storage(step.device_lengths));
+}
+
 TEST_CASE("FlashTPA: factor-space decode attention equals attention over materialized K and V") {
   // Rows of different lengths: one token, within one tile, across tiles and chunks (256), and full.
   const int64_t B = 4, M = 600, H = 3, R = 2, RQ = 5, dh = 8;
@@ -166,4 +179,11 @@ TEST_CASE("decode attention rejects lengths that do not fit the cache") {
   const TPAQuery wrong{uniform({2, 2, 3}, -1, 1, gen), uniform({2, 3, 6}, -1, 1, gen)};
   CHECK_THROWS_WITH_AS(flash_tpa_decode(wrong, cache, {1, 1}), doctest::Contains("do not fit a cache of factors"),
                        Error);
+  // lengths already in a tensor (what generation passes) must be int32 (B) on the cache's device
+  CHECK(flash_tpa_decode(q, cache, from_ints({1, 4}, {2})).to_double_vector() ==
+        flash_tpa_decode(q, cache, {1, 4}).to_double_vector());
+  CHECK_THROWS_WITH_AS(flash_tpa_decode(q, cache, from_vector({1, 4}, {2})),
+                       "flash_tpa_decode: lengths must be int32 (2) on cpu, got float32 [2] on cpu", Error);
+  CHECK_THROWS_WITH_AS(flash_tpa_decode(q, cache, from_ints({1, 4, 4}, {3})),
+                       doctest::Contains("lengths must be int32 (2)"), Error);
 }

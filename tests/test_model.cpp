@@ -339,4 +339,8 @@ TEST_CASE("model config: JSON round trip and every rejection names the key") {
                        doctest::Contains("a sequence of 9 tokens does not fit block_size 8"), Error);
   CHECK_THROWS_WITH_AS(T6Model(tiny_config("tpa")).forward(from_ints({1, 11}, {1, 2})),
                        doctest::Contains("token id 11 at position 1 is outside [0, 11)"), Error);
+  CHECK_THROWS_WITH_AS(T6Model(tiny_config("tpa")).forward(from_ints({1, 2}, {1, 2}), from_ints({11, -1}, {1, 2})),
+                       "cross_entropy: 1 target ids lie outside [-1, 11); every target must be a token id below "
+                       "vocab_size or -1 (ignored)",
+                       Error);
 }

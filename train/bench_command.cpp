@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "autograd/mixed_precision.h"
@@ -20,12 +21,15 @@ namespace t6 {
 
 namespace {
 const char* const kHelp = R"(usage: t6 bench train --config FILE [--steps N] [--warmup N] [--set section.key=value ...]
-                     [--device cpu|cuda] [--json]
+                     [--device cpu|cuda] [--json] [--profile]
 
 Times N training steps (default 20, after 3 warm-up steps) of the config's model at its batch size,
 sequence length and gradient accumulation, on random tokens, and prints the median ms/step, tokens/s
 and peak resident memory ({"ms_per_step", "tokens_per_s", "peak_rss_mb"} with --json; on CUDA also
 "peak_device_mb"). CPU threads follow train.threads / T6_NUM_THREADS / OMP_NUM_THREADS.
+--profile (CUDA): also times every kernel of the timed steps on the GPU and prints the time per
+kernel per step, largest first ("kernels" with --json). Timing adds an event pair per launch, so the
+step itself runs slower while profiling.
 )";
 
 double peak_rss_mb() {
@@ -43,7 +47,7 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
   T6_CHECK(!args.empty() && args[0] == "train", "t6 bench: the only benchmark is \"train\"; see t6 bench --help");
   const ParsedArgs a("bench train", std::vector<std::string>(args.begin() + 1, args.end()),
                      {{"--config"}, {"--steps"}, {"--warmup"}, {"--set", true, true}, {"--device"}, {"--json", false},
-                      {"--help", false}});
+                      {"--profile", false}, {"--help", false}});
   if (a.has("--help")) {
     out << kHelp;
     return 0;
@@ -67,7 +71,9 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
   Generator gen(t.seed);
   std::vector<int32_t> tokens(static_cast<size_t>(t.batch_size * t.seq_len));
   std::vector<double> ms;
+  const bool profile = a.has("--profile");
   for (int64_t i = 0; i < warmup + steps; ++i) {
+    if (profile && i == warmup) backend(device).set_kernel_timing(true);
     const auto start = std::chrono::steady_clock::now();
     model.zero_grad();
     for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
@@ -84,6 +90,17 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
   const double tokens_per_s = static_cast<double>(t.batch_size * t.seq_len * t.grad_accum) / (median / 1000.0);
   nlohmann::json result = {{"ms_per_step", median}, {"tokens_per_s", tokens_per_s}, {"peak_rss_mb", peak_rss_mb()}};
   if (device != Device::CPU) result["peak_device_mb"] = static_cast<double>(backend(device).memory_stats().peak_bytes) / (1 << 20);
+  if (profile) {
+    // Per step: the totals cover all timed steps.
+    nlohmann::json kernels = nlohmann::json::array();
+    for (const Backend::KernelTime& k : backend(device).kernel_times()) {
+      kernels.push_back({{"kernel", k.kernel},
+                         {"ms_per_step", k.ms / static_cast<double>(steps)},
+                         {"calls_per_step", static_cast<double>(k.calls) / static_cast<double>(steps)}});
+    }
+    backend(device).set_kernel_timing(false);
+    result["kernels"] = kernels;
+  }
   if (a.has("--json")) {
     out << result.dump() << "\n";
   } else {
@@ -92,6 +109,19 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
     out << "median " << median << " ms/step | " << tokens_per_s << " tokens/s | peak RSS " << peak_rss_mb() << " MB";
     if (result.contains("peak_device_mb")) out << " | peak device " << result["peak_device_mb"].get<double>() << " MB";
     out << "\n";
+    if (profile) {
+      double total = 0;
+      for (const auto& k : result["kernels"]) total += k["ms_per_step"].get<double>();
+      out << "GPU time per step by kernel (" << total << " ms in all):\n";
+      for (const auto& k : result["kernels"]) {
+        const double ms = k["ms_per_step"].get<double>();
+        if (ms < 0.005 * total) continue;
+        char line[256];
+        std::snprintf(line, sizeof line, "%6.1f%% %9.3f ms %7.0f calls  ", 100.0 * ms / total, ms,
+                      k["calls_per_step"].get<double>());
+        out << line << k["kernel"].get<std::string>() << "\n";
+      }
+    }
   }
   return 0;
 }

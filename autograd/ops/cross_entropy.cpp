@@ -21,20 +21,19 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_ind
   const Tensor flat_targets = targets.contiguous_data().view({n});
   Tensor losses = empty({n}, logits.dtype(), logits.device());
   Tensor lse = empty({n}, logits.dtype(), logits.device());
-  const int64_t bad = backend_of(logits).cross_entropy_forward(flat_logits, flat_targets, losses, lse);
-  T6_CHECK(bad == 0, "cross_entropy: ", bad, " target ids lie outside [-1, ", vocab,
-           "); every target must be a token id below vocab_size or -1 (ignored)");
+  // max(1, count of targets that are not ignored), left on the device: reading targets or a count back
+  // would make every training step wait for the GPU. Bad targets throw here on the CPU, and at the
+  // next synchronization on a GPU (core/backend.h, "deferred errors").
+  Tensor divisor = empty({}, logits.dtype(), logits.device());
+  backend_of(logits).cross_entropy_forward(flat_logits, flat_targets, losses, lse, divisor);
 
-  int64_t counted = 0;
-  for (int32_t t : flat_targets.to_vector<int32_t>()) counted += (t != ignore_index);
   // Mean over the targets that count; ignored rows have loss 0. No counted target → loss 0, grad 0.
-  const double inv_count = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
-  Tensor loss = scale(sum(losses), inv_count);  // not recorded: losses carries no graph
+  Tensor loss = div(sum(losses), divisor);  // not recorded: neither carries a graph
   if (Node* node = make_node("cross_entropy", loss, {logits})) {
     node->backward = [logits = node->save(flat_logits), targets = node->save(flat_targets), lse = node->save(lse),
-                      inv_count, shape = logits.shape()](const Tensor& gloss) -> Grads {
+                      divisor = node->save(divisor), shape = logits.shape()](const Tensor& gloss) -> Grads {
       // loss = (1/count) Σ_i (lse_i − x[i, t_i]): each row gets gloss/count · (softmax(x_i) − onehot(t_i))
-      Tensor grad_rows = scale(mul(ones(lse.shape(), lse.dtype(), lse.device()), gloss), inv_count);
+      Tensor grad_rows = mul(ones(lse.shape(), lse.dtype(), lse.device()), div(gloss, divisor));
       Tensor glogits = empty_like(logits);
       backend_of(logits).cross_entropy_backward(logits, targets, lse, grad_rows, glogits);
       return {glogits.view(shape)};

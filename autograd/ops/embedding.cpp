@@ -12,12 +12,17 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   T6_CHECK(ids.device() == weight.device(), "embedding: weight is on ", device_name(weight.device()), " but ids on ",
            device_name(ids.device()));
   const int64_t vocab = weight.size(0), dim = weight.size(1);
-  const std::vector<int32_t> host_ids = ids.to_vector<int32_t>();
-  for (size_t i = 0; i < host_ids.size(); ++i) {
-    T6_CHECK(host_ids[i] >= 0 && host_ids[i] < vocab, "embedding: token id ", host_ids[i], " at position ", i,
-             " is outside [0, ", vocab, "); ids must be below vocab_size");
-  }
   const Tensor flat_ids = ids.contiguous_data().view({ids.numel()});
+  // Ids in host memory are checked here, at once. Ids on a GPU are not read back (that would make every
+  // step wait for it): its kernel reports a bad id at the backend's next synchronization, with the same
+  // words (core/backend.h, "deferred errors").
+  if (ids.device() == Device::CPU) {
+    const int32_t* host_ids = flat_ids.data<int32_t>();
+    for (int64_t i = 0; i < flat_ids.numel(); ++i) {
+      T6_CHECK(host_ids[i] >= 0 && host_ids[i] < vocab, "embedding: token id ", host_ids[i], " at position ", i,
+               " is outside [0, ", vocab, "); ids must be below vocab_size");
+    }
+  }
   Shape out_shape = ids.shape();
   out_shape.push_back(dim);
   Tensor out = empty({ids.numel(), dim}, weight.dtype(), weight.device());

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU-machine session: build with CUDA for the H100 (sm_90), run the whole test suite (the CUDA
 # parity tests run there instead of skipping), then the benchmarks named on the command line.
-# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-paper] [generate] [profile] [decode] [pytorch]
+# Logs go to $OUT (or ./gpu_logs). Usage: bash bench/gpu_session.sh [tests] [bench-train] [bench-mid] [bench-paper] [generate] [profile] [decode] [pytorch]
 set -uo pipefail
 out="${OUT:-gpu_logs}"
 mkdir -p "$out"
@@ -20,6 +20,10 @@ for job in "$@"; do
         build-gpu/t6 bench train --config configs/bench_cpu.json --device cuda --set train.dtype=$dtype --json |
           tee -a "$out/bench_train.jsonl"
       done ;;
+    bench-mid)  # a mid-size T6 (configs/bench_mid.json: V=50304, L=6, d=512, B=16, T=512) in fp32, beside PyTorch
+      build-gpu/t6 bench train --config configs/bench_mid.json --device cuda --json | tee -a "$out/bench_train.jsonl"
+      python3 bench/pytorch_t6.py --layers 6 --embd 512 --heads 16 --head-dim 32 --batch 16 --seq 512 --dtype fp32 |
+        tee -a "$out/pytorch.jsonl" ;;
     bench-paper)  # the paper's small T6, bf16 mixed precision, at B=16 and smaller batches
       for batch in 16 8; do
         build-gpu/t6 bench train --config configs/paper_small.json --device cuda --set train.dtype=bf16 \

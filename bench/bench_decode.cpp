@@ -10,7 +10,9 @@
 // With --contexts (the GPU decode benchmark) it instead times greedy decode steps after a prompt
 // of each context length, for each batch size, on --device (cpu or cuda), and prints one table:
 //   bench_decode --config configs/paper_small.json --device cuda --contexts 1024,8192 --batches 1,8
-//                [--new-tokens 64]
+//                [--new-tokens 64] [--profile]
+// --profile adds, per row of the table, the GPU time per decode step by kernel (from the backend's
+// kernel timer; the prefill is included in the totals but is one call against many steps).
 // The model is randomly initialised (the speed does not depend on the weights) and block_size is raised
 // to fit the longest context plus the new tokens.
 #include <algorithm>
@@ -146,7 +148,7 @@ std::vector<int64_t> parse_list(const std::string& text) {
 
 // Decode tokens/s after `context` prompt tokens, for each batch and context, on `device`.
 void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<int64_t>& contexts,
-                              const std::vector<int64_t>& batches, int64_t new_tokens) {
+                              const std::vector<int64_t>& batches, int64_t new_tokens, bool profile) {
   c.block_size = *std::max_element(contexts.begin(), contexts.end()) + new_tokens;
   T6Model model(c);
   model.to(device);
@@ -173,6 +175,19 @@ void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<in
       }
       std::printf("| %lld | %lld | %.0f | %.3f | %.0f |\n", static_cast<long long>(batch),
                   static_cast<long long>(context), decode, 1e3 * static_cast<double>(batch) / decode, prefill);
+      if (profile) {
+        backend(device).set_kernel_timing(true);
+        generate(model, prompts, o);
+        const auto times = backend(device).kernel_times();
+        backend(device).set_kernel_timing(false);
+        double total = 0;
+        for (const auto& k : times) total += k.ms;
+        const double steps = static_cast<double>(new_tokens - 1);
+        std::printf("GPU time per decode step: %.3f ms (prefill included)\n", total / steps);
+        for (size_t i = 0; i < times.size() && i < 12; ++i)
+          std::printf("  %8.3f ms %7.1f calls  %s\n", times[i].ms / steps, static_cast<double>(times[i].calls) / steps,
+                      times[i].kernel.c_str());
+      }
       std::fflush(stdout);
     }
   }
@@ -187,8 +202,14 @@ int main(int argc, char** argv) {
     std::string config_path = "configs/demo.json", device_name = "cpu";
     std::vector<int64_t> contexts, batches = {1, 8};
     int64_t new_tokens = 64;
+    bool profile = false;
     for (int i = 1; i < argc; i += 2) {
       const std::string flag = argv[i];
+      if (flag == "--profile") {
+        profile = true;
+        --i;
+        continue;
+      }
       T6_CHECK(i + 1 < argc, "bench_decode: ", flag, " needs a value");
       const std::string value = argv[i + 1];
       if (flag == "--config") config_path = value;
@@ -200,7 +221,7 @@ int main(int argc, char** argv) {
     }
     const ModelConfig c = std::filesystem::exists(config_path) ? read_model_config(config_path) : demo_shape();
     if (!contexts.empty()) {
-      bench_decode_at_contexts(c, parse_device(device_name), contexts, batches, new_tokens);
+      bench_decode_at_contexts(c, parse_device(device_name), contexts, batches, new_tokens, profile);
       return 0;
     }
     std::printf("CPU: %s\n\n", backend(Device::CPU).describe().c_str());

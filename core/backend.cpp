@@ -126,4 +126,17 @@ std::string blas_description() {
              "; single-threaded, parallelised by t6's OpenMP) from ", library);
 }
 
+void Backend::begin_graph_capture() {
+  throw Error(cat("the ", device_name(device()), " backend cannot capture graphs; check supports_graphs() first"));
+}
+int64_t Backend::end_graph_capture() {
+  throw Error(cat("the ", device_name(device()), " backend cannot capture graphs; check supports_graphs() first"));
+}
+void Backend::replay_graph(int64_t) {
+  throw Error(cat("the ", device_name(device()), " backend cannot capture graphs; check supports_graphs() first"));
+}
+void Backend::release_graph(int64_t) {
+  throw Error(cat("the ", device_name(device()), " backend cannot capture graphs; check supports_graphs() first"));
+}
+
 }  // namespace t6

@@ -67,6 +67,20 @@ class Backend {
   virtual void set_kernel_timing(bool) {}
   virtual std::vector<KernelTime> kernel_times() { return {}; }
 
+  // --- graphs (captured kernel sequences) ------------------------------------------------------
+  // Between begin_graph_capture() and end_graph_capture() the kernels queued are recorded, not run;
+  // replay_graph() then runs all of them with one launch, on the same memory. This serves the decode
+  // step, whose ~400 small kernels cost more to launch one by one than to run. Memory allocated while
+  // capturing is kept for the graph until release_graph(), so no later tensor lands in a buffer the
+  // replays write. The captured work must read its inputs from device buffers the caller rewrites
+  // between replays: copying from or to the host, or waiting for the device, while capturing throws.
+  // The CPU has no graphs: supports_graphs() is false and the others throw.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_graph_capture();
+  virtual int64_t end_graph_capture();  // → the graph's id
+  virtual void replay_graph(int64_t graph);
+  virtual void release_graph(int64_t graph);
+
   // --- data movement -------------------------------------------------------------------------
   virtual void fill(Tensor& out, double value) = 0;
   // dst[i] = src[i] for every multi-index; both may have any strides (the one kernel that may read
@@ -165,6 +179,11 @@ class Backend {
   virtual void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) = 0;
 
   // --- inference -----------------------------------------------------------------------------
+  // A decode step's KV-cache write: buffer viewed [B, M, n], values [B, n], slots int32 [B] in [0, M):
+  // buffer[b, slots[b], :] = values[b, :]. The slots are read on the device, so a captured decode step
+  // (a CUDA graph) writes where each replay's slots say. The caller validated the slots.
+  virtual void scatter_rows(const Tensor& values, const Tensor& slots, Tensor& buffer) = 0;
+
   // FlashTPA decode attention (spec "Inference with the factorized KV cache"): one new query per row
   // attends to the first lengths[b] cached tokens of row b, read as factors, never forming K or V.
   //   query, factorized (q_rank > 0): a_q [B,H,RQ], b_q [B,RQ,dh] (rotated)

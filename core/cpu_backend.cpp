@@ -381,6 +381,20 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void scatter_rows(const Tensor& values, const Tensor& slots, Tensor& buffer) override {
+    const int64_t rows = slots.numel(), n = rows > 0 ? values.numel() / rows : 0;
+    expect("scatter_rows", {{"slots", slots}}, DType::I32);
+    expect("scatter_rows", {{"values", values}}, buffer.dtype(), rows * n);
+    expect("scatter_rows", {{"buffer", buffer}}, buffer.dtype());
+    T6_CHECK(buffer.ndim() >= 2 && buffer.size(0) == rows && n > 0 && buffer.numel() % (rows * n) == 0,
+             "cpu scatter_rows: buffer ", shape_str(buffer.shape()), " does not hold ", rows, " rows of ", n);
+    const int64_t capacity = buffer.numel() / (rows * n);
+    dispatch_float("scatter_rows", buffer.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::scatter_rows(ptr<const T>(values), ptr<const int32_t>(slots), ptr<T>(buffer), rows, capacity, n);
+    });
+  }
+
   void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                                Tensor& lse) override {
     const int64_t q_elements = p.batch * p.q_len * p.heads * p.head_dim;

@@ -134,6 +134,10 @@ void embedding_forward(const T* weight, const int32_t* ids, T* out, int64_t n, i
 template <class T>
 void embedding_backward(const int32_t* ids, const T* gout, T* gweight, int64_t n, int64_t dim);
 
+// buffer[b, slots[b], :] = values[b, :] for buffer [B, M, n] (Backend::scatter_rows)
+template <class T>
+void scatter_rows(const T* values, const int32_t* slots, T* buffer, int64_t rows, int64_t capacity, int64_t n);
+
 // Fused causal attention (core/cpu_kernels_flash_attention.cpp; the shapes are in core/backend.h).
 template <class T>
 void flash_attention_forward(const Backend::FlashAttention& p, const T* q, const T* k, const T* v, T* out, T* lse);

@@ -90,7 +90,14 @@ void rope(const T* x, const int32_t* positions, T* y, int64_t P, int64_t inner, 
   }
 }
 
+template <class T>
+void scatter_rows(const T* values, const int32_t* slots, T* buffer, int64_t rows, int64_t capacity, int64_t n) {
+  for (int64_t b = 0; b < rows; ++b)
+    std::memcpy(buffer + (b * capacity + slots[b]) * n, values + b * n, static_cast<size_t>(n) * sizeof(T));
+}
+
 #define T6_CPU_INSTANTIATE(T)                                                                 \
+  template void scatter_rows<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);     \
   template void embedding_forward<T>(const T*, const int32_t*, T*, int64_t, int64_t);         \
   template void embedding_backward<T>(const int32_t*, const T*, T*, int64_t, int64_t);        \
   template void rms_norm_forward<T>(const T*, T*, T*, int64_t, int64_t, double);              \

@@ -35,6 +35,17 @@ CachingAllocator::~CachingAllocator() {
   // At exit the CUDA runtime may already be shutting down; nothing useful can be done with errors.
   for (auto& [size, blocks] : free_blocks_)
     for (void* block : blocks) cudaFree(block);
+  for (auto& [id, lists] : pool_blocks_)
+    for (auto& [size, blocks] : lists)
+      for (void* block : blocks) cudaFree(block);
+}
+
+void* CachingAllocator::take_cached(FreeLists& lists, size_t size) {
+  auto cached = lists.find(size);
+  if (cached == lists.end() || cached->second.empty()) return nullptr;
+  void* block = cached->second.back();
+  cached->second.pop_back();
+  return block;
 }
 
 void* CachingAllocator::allocate(size_t bytes) {
@@ -42,15 +53,12 @@ void* CachingAllocator::allocate(size_t bytes) {
   T6_CHECK(bytes <= kMaxRequest, "CUDA out of memory: cannot allocate ", bytes, " bytes (", gib(bytes), ")");
   const size_t size = size_class(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
-
-  void* block = nullptr;
-  auto cached = free_blocks_.find(size);
-  if (cached != free_blocks_.end() && !cached->second.empty()) {
-    block = cached->second.back();
-    cached->second.pop_back();
-  } else {
+  void* block = open_pool_ != 0 ? take_cached(pool_blocks_[open_pool_], size) : nullptr;
+  if (block == nullptr) block = take_cached(free_blocks_, size);
+  if (block == nullptr) {
     cudaError_t status = cudaMalloc(&block, size);
-    if (status == cudaErrorMemoryAllocation) {
+    // Freeing the cache waits for the stream, which a capture forbids: then the request just fails.
+    if (status == cudaErrorMemoryAllocation && open_pool_ == 0) {
       cudaGetLastError();  // the failed cudaMalloc is recorded; clear it so no later check reports it
       release_cached_locked();
       status = cudaMalloc(&block, size);
@@ -67,7 +75,7 @@ void* CachingAllocator::allocate(size_t bytes) {
     T6_CUDA_CHECK(status);
     reserved_bytes_ += size;
   }
-  live_blocks_.emplace(block, size);
+  live_blocks_.emplace(block, Live{size, open_pool_});
   current_bytes_ += size;
   peak_bytes_ = std::max(peak_bytes_, current_bytes_);
   return block;
@@ -79,9 +87,32 @@ void CachingAllocator::deallocate(void* ptr) {
   auto live = live_blocks_.find(ptr);
   T6_CHECK(live != live_blocks_.end(), "CUDA deallocate: pointer ", ptr,
            " was not allocated by the CUDA backend (or was freed twice)");
-  free_blocks_[live->second].push_back(ptr);
-  current_bytes_ -= live->second;
+  const auto pool = pool_blocks_.find(live->second.pool);
+  FreeLists& lists = pool != pool_blocks_.end() ? pool->second : free_blocks_;
+  lists[live->second.size].push_back(ptr);
+  current_bytes_ -= live->second.size;
   live_blocks_.erase(live);
+}
+
+void CachingAllocator::open_pool(int64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  T6_CHECK(id != 0 && open_pool_ == 0, "CachingAllocator: pool ", id, " opened while pool ", open_pool_, " is open");
+  open_pool_ = id;
+  pool_blocks_[id];
+}
+
+void CachingAllocator::close_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  open_pool_ = 0;
+}
+
+void CachingAllocator::release_pool(int64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto pool = pool_blocks_.find(id);
+  if (pool == pool_blocks_.end()) return;
+  for (auto& [size, blocks] : pool->second)
+    free_blocks_[size].insert(free_blocks_[size].end(), blocks.begin(), blocks.end());
+  pool_blocks_.erase(pool);
 }
 
 void CachingAllocator::release_cached() {

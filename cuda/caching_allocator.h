@@ -31,6 +31,15 @@ class CachingAllocator {
   void* allocate(size_t bytes);
   void deallocate(void* ptr);  // back onto its free list; nullptr is ignored
   void release_cached();       // cudaFree every cached (free) block
+
+  // Graph capture: while pool `id` is open, every block handed out belongs to it, and when freed goes
+  // back to that pool's own free lists instead of the shared cache, where the next capture-time request
+  // of its size finds it. So a graph's buffers stay its own: its replays rewrite them, and no tensor
+  // allocated after the capture may share one. release_pool(id) gives the pool's free blocks back to
+  // the shared cache (blocks of the pool still handed out go there when freed).
+  void open_pool(int64_t id);
+  void close_pool();
+  void release_pool(int64_t id);
   Backend::MemoryStats stats() const;
 
   static size_t size_class(size_t bytes);
@@ -40,8 +49,17 @@ class CachingAllocator {
 
   cudaStream_t stream_;  // synchronized before cached blocks go back to CUDA
   mutable std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks_;  // size class → cached blocks
-  std::unordered_map<void*, size_t> live_blocks_;               // handed out → its size class
+  using FreeLists = std::unordered_map<size_t, std::vector<void*>>;  // size class → cached blocks
+  struct Live {
+    size_t size;   // its size class
+    int64_t pool;  // the graph pool it belongs to, 0 for none
+  };
+  void* take_cached(FreeLists& lists, size_t size);  // nullptr when none of that size is cached
+
+  FreeLists free_blocks_;
+  std::unordered_map<int64_t, FreeLists> pool_blocks_;  // graph pool → its free blocks
+  int64_t open_pool_ = 0;
+  std::unordered_map<void*, Live> live_blocks_;  // handed out
   size_t current_bytes_ = 0, peak_bytes_ = 0, reserved_bytes_ = 0;
 };
 

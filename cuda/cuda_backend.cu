@@ -37,6 +37,10 @@ CudaBackend::CudaBackend() : stream_(make_stream()), allocator_(stream_), descri
 CudaBackend::~CudaBackend() {
   // Errors cannot be reported from a destructor; at program exit the runtime may be gone already.
   cudaStreamSynchronize(stream_);
+  for (auto& [id, g] : graphs_) {
+    cudaGraphExecDestroy(g.exec);
+    cudaGraphDestroy(g.graph);
+  }
   cublasDestroy(cublas_);
   cudaStreamDestroy(stream_);
 }
@@ -47,18 +51,21 @@ void CudaBackend::deallocate(void* ptr, size_t) { allocator_.deallocate(ptr); }
 
 void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes == 0) return;
+  forbid_while_capturing("copy_to_host");
   T6_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
   wait_for_stream();
 }
 
 void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
   if (bytes == 0) return;
+  forbid_while_capturing("copy_from_host");
   staging_.copy(device_dst, host_src, bytes);  // no wait: host_src is copied to pinned memory first
 }
 
 void CudaBackend::synchronize() { wait_for_stream(); }
 
 void CudaBackend::wait_for_stream() {
+  forbid_while_capturing("a wait for the GPU");
   T6_CUDA_CHECK(cudaStreamSynchronize(stream_));
   bad_ids_.throw_if_reported(stream_);
 }

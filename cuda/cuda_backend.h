@@ -9,6 +9,7 @@
 // (in namespace t6::kernels) has the same name as the method that launches it.
 #pragma once
 #include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,12 @@ class CudaBackend final : public Backend {
   MemoryStats memory_stats() const override;
   void allow_tf32(bool allow) override { tf32_ = allow; }
   void set_kernel_timing(bool on) override { timer_.set_enabled(on); }
+
+  bool supports_graphs() const override { return true; }
+  void begin_graph_capture() override;
+  int64_t end_graph_capture() override;
+  void replay_graph(int64_t graph) override;
+  void release_graph(int64_t graph) override;
   std::vector<KernelTime> kernel_times() override { return timer_.totals(); }
 
   void fill(Tensor& out, double value) override;
@@ -71,6 +78,7 @@ class CudaBackend final : public Backend {
   void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) override;
   void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) override;
   void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) override;
+  void scatter_rows(const Tensor& values, const Tensor& slots, Tensor& buffer) override;
   void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                                Tensor& lse) override;
   void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -83,6 +91,17 @@ class CudaBackend final : public Backend {
 
  private:
   void wait_for_stream();  // every wait for the GPU goes through here: it reports bad ids (bad_ids.h)
+  void forbid_while_capturing(const char* what) const;
+
+  // Captured graphs (cuda_graphs.cu) by id; the id also names the allocator pool of the graph.
+  struct Graph {
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+  };
+  std::map<int64_t, Graph> graphs_;
+  int64_t capturing_ = 0;  // the id being captured, 0 when none
+  int64_t next_graph_ = 1;
+  bool timing_before_capture_ = false;
 
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -1,4 +1,4 @@
-// Data movement kernels: fill, strided_copy and cast, for every dtype (float32, float64, int32,
+// Data movement kernels: fill, strided_copy, cast and scatter_rows, for every dtype (float32, float64, int32,
 // bfloat16). fill and strided_copy only move bits, so they work on unsigned words of the element size.
 #include <cstring>
 #include <type_traits>
@@ -125,6 +125,16 @@ __global__ void strided_copy(const Word* src, Word* dst, int64_t n, CopyLayout l
   }
 }
 
+// scatter_rows: buffer[b, slots[b], :] = values[b, :] for buffer [B, M, n] (core/backend.h).
+template <class Word>
+__global__ void scatter_rows(const Word* values, const int32_t* slots, Word* buffer, int64_t rows, int64_t capacity,
+                             int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < rows * n; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t b = i / n;
+    buffer[(b * capacity + slots[b]) * n + i % n] = values[i];
+  }
+}
+
 // cast: dst[i] = src[i] converted (core/backend.h).
 template <class From, class To>
 __global__ void cast(const From* src, To* dst, int64_t n) {
@@ -180,6 +190,23 @@ void CudaBackend::cast(const Tensor& src, Tensor& dst) {
       T6_CUDA_CHECK_LAUNCH(cast);
     });
   });
+}
+
+void CudaBackend::scatter_rows(const Tensor& values, const Tensor& slots, Tensor& buffer) {
+  const auto timing = timer_.time("scatter_rows");
+  require_dtype("scatter_rows (slots)", slots, DType::I32);
+  const int64_t rows = slots.numel(), n = rows > 0 ? values.numel() / rows : 0;
+  T6_CHECK(rows > 0 && n > 0 && values.dtype() == buffer.dtype() && buffer.size(0) == rows &&
+               buffer.numel() % (rows * n) == 0,
+           "cuda scatter_rows: ", rows, " rows of values ", shape_str(values.shape()), " do not fit the buffer ",
+           shape_str(buffer.shape()));
+  const int64_t capacity = buffer.numel() / (rows * n);
+  dispatch_word(buffer.dtype(), [&](auto word) {
+    using Word = decltype(word);
+    kernels::scatter_rows<Word><<<grid_for(rows * n), kThreads, 0, stream_>>>(
+        device_ptr<const Word>(values), device_ptr<const int32_t>(slots), device_ptr<Word>(buffer), rows, capacity, n);
+  });
+  T6_CUDA_CHECK_LAUNCH(scatter_rows);
 }
 
 }  // namespace t6

@@ -2,9 +2,11 @@
 // core/cpu_kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
 //
 // * Tensor-core kernels (`*_tc`), for float32 tensors under bf16 mixed precision with head_dim 32, 64
-//   or 128: 4 warps take a 64×64 tile; q, k, v (and in backward the output gradient and the
-//   probabilities) are rounded to bfloat16 in shared memory and multiplied with WMMA 16×16×16
-//   fragments, accumulating in float32. Scores, the online softmax and all bookkeeping are float32.
+//   or 128: 4 warps take a 64×64 tile; q, k, v (and in backward the output gradient) are rounded to
+//   bfloat16 in shared memory and multiplied with mma.sync m16n8k16 (inline PTX), accumulating in
+//   float32 registers; the probabilities (and score gradients) go from the accumulator registers
+//   straight into the next product's operands, rounded to bf16. Scores, the online softmax and all
+//   bookkeeping are float32, in registers.
 // * Plain kernels (`*_simt`), for float32 and float64 at any head_dim ≤ 128: one thread per query
 //   (or key) row, exact in the tensor's own precision. They serve plain fp32 training and the tests.
 //
@@ -16,7 +18,7 @@
 // walking the query tiles that see them; then gq with one block per 64 queries walking the keys.
 // Splitting gq from gk/gv recomputes the scores once more but needs no atomics, so results are
 // deterministic.
-#include <mma.h>
+#include <cuda_bf16.h>
 
 #include <climits>
 #include <cmath>
@@ -30,7 +32,6 @@ namespace t6 {
 namespace kernels {
 
 using bf16 = __nv_bfloat16;
-namespace wmma = nvcuda::wmma;
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -262,113 +263,212 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_backward_dkdv_simt(
 }
 
 // --- tensor-core kernels (bf16 inputs, fp32 accumulation) -----------------------------------------
+//
+// Every product is one warp-wide `mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32` (PTX ISA,
+// "Matrix Fragments for mma.m16n8k16 with floating point type"): D (16×8, fp32) += A (16×16, bf16) ·
+// B (16×8, bf16). With lane = threadIdx.x % 32, g = lane >> 2 (the PTX "groupID") and t = lane % 4
+// ("threadID_in_group"), each lane holds
+//   A: a0 = (row g,   cols 2t, 2t+1)    a1 = (row g+8, cols 2t, 2t+1)
+//      a2 = (row g,   cols 2t+8, 2t+9)  a3 = (row g+8, cols 2t+8, 2t+9)   (one .b32 register of 2 bf16 each)
+//   B: b0 = (rows 2t, 2t+1, col g)      b1 = (rows 2t+8, 2t+9, col g)      (rows = the k dimension)
+//   C/D: c0, c1 = (row g, cols 2t, 2t+1)   c2, c3 = (row g+8, cols 2t, 2t+1)   (one fp32 each)
+// and a .b32 register of two bf16 keeps the lower column (or k) index in its lower 16 bits.
+//
+// So a warp's 16×64 score block S lives in registers as s[n][0..3] for the eight 8-key blocks n: lane
+// holds rows g and g+8 at keys 8n + 2t + {0, 1}. A row is spread over the 4 lanes of a quad (same g),
+// so row reductions are two shuffles (xor 1, xor 2). The same numbers, rounded to bf16, are already
+// the A fragment of the next product P·V: A block kk (keys 16kk…16kk+15) is
+//   a0 = s[2kk][0,1], a1 = s[2kk][2,3], a2 = s[2kk+1][0,1], a3 = s[2kk+1][2,3].
+//
+// Shared tiles are bf16 [64 rows][DH + 8]; fragments come out of them with `ldmatrix.sync.aligned.
+// m8n8.x4[.trans].shared.b16` (PTX ISA "Warp-level matrix load instruction: ldmatrix"): lanes 8m…8m+7
+// give the addresses of the 8 rows (16 bytes each) of 8×8 matrix m, and register m of lane l receives
+// (row l/4, cols 2(l%4), 2(l%4)+1) of matrix m, or with .trans (rows 2(l%4), 2(l%4)+1, col l/4). The
+// +8 padding makes a row an odd multiple of 16 bytes (80, 144, 272), so the 8 row addresses of one
+// matrix fall in 8 different 16-byte bank groups (no conflicts), and keeps every row start 16-byte
+// aligned as ldmatrix requires.
+//
+// Each kernel runs 4 warps on a 64-row tile, a warp owning 16 rows (queries, or keys in gk/gv); the
+// accumulators (O, or gk/gv, or gq) stay in registers for the whole walk over the other operand.
 
-constexpr int kTile = 64;          // query rows and keys per tile
-constexpr int kTcThreads = 128;    // 4 warps, 16 rows each
+constexpr int kTile = 64;        // query rows and keys per tile
+constexpr int kTcThreads = 128;  // 4 warps, 16 rows each
 template <int DH>
-struct TcLayout {
-  static constexpr int kLdHead = DH + 8;     // bf16 head rows; the padding staggers shared-memory banks
-  static constexpr int kLdScore = kTile + 4;  // fp32 score rows
-  static constexpr int kLdProb = kTile + 8;   // bf16 probability rows
-  static constexpr int kLdAcc = DH + 4;       // fp32 output rows
-  static constexpr int kHeadTile = kTile * kLdHead;    // elements
-  static constexpr int kScoreTile = kTile * kLdScore;
-  static constexpr int kProbTile = kTile * kLdProb;
-  static constexpr int kAccTile = kTile * kLdAcc;
+struct TcTile {
+  static constexpr int kLd = DH + 8;  // bf16 elements per shared tile row (see the bank note above)
+  static constexpr int kElems = kTile * kLd;
 };
 
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
-using FragBRow = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
-using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
-using FragAcc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
 
-// Loads `rows` rows of DH floats (row r at src + r·stride) into a bf16 [kTile][ld] tile, zero rows
-// past `rows`. 16-byte loads when the addresses allow (they do for contiguous heads of dh % 4 == 0).
+// Two floats as one .b32 of bf16: `lo` in the lower 16 bits (the lower column of a fragment pair).
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo is the low half
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// d += A·B on the tensor cores (layouts in the section comment).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The A fragment of the 16×16 block at (row0, col0) of a row-major tile. Matrix m = lane/8 must be
+// a_m: m = 0 rows row0…+7, cols col0…+7; m = 1 rows row0+8…+15, same cols; m = 2 rows row0…+7, cols
+// col0+8…+15; m = 3 rows row0+8…, cols col0+8…. So lane l points at row row0 + l%16, col col0 + 8·(l/16).
+// Register m then holds (row g [+8], cols 2t, 2t+1 [+8]), exactly a_m.
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int ld, int row0, int col0) {
+  const int lane = threadIdx.x % 32;
+  const bf16* at = tile + (row0 + (lane & 15)) * ld + col0 + (lane >> 4) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+               : "r"(shared_address(at))
+               : "memory");
+}
+
+// B fragments of two 8-column blocks (n0…n0+7 and n0+8…n0+15), k = k0…k0+15, where the tile stores
+// Bᵀ row by row: B(k, n) at tile[n·ld + k] (e.g. B = Kᵀ from the k tile, for S = Q Kᵀ). Without
+// .trans lane l receives (stored row l/4 = n offset g, stored cols 2t, 2t+1 = k offsets), i.e. b0/b1
+// when the matrix starts at k0 / k0+8. Matrices: 0 = (n0, k0) → b[0] = b0 of block n0; 1 = (n0, k0+8)
+// → b[1] = b1 of block n0; 2 = (n0+8, k0) → b[2] = b0 of block n0+8; 3 = (n0+8, k0+8) → b[3] = b1.
+// Lane l (matrix m = l/8) points at stored row n0 + l%8 + 8·(m/2), col k0 + 8·(m%2).
+__device__ __forceinline__ void load_b_transposed_tile(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0) {
+  const int lane = threadIdx.x % 32, m = lane >> 3;
+  const bf16* at = tile + (n0 + (lane & 7) + (m >> 1) * 8) * ld + k0 + (m & 1) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+               : "r"(shared_address(at))
+               : "memory");
+}
+
+// B fragments as above, but the tile stores B itself row by row: B(k, n) at tile[k·ld + n] (e.g. V in
+// O = P V). With .trans lane l receives (stored rows 2t, 2t+1 = k offsets, stored col g = n offset),
+// i.e. b0/b1 when the matrix starts at row k0 / k0+8. Matrices: 0 = (k0, n0) → b0 of block n0;
+// 1 = (k0+8, n0) → b1 of block n0; 2 = (k0, n0+8) → b0 of block n0+8; 3 = (k0+8, n0+8) → b1.
+// Lane l (matrix m = l/8) points at stored row k0 + l%8 + 8·(m%2), col n0 + 8·(m/2).
+__device__ __forceinline__ void load_b_tile(uint32_t (&b)[4], const bf16* tile, int ld, int k0, int n0) {
+  const int lane = threadIdx.x % 32, m = lane >> 3;
+  const bf16* at = tile + (k0 + (lane & 7) + (m & 1) * 8) * ld + n0 + (m >> 1) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+               : "r"(shared_address(at))
+               : "memory");
+}
+
+// acc (16 × 64, C layout: acc[n] is columns 8n…8n+7) += A (16 rows row0… of tile `a`, DH wide) ·
+// Bᵀ where the 64 rows of tile `b` are B's columns: the warp's 16×64 block of S = Q Kᵀ (or gP = gout
+// Vᵀ, or Sᵀ = K Qᵀ …).
 template <int DH>
-__device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16* dst, int ld) {
-  const bool vectors = ((reinterpret_cast<uintptr_t>(src) | (stride * sizeof(float))) % 16) == 0;
-  for (int idx = threadIdx.x; idx < kTile * DH / 4; idx += blockDim.x) {
-    const int r = idx / (DH / 4), c = idx % (DH / 4) * 4;
-    float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (r < rows) {
-      const float* at = src + r * stride + c;
-      x = vectors ? *reinterpret_cast<const float4*>(at) : make_float4(at[0], at[1], at[2], at[3]);
+__device__ __forceinline__ void warp_scores(float (&acc)[8][4], const bf16* a, int row0, const bf16* b) {
+  constexpr int ld = TcTile<DH>::kLd;
+#pragma unroll
+  for (int n = 0; n < 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < DH / 16; ++kk) {
+    uint32_t fa[4];
+    load_a(fa, a, ld, row0, kk * 16);
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {
+      uint32_t fb[4];
+      load_b_transposed_tile(fb, b, ld, np * 16, kk * 16);
+      mma_bf16(acc[2 * np], fa, fb[0], fb[1]);
+      mma_bf16(acc[2 * np + 1], fa, fb[2], fb[3]);
     }
-    bf16* to = dst + r * ld + c;
-    to[0] = __float2bfloat16(x.x);
-    to[1] = __float2bfloat16(x.y);
-    to[2] = __float2bfloat16(x.z);
-    to[3] = __float2bfloat16(x.w);
   }
 }
 
-// C (16 × 16·N, fp32, row stride ldc) = A (16 × 16·K, row-major) · B, where B (16·K × 16·N) is read
-// row-major from b_rows (element (k, n) at b[k·ldb + n]) or, with kBColumns, as the transpose of a
-// row-major matrix (element (k, n) at b[n·ldb + k]: B = Mᵀ for M stored row by row).
-template <int K, int N, bool kBColumns>
-__device__ void warp_matmul_store(const bf16* a, int lda, const bf16* b, int ldb, float* c, int ldc) {
-  FragA fa[K];
+// acc (16 × DH, C layout) += A (16 × 64 from registers, A fragments per 16 columns) · B (64 × DH, the
+// rows of tile `b`): O += P V, gV += Pᵀ gout, gK += gSᵀ Q, gQ += gS K.
+template <int DH>
+__device__ __forceinline__ void warp_accumulate(float (&acc)[DH / 8][4], const uint32_t (&a)[4][4], const bf16* b) {
+  constexpr int ld = TcTile<DH>::kLd;
 #pragma unroll
-  for (int kk = 0; kk < K; ++kk) wmma::load_matrix_sync(fa[kk], a + kk * 16, lda);
+  for (int kk = 0; kk < 4; ++kk) {
 #pragma unroll
-  for (int n = 0; n < N; ++n) {
-    FragAcc acc;
-    wmma::fill_fragment(acc, 0.f);
+    for (int dp = 0; dp < DH / 16; ++dp) {
+      uint32_t fb[4];
+      load_b_tile(fb, b, ld, kk * 16, dp * 16);
+      mma_bf16(acc[2 * dp], a[kk], fb[0], fb[1]);
+      mma_bf16(acc[2 * dp + 1], a[kk], fb[2], fb[3]);
+    }
+  }
+}
+
+// C-layout pairs → A fragments (section comment): columns 16kk…16kk+15 of a 16×64 block.
+__device__ __forceinline__ void to_a_fragments(const float (&c)[8][4], uint32_t (&a)[4][4]) {
 #pragma unroll
-    for (int kk = 0; kk < K; ++kk) {
-      if constexpr (kBColumns) {
-        FragBCol fb;
-        wmma::load_matrix_sync(fb, b + n * 16 * ldb + kk * 16, ldb);
-        wmma::mma_sync(acc, fa[kk], fb, acc);
-      } else {
-        FragBRow fb;
-        wmma::load_matrix_sync(fb, b + kk * 16 * ldb + n * 16, ldb);
-        wmma::mma_sync(acc, fa[kk], fb, acc);
+  for (int kk = 0; kk < 4; ++kk) {
+    a[kk][0] = pack_bf16(c[2 * kk][0], c[2 * kk][1]);          // row g,   cols 2t, 2t+1
+    a[kk][1] = pack_bf16(c[2 * kk][2], c[2 * kk][3]);          // row g+8, cols 2t, 2t+1
+    a[kk][2] = pack_bf16(c[2 * kk + 1][0], c[2 * kk + 1][1]);  // row g,   cols 2t+8, 2t+9
+    a[kk][3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);  // row g+8, cols 2t+8, 2t+9
+  }
+}
+
+// The inverse of to_a_fragments for one number: c[n][e] as it was rounded to bf16 (a bf16 is the top
+// half of a float32; e & 1 picks the register half, low = even column).
+__device__ __forceinline__ float bf16_of_fragment(const uint32_t (&a)[4][4], int n, int e) {
+  const uint32_t pair = a[n >> 1][(n & 1) * 2 + (e >> 1)];
+  return __uint_as_float((e & 1) ? (pair & 0xffff0000u) : (pair << 16));
+}
+
+// Loads `rows` rows of DH floats (row r at src + r·stride) into a bf16 [kTile][DH + 8] tile, zero rows
+// past `rows`. 16-byte loads when the addresses allow (they do for contiguous heads of dh % 4 == 0);
+// the loads of a chunk are all issued before its stores, so they overlap.
+template <int DH>
+__device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16* dst) {
+  constexpr int ld = TcTile<DH>::kLd, kPerThread = kTile * DH / 4 / kTcThreads, kChunk = 4;
+  static_assert(kPerThread % kChunk == 0 || kPerThread < kChunk, "whole chunks");
+  constexpr int kStep = kPerThread < kChunk ? kPerThread : kChunk;
+  const bool vectors = ((reinterpret_cast<uintptr_t>(src) | (stride * sizeof(float))) % 16) == 0;
+#pragma unroll
+  for (int c0 = 0; c0 < kPerThread; c0 += kStep) {
+    float4 x[kStep];
+#pragma unroll
+    for (int u = 0; u < kStep; ++u) {
+      const int idx = (c0 + u) * kTcThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
+      x[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (r < rows) {
+        const float* at = src + r * stride + c;
+        x[u] = vectors ? *reinterpret_cast<const float4*>(at) : make_float4(at[0], at[1], at[2], at[3]);
       }
     }
-    wmma::store_matrix_sync(c + n * 16, acc, ldc, wmma::mem_row_major);
-  }
-}
-
-// acc[n] += A (16 × 64, row-major bf16) · B (64 × 16·N, row-major bf16): the accumulators stay in
-// registers across tiles.
-template <int N>
-__device__ void warp_matmul_accumulate(const bf16* a, int lda, const bf16* b, int ldb, FragAcc (&acc)[N]) {
 #pragma unroll
-  for (int kk = 0; kk < kTile / 16; ++kk) {
-    FragA fa;
-    wmma::load_matrix_sync(fa, a + kk * 16, lda);
-#pragma unroll
-    for (int n = 0; n < N; ++n) {
-      FragBRow fb;
-      wmma::load_matrix_sync(fb, b + kk * 16 * ldb + n * 16, ldb);
-      wmma::mma_sync(acc[n], fa, fb, acc[n]);
+    for (int u = 0; u < kStep; ++u) {
+      const int idx = (c0 + u) * kTcThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
+      // 8-byte store: c % 4 == 0 and the row length (DH + 8)·2 bytes is a multiple of 16
+      *reinterpret_cast<uint2*>(dst + r * ld + c) = make_uint2(pack_bf16(x[u].x, x[u].y), pack_bf16(x[u].z, x[u].w));
     }
   }
 }
 
-// Writes a warp's 16 rows of accumulators (times `factor`) to rows row0… of a float32 tensor (row r at
-// dst + r·stride), through the warp's part of a staging tile; rows ≥ rows_valid are dropped.
+// Writes a warp's 16 rows of C-layout accumulators (times `factor`) to a float32 tensor: lane holds
+// rows row_a = g and row_a + 8 (as tensor rows), columns 8n + 2t, 2t+1 (a float2 each). Row r starts
+// at dst + r·stride; rows ≥ rows_valid are dropped.
 template <int DH>
-__device__ void store_warp_rows(FragAcc (&acc)[DH / 16], float factor, float* staging, int row0, int rows_valid,
-                                float* dst, int64_t stride) {
-  constexpr int ld = TcLayout<DH>::kLdAcc;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+__device__ void store_rows(const float (&acc)[DH / 8][4], float factor_a, float factor_b, int row_a,
+                           int rows_valid, float* dst, int64_t stride) {
+  const int t = threadIdx.x % 4;
 #pragma unroll
-  for (int n = 0; n < DH / 16; ++n) {
-    for (int t = 0; t < acc[n].num_elements; ++t) acc[n].x[t] *= factor;
-    wmma::store_matrix_sync(staging + warp * 16 * ld + n * 16, acc[n], ld, wmma::mem_row_major);
-  }
-  __syncwarp();
-  for (int r = 0; r < 16; ++r) {
-    const int row = warp * 16 + r;
-    if (row0 + row >= rows_valid) break;
-    for (int d = lane; d < DH; d += 32) dst[(row0 + row) * stride + d] = staging[row * ld + d];
+  for (int half = 0; half < 2; ++half) {
+    const int row = row_a + 8 * half;
+    if (row >= rows_valid) continue;
+    const float factor = half ? factor_b : factor_a;
+    float* at = dst + row * stride + 2 * t;
+#pragma unroll
+    for (int n = 0; n < DH / 8; ++n)
+      *reinterpret_cast<float2*>(at + 8 * n) = make_float2(acc[n][2 * half] * factor, acc[n][2 * half + 1] * factor);
   }
 }
 
 // flash_attention_forward on tensor cores. Grid (B·H, query tiles, the last tile first); shared
-// memory: q, k, v tiles (bf16), the warp's scores (fp32), probabilities (bf16) and output (fp32).
+// memory: the q, k and v tiles (bf16; the q tile is written before the first barrier of the key walk
+// and read as A fragments on every tile). Per lane the running max and sum of rows g and g+8 and
+// their O accumulators (C layout) stay in registers.
 template <int DH>
 __global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashShape p, const float* q,
                                                                           const float* k, const float* v,
@@ -376,109 +476,93 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashSh
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else
-  using L = TcLayout<DH>;
   extern __shared__ __align__(128) unsigned char tc_shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(tc_shared);
-  bf16* k_tile = q_tile + L::kHeadTile;
-  bf16* v_tile = k_tile + L::kHeadTile;
-  float* scores = reinterpret_cast<float*>(v_tile + L::kHeadTile);
-  bf16* probs = reinterpret_cast<bf16*>(scores + L::kScoreTile);
-  float* acc = reinterpret_cast<float*>(probs + L::kProbTile);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  bf16* k_tile = q_tile + TcTile<DH>::kElems;
+  bf16* v_tile = k_tile + TcTile<DH>::kElems;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads, hk = h / p.group;
   const int i0 = (gridDim.y - 1 - blockIdx.y) * kTile;
   const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;  // softmax in base 2: exp(x) = 2^(x·log2 e)
+  const int row_a = i0 + warp * 16 + g;                           // this lane's query rows: row_a, row_a + 8
 
-  load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, min(kTile, p.q_len - i0), q_tile, L::kLdHead);
-  for (int idx = threadIdx.x; idx < L::kAccTile; idx += blockDim.x) acc[idx] = 0.f;
-  float row_max[16], row_sum[16];  // of the warp's 16 rows, in base 2; every lane keeps the same copy
+  load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, min(kTile, p.q_len - i0), q_tile);
+  float o[DH / 8][4];  // O_w, C layout: o[n] holds head columns 8n + 2t, 2t+1 of rows g, g+8
 #pragma unroll
-  for (int r = 0; r < 16; ++r) row_max[r] = -INFINITY, row_sum[r] = 0.f;
+  for (int n = 0; n < DH / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  // Rows g and g+8 ([0], [1]), in base 2. The max is the same on the quad's 4 lanes; the sum is this
+  // lane's part (its 16 columns per tile), added across the quad at the end.
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
 
-  const int last_key = min(p.kv_len - 1, i0 + kTile - 1 + p.offset);
+  const int last_key = min(p.kv_len - 1, i0 + kTile - 1 + p.offset);  // the block's last visible key
   for (int j0 = 0; j0 <= last_key; j0 += kTile) {
     __syncthreads();  // every warp is done with the previous k and v tiles
-    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile, L::kLdHead);
-    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile, L::kLdHead);
+    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
+    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
     __syncthreads();
-    // S_w = Q_w Kᵀ: the warp's 16 rows against the 64 keys
-    float* s_w = scores + warp * 16 * L::kLdScore;
-    bf16* p_w = probs + warp * 16 * L::kLdProb;
-    float* o_w = acc + warp * 16 * L::kLdAcc;
-    warp_matmul_store<DH / 16, kTile / 16, true>(q_tile + warp * 16 * L::kLdHead, L::kLdHead, k_tile, L::kLdHead, s_w,
-                                                 L::kLdScore);
-    __syncwarp();
-    // Online softmax, one row at a time across the warp (lane holds keys lane and lane + 32).
+    float s[8][4];  // S_w = Q_w Kᵀ: s[n] = keys j0 + 8n + 2t, +1 of rows g (0, 1) and g+8 (2, 3)
+    warp_scores<DH>(s, q_tile, warp * 16, k_tile);
+    // Mask only where some key of the tile is hidden from some row of the block (the diagonal tiles,
+    // the ragged end); elsewhere every key is visible.
+    const bool edge = j0 + kTile - 1 > i0 + p.offset || j0 + kTile > p.kv_len;
+    float tile_max[2] = {row_max[0], row_max[1]};
 #pragma unroll
-    for (int r = 0; r < 16; ++r) {
-      const int position = i0 + warp * 16 + r + p.offset;
-      const int ja = j0 + lane, jb = j0 + lane + 32;
-      const float sa = ja <= position && ja < p.kv_len ? s_w[r * L::kLdScore + lane] * scale_log2 : -INFINITY;
-      const float sb = jb <= position && jb < p.kv_len ? s_w[r * L::kLdScore + lane + 32] * scale_log2 : -INFINITY;
-      const float new_max = fmaxf(row_max[r], warp_reduce(fmaxf(sa, sb), Max{}));
-      const float ref = new_max == -INFINITY ? 0.f : new_max;  // a row with no visible key yet stays 0
-      const float pa = exp2f(sa - ref), pb = exp2f(sb - ref);
-      const float rescale = exp2f(row_max[r] - ref);
-      row_sum[r] = row_sum[r] * rescale + warp_reduce(pa + pb, Sum{});
-      row_max[r] = new_max;
-      p_w[r * L::kLdProb + lane] = __float2bfloat16(pa);
-      p_w[r * L::kLdProb + lane + 32] = __float2bfloat16(pb);
-      for (int d = lane; d < DH; d += 32) o_w[r * L::kLdAcc + d] *= rescale;
-    }
-    __syncwarp();
-    // O_w += P_w V
+    for (int n = 0; n < 8; ++n) {
 #pragma unroll
-    for (int n = 0; n < DH / 16; ++n) {
-      FragAcc o;
-      wmma::load_matrix_sync(o, o_w + n * 16, L::kLdAcc, wmma::mem_row_major);
-#pragma unroll
-      for (int kk = 0; kk < kTile / 16; ++kk) {
-        FragA fa;
-        FragBRow fb;
-        wmma::load_matrix_sync(fa, p_w + kk * 16, L::kLdProb);
-        wmma::load_matrix_sync(fb, v_tile + kk * 16 * L::kLdHead + n * 16, L::kLdHead);
-        wmma::mma_sync(o, fa, fb, o);
+      for (int e = 0; e < 4; ++e) {
+        const int key = j0 + 8 * n + 2 * t + (e & 1), row = row_a + (e >> 1) * 8;
+        float x = s[n][e] * scale_log2;
+        if (edge && (key > row + p.offset || key >= p.kv_len)) x = -INFINITY;
+        s[n][e] = x;
+        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
       }
-      wmma::store_matrix_sync(o_w + n * 16, o, L::kLdAcc, wmma::mem_row_major);
     }
-    __syncwarp();
+    float ref[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      // the row's 64 keys sit on the quad's 4 lanes (lane ^ 1, lane ^ 2 share g)
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+      ref[r] = tile_max[r] == -INFINITY ? 0.f : tile_max[r];  // a row with no visible key yet stays 0
+      const float rescale = exp2f(row_max[r] - ref[r]);       // a raised max rescales what came before
+      row_max[r] = tile_max[r];
+      row_sum[r] *= rescale;
+#pragma unroll
+      for (int n = 0; n < DH / 8; ++n) o[n][2 * r] *= rescale, o[n][2 * r + 1] *= rescale;
+    }
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[n][e] = exp2f(s[n][e] - ref[e >> 1]);  // P, unnormalised
+        row_sum[e >> 1] += s[n][e];
+      }
+    }
+    uint32_t pa[4][4];  // P_w as A fragments (bf16) for O_w += P_w V
+    to_a_fragments(s, pa);
+    warp_accumulate<DH>(o, pa, v_tile);
   }
   // out = O / l, lse = ln(2) · (m + log2 l)
 #pragma unroll
-  for (int r = 0; r < 16; ++r) {
-    const int i = i0 + warp * 16 + r;
-    if (i >= p.q_len) break;
-    const float inv = 1.f / row_sum[r];
-    for (int d = lane; d < DH; d += 32) out[p.q_row(b, i, h) + d] = acc[(warp * 16 + r) * L::kLdAcc + d] * inv;
-    if (lane == 0) lse[p.lse_index(b, h, i)] = (row_max[r] + log2f(row_sum[r])) * kLn2;
+  for (int r = 0; r < 2; ++r) {
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
+    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
+  }
+  store_rows<DH>(o, 1.f / row_sum[0], 1.f / row_sum[1], row_a, p.q_len, out + p.q_row(b, 0, h), q_stride);
+  if (t == 0) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = row_a + 8 * r;
+      if (i < p.q_len) lse[p.lse_index(b, h, i)] = (row_max[r] + log2f(row_sum[r])) * kLn2;
+    }
   }
 #endif
 }
 
-// Recomputes a warp's 16×64 block of P and gS from its scores S and gP = gout·v products (fp32, in
-// place of the shared tiles) and writes them as bf16: P = exp(scale·s − lse) where visible, else 0;
-// gS = P (gP − D). `key_rows` says whether the 16 rows are keys (Sᵀ, the gk/gv kernel) or queries.
-template <int DH, bool kKeyRows>
-__device__ void probabilities_and_score_grads(const FlashShape& p, const float* s_w, const float* gp_w, int row0,
-                                              int col0, const float* lse_log2, const float* row_dot, bf16* p_w,
-                                              bf16* gs_w, float scale_log2) {
-  using L = TcLayout<DH>;
-  const int lane = threadIdx.x % 32;
-  for (int r = 0; r < 16; ++r) {
-    for (int c = lane; c < kTile; c += 32) {
-      const int query = kKeyRows ? col0 + c : row0 + r, key = kKeyRows ? row0 + r : col0 + c;
-      const int qi = kKeyRows ? c : r;  // where this query's lse and D sit in the block's tables
-      const bool visible = query < p.q_len && key < p.kv_len && key <= query + p.offset;
-      const float prob = visible ? exp2f(s_w[r * L::kLdScore + c] * scale_log2 - lse_log2[qi]) : 0.f;
-      p_w[r * L::kLdProb + c] = __float2bfloat16(prob);
-      gs_w[r * L::kLdProb + c] = __float2bfloat16(prob * (gp_w[r * L::kLdScore + c] - row_dot[qi]));
-    }
-  }
-}
-
 // gk and gv on tensor cores: one block per 64 keys of one key/value head, walking every query tile
-// of the group's heads that sees them. Per tile each warp forms, for its 16 keys,
+// of the group's heads that sees them. Per tile each warp forms, for its 16 keys (rows g, g+8 of the
+// C layout are keys, the 64 columns queries),
 //   Sᵀ = K Qᵀ and gPᵀ = V goutᵀ  →  Pᵀ, gSᵀ  →  gV += Pᵀ gout, gK += gSᵀ Q   (scale applied at the end).
 template <int DH>
 __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(FlashShape p, const float* q,
@@ -489,67 +573,82 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(F
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else
-  using L = TcLayout<DH>;
   extern __shared__ __align__(128) unsigned char tc_shared[];
   bf16* k_tile = reinterpret_cast<bf16*>(tc_shared);
-  bf16* v_tile = k_tile + L::kHeadTile;
-  bf16* q_tile = v_tile + L::kHeadTile;
-  bf16* g_tile = q_tile + L::kHeadTile;
-  float* scores = reinterpret_cast<float*>(g_tile + L::kHeadTile);  // Sᵀ, then gPᵀ right after it
-  float* prob_grads = scores + L::kScoreTile;
-  bf16* probs = reinterpret_cast<bf16*>(prob_grads + L::kScoreTile);
-  bf16* score_grads = probs + L::kProbTile;
-  float* lse_log2 = reinterpret_cast<float*>(score_grads + L::kProbTile);  // [kTile]
-  float* dots = lse_log2 + kTile;                                           // [kTile]
-  const int warp = threadIdx.x / 32;
+  bf16* v_tile = k_tile + TcTile<DH>::kElems;
+  bf16* q_tile = v_tile + TcTile<DH>::kElems;
+  bf16* g_tile = q_tile + TcTile<DH>::kElems;
+  float* lse_log2 = reinterpret_cast<float*>(g_tile + TcTile<DH>::kElems);  // [kTile], per query column
+  float* dots = lse_log2 + kTile;                                             // [kTile]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int b = blockIdx.x / p.kv_heads, hk = blockIdx.x % p.kv_heads;
   const int j0 = blockIdx.y * kTile;
   const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
+  const int key_a = j0 + warp * 16 + g;  // this lane's keys: key_a, key_a + 8
 
-  load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile, L::kLdHead);
-  load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile, L::kLdHead);
-  FragAcc dk[DH / 16], dv[DH / 16];
+  load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
+  load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
+  float dk[DH / 8][4], dv[DH / 8][4];  // C layout: rows = keys g, g+8; columns = head dims 8n + 2t, +1
 #pragma unroll
-  for (int n = 0; n < DH / 16; ++n) wmma::fill_fragment(dk[n], 0.f), wmma::fill_fragment(dv[n], 0.f);
-  float* s_w = scores + warp * 16 * L::kLdScore;
-  float* gp_w = prob_grads + warp * 16 * L::kLdScore;
-  bf16* p_w = probs + warp * 16 * L::kLdProb;
-  bf16* gs_w = score_grads + warp * 16 * L::kLdProb;
+  for (int n = 0; n < DH / 8; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.f;
+  }
 
   const int first_query = max(0, j0 - p.offset) / kTile * kTile;
   for (int h = hk * p.group; h < (hk + 1) * p.group; ++h) {
     for (int i0 = first_query; i0 < p.q_len; i0 += kTile) {
-      __syncthreads();  // every warp is done with the previous q and gout tiles
+      __syncthreads();  // every warp is done with the previous q and gout tiles (the first time: k, v written)
       const int rows = min(kTile, p.q_len - i0);
-      load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile, L::kLdHead);
-      load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile, L::kLdHead);
-      for (int c = threadIdx.x; c < kTile; c += blockDim.x) {
-        lse_log2[c] = c < rows ? lse[p.lse_index(b, h, i0 + c)] * kLog2e : INFINITY;
+      load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile);
+      load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile);
+      for (int c = threadIdx.x; c < kTile; c += kTcThreads) {
+        lse_log2[c] = c < rows ? lse[p.lse_index(b, h, i0 + c)] * kLog2e : INFINITY;  // P = 0 past Tq
         dots[c] = c < rows ? row_dot[p.lse_index(b, h, i0 + c)] : 0.f;
       }
       __syncthreads();
-      warp_matmul_store<DH / 16, kTile / 16, true>(k_tile + warp * 16 * L::kLdHead, L::kLdHead, q_tile, L::kLdHead,
-                                                   s_w, L::kLdScore);  // Sᵀ = K Qᵀ
-      warp_matmul_store<DH / 16, kTile / 16, true>(v_tile + warp * 16 * L::kLdHead, L::kLdHead, g_tile, L::kLdHead,
-                                                   gp_w, L::kLdScore);  // gPᵀ = V goutᵀ
-      __syncwarp();
-      probabilities_and_score_grads<DH, true>(p, s_w, gp_w, j0 + warp * 16, i0, lse_log2, dots, p_w, gs_w,
-                                              scale_log2);
-      __syncwarp();
-      warp_matmul_accumulate<DH / 16>(p_w, L::kLdProb, g_tile, L::kLdHead, dv);   // gV += Pᵀ gout
-      warp_matmul_accumulate<DH / 16>(gs_w, L::kLdProb, q_tile, L::kLdHead, dk);  // gK += gSᵀ Q
+      const bool edge = j0 + kTile - 1 > i0 + p.offset || i0 + kTile > p.q_len;
+      float s[8][4];  // Sᵀ_w = K_w Qᵀ, then Pᵀ in place: s[n] = queries i0 + 8n + 2t, +1 of keys g, g+8
+      warp_scores<DH>(s, k_tile, warp * 16, q_tile);
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int c = 8 * n + 2 * t + (e & 1), query = i0 + c, key = key_a + (e >> 1) * 8;
+          float prob = exp2f(s[n][e] * scale_log2 - lse_log2[c]);  // P_ij = exp(scale·s − lse_i)
+          if (edge && (key > query + p.offset || query >= p.q_len)) prob = 0.f;
+          s[n][e] = prob;
+        }
+      }
+      uint32_t fa[4][4];  // Pᵀ_w, then gSᵀ_w, as A fragments (bf16)
+      to_a_fragments(s, fa);
+      warp_accumulate<DH>(dv, fa, g_tile);  // gV += Pᵀ gout
+      float gp[8][4];                       // gPᵀ_w = V_w goutᵀ, then gSᵀ = Pᵀ (gPᵀ − D) in place
+      warp_scores<DH>(gp, v_tile, warp * 16, g_tile);
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          // At DH = 128 the fp32 Pᵀ would not fit beside gK, gV and gPᵀ in 255 registers: read it back
+          // from its bf16 A fragments instead (one more bf16 rounding of P, well inside the test's 2e-2).
+          const float prob = DH > 64 ? bf16_of_fragment(fa, n, e) : s[n][e];
+          gp[n][e] = prob * (gp[n][e] - dots[8 * n + 2 * t + (e & 1)]);
+        }
+      }
+      to_a_fragments(gp, fa);
+      warp_accumulate<DH>(dk, fa, q_tile);  // gK += gSᵀ Q
     }
   }
-  // The score tiles are free now; each warp stages its own 16 rows there (2·kScoreTile ≥ kAccTile).
-  __syncthreads();
-  store_warp_rows<DH>(dk, static_cast<float>(p.scale), scores, j0, p.kv_len, gk + p.kv_row(b, 0, hk), kv_stride);
-  __syncwarp();
-  store_warp_rows<DH>(dv, 1.f, scores, j0, p.kv_len, gv + p.kv_row(b, 0, hk), kv_stride);
+  // keys past Tk (zero rows of the k and v tiles) are dropped here
+  store_rows<DH>(dk, static_cast<float>(p.scale), static_cast<float>(p.scale), key_a, p.kv_len,
+                 gk + p.kv_row(b, 0, hk), kv_stride);  // ∂s/∂k = scale · q
+  store_rows<DH>(dv, 1.f, 1.f, key_a, p.kv_len, gv + p.kv_row(b, 0, hk), kv_stride);
 #endif
 }
 
-// gq on tensor cores: one block per 64 queries of one head, walking the visible key tiles:
+// gq on tensor cores: one block per 64 queries of one head, walking the visible key tiles; per tile
+// each warp forms, for its 16 queries,
 //   S = Q Kᵀ and gP = gout Vᵀ  →  P, gS  →  gQ += gS K   (scale applied at the end).
 template <int DH>
 __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(FlashShape p, const float* q,
@@ -559,57 +658,64 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(Fla
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else
-  using L = TcLayout<DH>;
   extern __shared__ __align__(128) unsigned char tc_shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(tc_shared);
-  bf16* g_tile = q_tile + L::kHeadTile;
-  bf16* k_tile = g_tile + L::kHeadTile;
-  bf16* v_tile = k_tile + L::kHeadTile;
-  float* scores = reinterpret_cast<float*>(v_tile + L::kHeadTile);
-  float* prob_grads = scores + L::kScoreTile;
-  bf16* probs = reinterpret_cast<bf16*>(prob_grads + L::kScoreTile);
-  bf16* score_grads = probs + L::kProbTile;
-  float* lse_log2 = reinterpret_cast<float*>(score_grads + L::kProbTile);
-  float* dots = lse_log2 + kTile;
-  const int warp = threadIdx.x / 32;
+  bf16* g_tile = q_tile + TcTile<DH>::kElems;
+  bf16* k_tile = g_tile + TcTile<DH>::kElems;
+  bf16* v_tile = k_tile + TcTile<DH>::kElems;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads, hk = h / p.group;
   const int i0 = (gridDim.y - 1 - blockIdx.y) * kTile;
   const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
   const int rows = min(kTile, p.q_len - i0);
+  const int row_a = i0 + warp * 16 + g;  // this lane's query rows: row_a, row_a + 8
 
-  load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile, L::kLdHead);
-  load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile, L::kLdHead);
-  for (int c = threadIdx.x; c < kTile; c += blockDim.x) {
-    lse_log2[c] = c < rows ? lse[p.lse_index(b, h, i0 + c)] * kLog2e : INFINITY;
-    dots[c] = c < rows ? row_dot[p.lse_index(b, h, i0 + c)] : 0.f;
-  }
-  FragAcc dq[DH / 16];
+  load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile);
+  load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile);
+  float row_lse[2], row_d[2];  // lse (base 2) and D of rows g, g+8; P = 0 for rows past Tq
 #pragma unroll
-  for (int n = 0; n < DH / 16; ++n) wmma::fill_fragment(dq[n], 0.f);
-  float* s_w = scores + warp * 16 * L::kLdScore;
-  float* gp_w = prob_grads + warp * 16 * L::kLdScore;
-  bf16* p_w = probs + warp * 16 * L::kLdProb;
-  bf16* gs_w = score_grads + warp * 16 * L::kLdProb;
+  for (int r = 0; r < 2; ++r) {
+    const int i = row_a + 8 * r;
+    row_lse[r] = i < p.q_len ? lse[p.lse_index(b, h, i)] * kLog2e : INFINITY;
+    row_d[r] = i < p.q_len ? row_dot[p.lse_index(b, h, i)] : 0.f;
+  }
+  float dq[DH / 8][4];  // C layout: rows g, g+8; columns = head dims 8n + 2t, +1
+#pragma unroll
+  for (int n = 0; n < DH / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
 
   const int last_key = min(p.kv_len - 1, i0 + kTile - 1 + p.offset);
   for (int j0 = 0; j0 <= last_key; j0 += kTile) {
+    __syncthreads();  // every warp is done with the previous k and v tiles (the first time: q, gout written)
+    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
+    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
     __syncthreads();
-    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile, L::kLdHead);
-    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile, L::kLdHead);
-    __syncthreads();
-    warp_matmul_store<DH / 16, kTile / 16, true>(q_tile + warp * 16 * L::kLdHead, L::kLdHead, k_tile, L::kLdHead,
-                                                 s_w, L::kLdScore);  // S = Q Kᵀ
-    warp_matmul_store<DH / 16, kTile / 16, true>(g_tile + warp * 16 * L::kLdHead, L::kLdHead, v_tile, L::kLdHead,
-                                                 gp_w, L::kLdScore);  // gP = gout Vᵀ
-    __syncwarp();
-    probabilities_and_score_grads<DH, false>(p, s_w, gp_w, i0 + warp * 16, j0, lse_log2 + warp * 16,
-                                             dots + warp * 16, p_w, gs_w, scale_log2);
-    __syncwarp();
-    warp_matmul_accumulate<DH / 16>(gs_w, L::kLdProb, k_tile, L::kLdHead, dq);  // gQ += gS K
+    const bool edge = j0 + kTile - 1 > i0 + p.offset || j0 + kTile > p.kv_len;
+    float s[8][4];  // S_w = Q_w Kᵀ, then P in place: s[n] = keys j0 + 8n + 2t, +1 of rows g, g+8
+    warp_scores<DH>(s, q_tile, warp * 16, k_tile);
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = j0 + 8 * n + 2 * t + (e & 1), row = row_a + (e >> 1) * 8;
+        float prob = exp2f(s[n][e] * scale_log2 - row_lse[e >> 1]);
+        if (edge && (key > row + p.offset || key >= p.kv_len)) prob = 0.f;
+        s[n][e] = prob;
+      }
+    }
+    float gp[8][4];  // gP_w = gout_w Vᵀ, then gS = P (gP − D) in place
+    warp_scores<DH>(gp, g_tile, warp * 16, v_tile);
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) gp[n][e] = s[n][e] * (gp[n][e] - row_d[e >> 1]);
+    }
+    uint32_t fa[4][4];  // gS_w as A fragments (bf16)
+    to_a_fragments(gp, fa);
+    warp_accumulate<DH>(dq, fa, k_tile);  // gQ += gS K
   }
-  __syncthreads();
-  store_warp_rows<DH>(dq, static_cast<float>(p.scale), scores, i0, p.q_len, gq + p.q_row(b, 0, h), q_stride);
+  store_rows<DH>(dq, static_cast<float>(p.scale), static_cast<float>(p.scale), row_a, p.q_len,
+                 gq + p.q_row(b, 0, h), q_stride);  // ∂s/∂q = scale · k
 #endif
 }
 
@@ -617,21 +723,20 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(Fla
 
 namespace {
 
-// Shared memory of the tensor-core kernels, in bytes.
+// Shared memory of the tensor-core kernels, in bytes: bf16 head tiles (q, k, v; backward also gout),
+// and for gk/gv the lse and D of the current query tile.
 template <int DH>
 constexpr size_t forward_tc_bytes() {
-  using L = kernels::TcLayout<DH>;
-  return 3 * L::kHeadTile * sizeof(kernels::bf16) + L::kScoreTile * sizeof(float) +
-         L::kProbTile * sizeof(kernels::bf16) + L::kAccTile * sizeof(float);
+  return 3 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16);
 }
 template <int DH>
-constexpr size_t backward_tc_bytes() {
-  using L = kernels::TcLayout<DH>;
-  return 4 * L::kHeadTile * sizeof(kernels::bf16) + 2 * L::kScoreTile * sizeof(float) +
-         2 * L::kProbTile * sizeof(kernels::bf16) + 2 * kernels::kTile * sizeof(float);
+constexpr size_t dkdv_tc_bytes() {
+  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16) + 2 * kernels::kTile * sizeof(float);
 }
-static_assert(2 * kernels::TcLayout<128>::kScoreTile >= kernels::TcLayout<128>::kAccTile,
-              "the backward kernels stage their results in the two score tiles");
+template <int DH>
+constexpr size_t dq_tc_bytes() {
+  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16);
+}
 
 template <class T, int DH>
 constexpr size_t dkdv_simt_bytes() {
@@ -732,16 +837,16 @@ void CudaBackend::flash_attention_backward(const FlashAttention& a, const Tensor
     const dim3 key_grid(static_cast<unsigned>(a.batch * a.kv_heads), tiles(a.kv_len, kernels::kTile));
     dispatch_head_dim(a.head_dim, [&](auto dh) {
       constexpr int DH = decltype(dh)::value;
-      constexpr size_t bytes = backward_tc_bytes<DH>();
-      static const bool raised = (allow_shared_memory(kernels::flash_attention_backward_dkdv_tc<DH>, bytes),
-                                  allow_shared_memory(kernels::flash_attention_backward_dq_tc<DH>, bytes), true);
+      constexpr size_t dkdv_bytes = dkdv_tc_bytes<DH>(), dq_bytes = dq_tc_bytes<DH>();
+      static const bool raised = (allow_shared_memory(kernels::flash_attention_backward_dkdv_tc<DH>, dkdv_bytes),
+                                  allow_shared_memory(kernels::flash_attention_backward_dq_tc<DH>, dq_bytes), true);
       (void)raised;
-      kernels::flash_attention_backward_dkdv_tc<DH><<<key_grid, kernels::kTcThreads, bytes, stream_>>>(
+      kernels::flash_attention_backward_dkdv_tc<DH><<<key_grid, kernels::kTcThreads, dkdv_bytes, stream_>>>(
           p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
           device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout),
           device_ptr<float>(gk), device_ptr<float>(gv));
       T6_CUDA_CHECK_LAUNCH(flash_attention_backward_dkdv_tc);
-      kernels::flash_attention_backward_dq_tc<DH><<<query_grid, kernels::kTcThreads, bytes, stream_>>>(
+      kernels::flash_attention_backward_dq_tc<DH><<<query_grid, kernels::kTcThreads, dq_bytes, stream_>>>(
           p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
           device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout),
           device_ptr<float>(gq));

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "nn/decode_graph.h"
 
 namespace t6 {
 
@@ -99,13 +100,14 @@ GenerationResult generate(const T6Model& model, const std::vector<std::vector<in
   choose(logits);
 
   std::vector<int32_t> last(static_cast<size_t>(B), 0);
+  DecodeGraph decoder(model, cache);  // on a GPU, every step after the first two replays one captured graph
   while (std::count(active.begin(), active.end(), true) > 0) {
     // finished rows step along with the others (their output is ignored)
     for (int64_t b = 0; b < B; ++b)
       if (!result.tokens[b].empty()) last[b] = result.tokens[b].back();
     result.decode_tokens += std::count(active.begin(), active.end(), true);
     start = std::chrono::steady_clock::now();
-    logits = model.decode_step(from_ints(last, {B}), cache).to_device(Device::CPU);
+    logits = decoder.step(last).to_device(Device::CPU);
     result.decode_seconds += seconds_since(start);
     choose(logits);
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "autograd/ops.h"
+#include "core/backend.h"
 
 namespace t6 {
 
@@ -23,6 +24,16 @@ void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<i
     Tensor window = slice(slice(buffer, 0, b, b + 1), time_axis, slots[b], slots[b] + T);  // a view
     window.copy_(slice(values, 0, b, b + 1));
   }
+}
+
+void write_cache_at(const Tensor& buffer, const Tensor& values, const Tensor& device_slots) {
+  const int64_t B = buffer.size(0);
+  T6_CHECK(values.size(0) == B && values.size(1) == 1 && device_slots.numel() == B &&
+               values.numel() * buffer.size(1) == buffer.numel() && values.device() == buffer.device(),
+           "write_cache_at: values ", shape_str(values.shape()), " (one token per row) and ", device_slots.numel(),
+           " slots do not fit a cache buffer ", shape_str(buffer.shape()));
+  Tensor target = buffer;  // the buffer itself is written; the handle is not
+  backend_of(buffer).scatter_rows(values.contiguous_data(), device_slots.contiguous_data(), target);
 }
 
 std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots) {
@@ -65,7 +76,13 @@ std::vector<int64_t> KVCache::next_slots() const {
   return slots;
 }
 
-DecodeSlots KVCache::decode_slots() const {
+DecodeSlots KVCache::decode_slots() const { return decode_slots(empty({2, batch_}, DType::I32, device_)); }
+
+DecodeSlots KVCache::decode_slots(const Tensor& table) const {
+  T6_CHECK(table.dtype() == DType::I32 && table.shape() == Shape({2, batch_}) && table.device() == device_ &&
+               table.is_contiguous(),
+           "KVCache::decode_slots: the table must be a contiguous int32 (2, ", batch_, ") tensor on ",
+           device_name(device_), ", got ", dtype_name(table.dtype()), " ", shape_str(table.shape()));
   DecodeSlots step;
   step.slots = next_slots();
   // Every slot lies in [0, capacity) (set_lengths checked the lengths), so every length in [1, capacity].
@@ -73,9 +90,9 @@ DecodeSlots KVCache::decode_slots() const {
   std::vector<int32_t> both;  // row 0: the positions, row 1: the lengths
   for (const std::vector<int64_t>* row : {&step.slots, &step.lengths})
     both.insert(both.end(), row->begin(), row->end());
-  const Tensor uploaded = from_ints(both, {2, batch_}, device_);
-  step.positions = slice(uploaded, 0, 0, 1).view({batch_, 1});
-  step.device_lengths = slice(uploaded, 0, 1, 2).view({batch_});
+  backend(device_).copy_from_host(table.raw_data(), both.data(), both.size() * sizeof(int32_t));
+  step.positions = slice(table, 0, 0, 1).view({batch_, 1});
+  step.device_lengths = slice(table, 0, 1, 2).view({batch_});
   return step;
 }
 

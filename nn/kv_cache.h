@@ -29,6 +29,10 @@ struct LayerKVCache {
 // buffer (B,M,…) along time_axis 1, or values (B,Hkv,T,dh) into buffer (B,Hkv,M,dh) along time_axis 2.
 void write_cache(const Tensor& buffer, const Tensor& values, const std::vector<int64_t>& slots, int time_axis = 1);
 
+// The decode-step form: one new token per row, values (B,1,…) into buffer (B,M,…) at the slots given
+// as an int32 tensor on the buffer's device (DecodeSlots::positions), read there by the kernel, so the
+// write needs no per-row work on the host and a captured step (a CUDA graph) follows each replay's slots.
+void write_cache_at(const Tensor& buffer, const Tensor& values, const Tensor& device_slots);
 // How many tokens each row attends to when its new token sits in slot slots[b]: itself and every
 // earlier slot, slots[b] + 1.
 std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots);
@@ -62,6 +66,9 @@ class KVCache {
   std::vector<int64_t> next_slots() const;
   // The next decode step's slots (next_slots()) and lengths, with both uploaded in one copy.
   DecodeSlots decode_slots() const;
+  // The same, written into `table`, an int32 (2,B) tensor on the cache's device that the returned
+  // DecodeSlots views: a captured decode step (nn/decode_graph.h) keeps reading the same buffer.
+  DecodeSlots decode_slots(const Tensor& table) const;
   void advance();  // one more token in every row that has room
 
   int64_t bytes_allocated() const;  // all layers, rows and slots

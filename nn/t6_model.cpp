@@ -108,12 +108,17 @@ Tensor T6Model::decode_step(const Tensor& tokens, KVCache& cache) const {
   T6_CHECK(tokens.ndim() == 1 && tokens.dtype() == DType::I32 && tokens.size(0) == cache.batch(),
            "T6Model::decode_step: tokens must be an int32 (B) tensor for a cache of ", cache.batch(), " rows, got ",
            dtype_name(tokens.dtype()), " ", shape_str(tokens.shape()));
-  const int64_t B = cache.batch();
   const DecodeSlots step = cache.decode_slots();  // each row's slot and position, uploaded once for every layer
-
-  Tensor x = transformer.wte.forward(tokens.to_device(device()).contiguous_data().view({B, 1}));  // (B,1,d)
-  for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).decode(x, step, cache.layer(i));
+  Tensor logits = decode_on_device(tokens.to_device(device()).contiguous_data(), step, cache);
   cache.advance();
+  return logits;
+}
+
+Tensor T6Model::decode_on_device(const Tensor& device_tokens, const DecodeSlots& step, KVCache& cache) const {
+  NoGradGuard no_grad;
+  const int64_t B = cache.batch();
+  Tensor x = transformer.wte.forward(device_tokens.view({B, 1}));  // (B,1,d)
+  for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).decode(x, step, cache.layer(i));
   return reshape(head(x), {B, config.vocab_size});  // (B,V)
 }
 

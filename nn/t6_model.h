@@ -58,6 +58,10 @@ class T6Model : public Module {
   // decode_step: tokens int32 (B), row b's next token, stored at slot cache.next_slots()[b], which is
   // also its position. Returns the next-token logits (B,V) and advances the cache by one token.
   Tensor decode_step(const Tensor& tokens, KVCache& cache) const;
+  // The work of decode_step on inputs already on the model's device (tokens int32 (B) and the step's
+  // slots), without advancing the cache: it queues kernels only, with no host copy or wait, so a CUDA
+  // graph can capture it (nn/decode_graph.h).
+  Tensor decode_on_device(const Tensor& device_tokens, const DecodeSlots& step, KVCache& cache) const;
 
   Device device() const { return transformer.wte.weight.device(); }
   // Positions 0…T−1 for every row, as the int32 (B,T) tensor RoPE reads.

@@ -100,10 +100,10 @@ Tensor TPAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCa
 Tensor TPAAttention::decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const {
   const int64_t B = x.size(0), H = config.n_head, RQ = config.q_rank, dh = config.head_dim;
   const KVFactors f = key_value_factors(x, step.positions);  // (B,1,…): the new token's factors
-  write_cache(cache.a_k, f.a_k, step.slots);
-  write_cache(cache.b_k, f.b_k, step.slots);
-  write_cache(cache.a_v, f.a_v, step.slots);
-  write_cache(cache.b_v, f.b_v, step.slots);
+  write_cache_at(cache.a_k, f.a_k, step.positions);
+  write_cache_at(cache.b_k, f.b_k, step.positions);
+  write_cache_at(cache.a_v, f.a_v, step.positions);
+  write_cache_at(cache.b_v, f.b_v, step.positions);
   const QueryFactors qf = query_factors(x, step.positions);
   TPAQuery query;
   if (factorized_query) {

@@ -264,6 +264,34 @@ TEST_CASE("cuda sum_axis and sum_of_squares match the cpu") {
   CHECK(gpu().sum_of_squares({}) == 0.0);
 }
 
+TEST_CASE("cuda gemm with at most 8 rows times a transposed weight (gemm_few_rows, the decode path)") {
+  Generator gen(6);
+  for (int64_t m : {1, 3, 4, 5, 8}) {
+    for (double beta : {0.0, 0.5}) {
+      // C (m×301) = 1.5·A (m×263)·Bᵀ (+ 0.5·C), padded rows; with beta 0 the output starts as NaN,
+      // which must not leak into the result
+      Backend::Gemm g;
+      g.trans_b = true;
+      g.m = m, g.n = 301, g.k = 263, g.alpha = 1.5, g.beta = beta;
+      g.lda = g.k + 2, g.ldb = g.k + 5, g.ldc = g.n + 1;
+      CAPTURE(m);
+      CAPTURE(beta);
+      Tensor c = operand(1, m, g.ldc, gen);
+      if (beta == 0.0) c = full({1, m, g.ldc}, std::nan(""));
+      const Results r = run_on_both({operand(1, m, g.lda, gen), operand(1, g.n, g.ldb, gen)}, {c},
+                                    [&](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                      be.gemm(g, in[0], in[1], out[0]);
+                                    });
+      std::vector<double> gpu_c = r.gpu[0].to_double_vector(), cpu_c = r.cpu[0].to_double_vector();
+      for (int64_t i = 0; i < m; ++i) {  // the columns past n in each padded row are not outputs
+        const std::vector<double> got(gpu_c.begin() + i * g.ldc, gpu_c.begin() + i * g.ldc + g.n);
+        const std::vector<double> want(cpu_c.begin() + i * g.ldc, cpu_c.begin() + i * g.ldc + g.n);
+        CHECK(max_scaled_error(got, want) <= 1e-4);  // fp32, sums of 263 products in another order
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda gemm matches the cpu for every transpose, batch, padding and scaling") {
   Generator gen(5);
   for (bool trans_a : {false, true}) {

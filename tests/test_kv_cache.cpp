@@ -114,6 +114,24 @@ TEST_CASE("write_cache puts each row's tokens at its own slots; lengths and slot
   CHECK(lengths_through({0, 4}) == std::vector<int64_t>{1, 5});
 }
 
+TEST_CASE("write_cache_at puts each row's one new token at the slot the device tensor names") {
+  const Tensor buffer = zeros({3, 4, 2});
+  write_cache_at(buffer, from_vector({1, 2, 3, 4, 5, 6}, {3, 1, 2}), from_ints({3, 0, 3}, {3, 1}));
+  CHECK(buffer.to_double_vector() == std::vector<double>{0, 0, 0, 0, 0, 0, 1, 2,    // row 0: slot 3
+                                                         3, 4, 0, 0, 0, 0, 0, 0,    // row 1: slot 0
+                                                         0, 0, 0, 0, 0, 0, 5, 6});  // row 2: slot 3
+  CHECK_THROWS_WITH_AS(write_cache_at(buffer, zeros({3, 2, 2}), from_ints({0, 0, 0}, {3, 1})),
+                       doctest::Contains("one token per row"), Error);
+  // a slot table filled in place, as a captured decode step reads it
+  KVCache cache(cache_config("tpa"), 2, 4);
+  cache.set_lengths({1, 3});
+  const Tensor table = empty({2, 2}, DType::I32);
+  const DecodeSlots step = cache.decode_slots(table);
+  CHECK(table.to_double_vector() == std::vector<double>{1, 3, 2, 4});
+  CHECK(step.positions.to_double_vector() == std::vector<double>{1, 3});
+  CHECK_THROWS_WITH_AS(cache.decode_slots(empty({2, 3}, DType::I32)), doctest::Contains("int32 (2, 2) tensor"), Error);
+}
+
 TEST_CASE("a decode step's slots: positions and lengths for every layer, from one upload") {
   KVCache cache(cache_config("tpa"), 3, 4);
   cache.set_lengths({0, 2, 4});

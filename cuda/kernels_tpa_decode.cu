@@ -5,9 +5,10 @@
 // Split-K, as in flash-decoding: each row's cache is cut into chunks sized so that batch × chunks fills
 // the GPU (a batch of one row with a 64K-token cache still occupies every SM), one block per (row, chunk)
 // for all heads at once, then a merge kernel per (row, head). A block walks its chunk in tiles of up to
-// 32 cached tokens, with every tile's factors in shared memory:
+// 32 cached tokens. Each tile's factors A_k, B_k, A_v, B_v first come into shared memory in one
+// coalesced pass (a single wait for global memory per tile, not one per dot product), then:
 //   1. s1[i,q,s] = <B_q[q], B_k[i,s]>, computed once per token for all heads (q runs over the RQ query
-//      factors, or over the H query heads of the plain form), one warp per dot product
+//      factors, or over the H query heads of the plain form), one thread per dot product
 //   2. logit[h,i] = logit_scale · Σ_s A_k[i,h,s] Σ_r A_q[h,r] s1[i,r,s]   (plain: Σ_s A_k[i,h,s] s1[i,h,s])
 //   3. online softmax per head, one warp per head with a token per lane: running max, running sum, and
 //      the factor that rescales the accumulator to the new max
@@ -40,6 +41,8 @@ struct DecodeShape {
 int64_t shared_floats(const DecodeShape& s, int64_t tile) {
   return s.Q * s.dh           // B_q        [Q,dh]
          + s.H * s.RQ         // A_q        [H,RQ]
+         + tile * s.R * (s.dh + 1)  // B_k tile [tile,R,dh], rows padded by one against bank conflicts
+         + 2 * tile * s.H * s.R     // A_k, A_v tiles [tile,H,R]
          + tile * s.Q * s.R   // s1         [tile,Q,R]
          + s.H * tile         // logit → p  [H,tile]
          + s.H * tile * s.R   // p·A_v      [H,tile,R]
@@ -72,7 +75,10 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
   extern __shared__ float shared[];
   float* bq = shared;               // [Q,dh]
   float* aq = bq + Q * dh;          // [H,RQ]
-  float* s1 = aq + H * RQ;          // [tile,Q,R]
+  float* bk = aq + H * RQ;          // [tile,R,dh+1]
+  float* ak = bk + tile * R * (dh + 1);  // [tile,H,R]
+  float* av = ak + tile * H * R;    // [tile,H,R]
+  float* s1 = av + tile * H * R;    // [tile,Q,R]
   float* p = s1 + tile * Q * R;     // [H,tile]
   float* pav = p + H * tile;        // [H,tile,R]
   float* bv = pav + H * tile * R;   // [tile,R,dh]
@@ -89,21 +95,27 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
 
   for (int64_t t0 = begin; t0 < end; t0 += tile) {
     const int n = static_cast<int>(min(int64_t{tile}, end - t0));
-    const int64_t token = b * s.M + t0;              // the tile's first token; its factors are contiguous
-    const float* ak = a_k + token * H * R;           // [n,H,R]
-    const float* bk = b_k + token * R * dh;          // [n,R,dh]
-    const float* av = a_v + token * H * R;           // [n,H,R]
+    const int64_t token = b * s.M + t0;  // the tile's first token; its factors are contiguous
 
-    // 1. s1, one warp per dot product; the tile's B_v joins shared memory meanwhile
-    for (int d = warp; d < n * Q * R; d += warps) {
-      const int i = d / (Q * R), q = d / R % Q, si = d % R;
-      const float* key = bk + (i * R + si) * dh;
-      float dot = 0.f;
-      for (int j = lane; j < dh; j += 32) dot += bq[q * dh + j] * key[j];
-      dot = warp_reduce(dot, Sum{});
-      if (lane == 0) s1[d] = dot;
+    // 0. the tile's factors into shared memory
+    for (int e = threadIdx.x; e < n * R * dh; e += blockDim.x) {
+      bk[e / dh * (dh + 1) + e % dh] = b_k[token * R * dh + e];
+      bv[e] = b_v[token * R * dh + e];
     }
-    for (int e = threadIdx.x; e < n * R * dh; e += blockDim.x) bv[e] = b_v[token * R * dh + e];
+    for (int e = threadIdx.x; e < n * H * R; e += blockDim.x) {
+      ak[e] = a_k[token * H * R + e];
+      av[e] = a_v[token * H * R + e];
+    }
+    __syncthreads();
+
+    // 1. s1, one thread per dot product
+    for (int d = threadIdx.x; d < n * Q * R; d += blockDim.x) {
+      const int i = d / (Q * R), q = d / R % Q, si = d % R;
+      const float* key = bk + (i * R + si) * (dh + 1);
+      float dot = 0.f;
+      for (int j = 0; j < dh; ++j) dot += bq[q * dh + j] * key[j];
+      s1[d] = dot;
+    }
     __syncthreads();
 
     // 2. logits, one thread per (head, token)

@@ -3,6 +3,7 @@
 #include "cuda/cuda_backend.h"
 
 #include <cstdio>
+#include <cstring>
 
 #include "cuda/cuda_check.h"
 
@@ -37,6 +38,7 @@ CudaBackend::CudaBackend() : stream_(make_stream()), allocator_(stream_), descri
 CudaBackend::~CudaBackend() {
   // Errors cannot be reported from a destructor; at program exit the runtime may be gone already.
   cudaStreamSynchronize(stream_);
+  if (download_ != nullptr) cudaFreeHost(download_);
   for (auto& [id, g] : graphs_) {
     cudaGraphExecDestroy(g.exec);
     cudaGraphDestroy(g.graph);
@@ -52,8 +54,21 @@ void CudaBackend::deallocate(void* ptr, size_t) { allocator_.deallocate(ptr); }
 void CudaBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
   if (bytes == 0) return;
   forbid_while_capturing("copy_to_host");
-  T6_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+  if (bytes > kMaxPinnedDownload) {
+    T6_CUDA_CHECK(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+    wait_for_stream();
+    return;
+  }
+  if (bytes > download_bytes_) {
+    wait_for_stream();  // an earlier download may still be in flight into the old buffer
+    if (download_ != nullptr) T6_CUDA_CHECK(cudaFreeHost(download_));
+    download_ = nullptr, download_bytes_ = 0;
+    T6_CUDA_CHECK(cudaMallocHost(&download_, bytes));
+    download_bytes_ = bytes;
+  }
+  T6_CUDA_CHECK(cudaMemcpyAsync(download_, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
   wait_for_stream();
+  std::memcpy(host_dst, download_, bytes);
 }
 
 void CudaBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {

@@ -101,7 +101,12 @@ class CudaBackend final : public Backend {
   std::map<int64_t, Graph> graphs_;
   int64_t capturing_ = 0;  // the id being captured, 0 when none
   int64_t next_graph_ = 1;
-  bool timing_before_capture_ = false;
+  // Pinned host memory that downloads land in before the copy to the caller's buffer: a DMA from
+  // the device into pageable memory runs at a fraction of the speed (decode reads its logits back
+  // every step). Grown on demand up to kMaxPinnedDownload; larger copies go directly.
+  static constexpr size_t kMaxPinnedDownload = size_t{16} << 20;
+  void* download_ = nullptr;
+  size_t download_bytes_ = 0;
 
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -16,13 +16,11 @@ void CudaBackend::forbid_while_capturing(const char* what) const {
 
 void CudaBackend::begin_graph_capture() {
   forbid_while_capturing("begin_graph_capture");
-  // Timing events cannot be waited for inside a capture: timing pauses until the capture ends.
-  timing_before_capture_ = timer_.enabled();
-  timer_.set_enabled(false);
+  timer_.set_paused(true);  // timing events cannot be waited for inside a capture
   const int64_t id = next_graph_++;
   allocator_.open_pool(id);
   const cudaError_t status = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
-  if (status != cudaSuccess) allocator_.close_pool();
+  if (status != cudaSuccess) allocator_.close_pool(), timer_.set_paused(false);
   T6_CUDA_CHECK(status);
   capturing_ = id;
 }
@@ -32,7 +30,7 @@ int64_t CudaBackend::end_graph_capture() {
   const int64_t id = capturing_;
   capturing_ = 0;
   allocator_.close_pool();
-  timer_.set_enabled(timing_before_capture_);
+  timer_.set_paused(false);
   Graph g;
   // A failed capture (an operation a capture forbids) reports here; its pool is released at once.
   const cudaError_t ended = cudaStreamEndCapture(stream_, &g.graph);

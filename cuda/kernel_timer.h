@@ -21,7 +21,10 @@ class KernelTimer {
   KernelTimer& operator=(const KernelTimer&) = delete;
 
   void set_enabled(bool enabled);
-  bool enabled() const { return enabled_; }
+  bool enabled() const { return enabled_ && !paused_; }
+  // While paused (a graph capture, whose events could not be waited for) nothing is timed, and the
+  // totals so far are kept.
+  void set_paused(bool paused) { paused_ = paused; }
 
   class Scope {
    public:
@@ -37,8 +40,8 @@ class KernelTimer {
     cudaEvent_t start_ = nullptr, stop_ = nullptr;
   };
   // Times the launches made until the returned Scope ends, under `name`.
-  Scope time(const char* name) { return enabled_ ? Scope(this, name) : Scope(); }
-  Scope time(std::string name) { return enabled_ ? Scope(this, std::move(name)) : Scope(); }
+  Scope time(const char* name) { return enabled() ? Scope(this, name) : Scope(); }
+  Scope time(std::string name) { return enabled() ? Scope(this, std::move(name)) : Scope(); }
 
   // Waits for the stream, then returns the totals per name, largest first.
   std::vector<Backend::KernelTime> totals();
@@ -52,7 +55,7 @@ class KernelTimer {
   void fold_pending();  // waits for every pending pair and adds it to the totals
 
   cudaStream_t stream_;
-  bool enabled_ = false;
+  bool enabled_ = false, paused_ = false;
   std::vector<Pending> pending_;
   std::vector<cudaEvent_t> free_events_;
   std::map<std::string, Backend::KernelTime> totals_;

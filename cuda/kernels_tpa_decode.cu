@@ -187,17 +187,22 @@ __global__ void tpa_decode_merge(const float* __restrict__ partials, const int32
     float overall = -INFINITY;
     for (int64_t c = threadIdx.x; c < used; c += blockDim.x) overall = fmaxf(overall, first[c * stride + h]);
     overall = block_reduce(overall, Max{}, -INFINITY);
+    // Each chunk's rescaling factor once, in shared memory, for the sum and for every output column.
+    extern __shared__ float factors[];  // [used]
     float total = 0.f;
-    for (int64_t c = threadIdx.x; c < used; c += blockDim.x)
-      total += expf(first[c * stride + h] - overall) * first[c * stride + H + h];
-    total = block_reduce(total, Sum{}, 0.f);
+    for (int64_t c = threadIdx.x; c < used; c += blockDim.x) {
+      factors[c] = expf(first[c * stride + h] - overall);
+      total += factors[c] * first[c * stride + H + h];
+    }
+    total = block_reduce(total, Sum{}, 0.f);  // its barrier also publishes `factors`
     const float normalizer = total > 0.f ? s.value_scale / total : 0.f;
     for (int64_t j = threadIdx.x; j < dh; j += blockDim.x) {
       float o = 0.f;
-      for (int64_t c = 0; c < used; ++c)
-        o += expf(first[c * stride + h] - overall) * first[c * stride + 2 * H + h * dh + j];
+#pragma unroll 8
+      for (int64_t c = 0; c < used; ++c) o += factors[c] * first[c * stride + 2 * H + h * dh + j];
       out[row * dh + j] = o * normalizer;
     }
+    __syncthreads();  // the next row's factors overwrite these
   }
 }
 
@@ -246,7 +251,7 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
       device_ptr<const float>(b_k), device_ptr<const float>(a_v), device_ptr<const float>(b_v),
       device_ptr<const int32_t>(lengths), partials.as<float>(), s);
   T6_CUDA_CHECK_LAUNCH(tpa_decode_attention);
-  kernels::tpa_decode_merge<<<row_grid(B * s.H), row_threads(s.dh), 0, stream_>>>(
+  kernels::tpa_decode_merge<<<row_grid(B * s.H), row_threads(s.dh), s.chunks * sizeof(float), stream_>>>(
       partials.as<float>(), device_ptr<const int32_t>(lengths), device_ptr<float>(out), B, s);
   T6_CUDA_CHECK_LAUNCH(tpa_decode_merge);
 }

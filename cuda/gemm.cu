@@ -6,10 +6,6 @@
 // of blocks, about 10 µs whatever the size; gemm_few_rows gives every output column a warp, so the
 // whole GPU streams the weight once, at memory speed.
 //
-// And one more: many tiny products, such as TPA's per-token factor products ([34×2]·[2×64] for each
-// of 16,384 tokens). cuBLAS's batched kernels spend most of their time on tile setup at these sizes;
-// gemm_tiny_batched gives every output element a thread, which makes the product one memory-bound pass.
-//
 // cuBLAS is column-major and t6 is row-major. A row-major m×n matrix with leading dimension ld is,
 // read column-major, its n×m transpose with the same ld. So instead of C = op(A)·op(B) we ask cuBLAS
 // for Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and the sizes m and n, keep the transpose flags and the
@@ -63,32 +59,6 @@ __global__ void gemm_few_rows(const float* a, int64_t lda, const float* b, int64
   }
 }
 
-constexpr int64_t kTinyMinBatch = 256, kTinyMaxM = 64, kTinyMaxN = 128, kTinyMaxK = 64;
-
-__device__ inline float as_float(float x) { return x; }
-__device__ inline float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-// gemm_tiny_batched: C_b = alpha · op(A_b)·op(B_b) + beta · C_b for small m, n, k and a large batch, one
-// thread per element of C (consecutive threads take consecutive columns, so C is written coalesced).
-// C is read only when beta ≠ 0.
-template <class In>
-__global__ void gemm_tiny_batched(const In* a, const In* b, float* c, Backend::Gemm g, float alpha, float beta) {
-  const int64_t per_matrix = g.m * g.n, total = per_matrix * g.batch;
-  for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total; e += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t batch = e / per_matrix, i = e % per_matrix / g.n, j = e % g.n;
-    const In* ab = a + batch * g.stride_a;
-    const In* bb = b + batch * g.stride_b;
-    float dot = 0.f;
-    for (int64_t kk = 0; kk < g.k; ++kk) {
-      const In x = g.trans_a ? ab[kk * g.lda + i] : ab[i * g.lda + kk];  // op(A)[i, kk]
-      const In y = g.trans_b ? bb[j * g.ldb + kk] : bb[kk * g.ldb + j];  // op(B)[kk, j]
-      dot += as_float(x) * as_float(y);
-    }
-    float* out = c + batch * g.stride_c + i * g.ldc + j;
-    *out = beta != 0.f ? alpha * dot + beta * *out : alpha * dot;
-  }
-}
-
 }  // namespace kernels
 
 void CudaBackend::gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) {
@@ -107,22 +77,6 @@ void CudaBackend::gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& 
     else if (g.m <= 4) launch(std::integral_constant<int, 4>{});
     else launch(std::integral_constant<int, 8>{});
     T6_CUDA_CHECK_LAUNCH(gemm_few_rows);
-    return;
-  }
-  const bool tiny = g.batch >= kernels::kTinyMinBatch && g.m <= kernels::kTinyMaxM && g.n <= kernels::kTinyMaxN &&
-                    g.k > 0 && g.k <= kernels::kTinyMaxK && c.dtype() == DType::F32 && a.dtype() == b.dtype() &&
-                    (a.dtype() == DType::F32 || a.dtype() == DType::BF16);
-  if (tiny) {
-    const auto timing = timer_.time(a.dtype() == DType::BF16 ? "gemm_tiny_batched bf16" : "gemm_tiny_batched");
-    const auto launch = [&](auto element) {
-      using In = decltype(element);
-      kernels::gemm_tiny_batched<In><<<grid_for(g.batch * g.m * g.n), kThreads, 0, stream_>>>(
-          device_ptr<const In>(a), device_ptr<const In>(b), device_ptr<float>(c), g, static_cast<float>(g.alpha),
-          static_cast<float>(g.beta));
-    };
-    if (a.dtype() == DType::BF16) launch(__nv_bfloat16{});
-    else launch(float{});
-    T6_CUDA_CHECK_LAUNCH(gemm_tiny_batched);
     return;
   }
   // Named by dtype and sizes, so a profile tells the model's products apart.

@@ -16,6 +16,7 @@
 // The merge rescales each chunk's (max, sum, acc) to the row's overall max, as the CPU kernel does.
 // Results are deterministic (no atomics; the chunking depends only on the shapes and the GPU), and
 // agree with the CPU to float32 rounding, since the summation order differs.
+#include <algorithm>
 #include <cmath>
 
 #include "cuda/cuda_backend.h"
@@ -188,7 +189,7 @@ __global__ void tpa_decode_merge(const float* __restrict__ partials, const int32
     for (int64_t c = threadIdx.x; c < used; c += blockDim.x) overall = fmaxf(overall, first[c * stride + h]);
     overall = block_reduce(overall, Max{}, -INFINITY);
     // Each chunk's rescaling factor once, in shared memory, for the sum and for every output column.
-    extern __shared__ float factors[];  // [used]
+    extern __shared__ float factors[];  // [chunks], then the slices' partial outputs [slices, dh]
     float total = 0.f;
     for (int64_t c = threadIdx.x; c < used; c += blockDim.x) {
       factors[c] = expf(first[c * stride + h] - overall);
@@ -196,13 +197,24 @@ __global__ void tpa_decode_merge(const float* __restrict__ partials, const int32
     }
     total = block_reduce(total, Sum{}, 0.f);  // its barrier also publishes `factors`
     const float normalizer = total > 0.f ? s.value_scale / total : 0.f;
+    // The threads split into slices of dh columns, each slice summing every slices-th chunk, so a long
+    // row's many chunks are read by all threads at once; then the slices' sums are added.
+    float* slice_sums = factors + s.chunks;
+    const int slices = max(1, static_cast<int>(blockDim.x / dh));
+    for (int64_t t = threadIdx.x; t < slices * dh; t += blockDim.x) {
+      const int64_t j = t % dh, slice = t / dh;
+      float o = 0.f;
+#pragma unroll 4
+      for (int64_t c = slice; c < used; c += slices) o += factors[c] * first[c * stride + 2 * H + h * dh + j];
+      slice_sums[t] = o;
+    }
+    __syncthreads();
     for (int64_t j = threadIdx.x; j < dh; j += blockDim.x) {
       float o = 0.f;
-#pragma unroll 8
-      for (int64_t c = 0; c < used; ++c) o += factors[c] * first[c * stride + 2 * H + h * dh + j];
+      for (int slice = 0; slice < slices; ++slice) o += slice_sums[slice * dh + j];
       out[row * dh + j] = o * normalizer;
     }
-    __syncthreads();  // the next row's factors overwrite these
+    __syncthreads();  // the next row's factors and sums overwrite these
   }
 }
 
@@ -251,7 +263,13 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
       device_ptr<const float>(b_k), device_ptr<const float>(a_v), device_ptr<const float>(b_v),
       device_ptr<const int32_t>(lengths), partials.as<float>(), s);
   T6_CUDA_CHECK_LAUNCH(tpa_decode_attention);
-  kernels::tpa_decode_merge<<<row_grid(B * s.H), row_threads(s.dh), s.chunks * sizeof(float), stream_>>>(
+  // The merge's shared memory: one factor per chunk and, per slice of dh columns, a partial output.
+  const int merge_threads = kDecodeThreads;
+  const int64_t merge_slices = std::max<int64_t>(1, merge_threads / s.dh);
+  const size_t merge_bytes = static_cast<size_t>(s.chunks + merge_slices * s.dh) * sizeof(float);
+  T6_CHECK(merge_bytes <= kDefaultShared, "cuda tpa_decode_attention: head_dim ", s.dh, " over ", s.chunks,
+           " chunks needs ", merge_bytes, " bytes of shared memory in the merge; decode such a model on the CPU");
+  kernels::tpa_decode_merge<<<row_grid(B * s.H), merge_threads, merge_bytes, stream_>>>(
       partials.as<float>(), device_ptr<const int32_t>(lengths), device_ptr<float>(out), B, s);
   T6_CUDA_CHECK_LAUNCH(tpa_decode_merge);
 }

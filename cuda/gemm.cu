@@ -6,11 +6,6 @@
 // of blocks, about 10 µs whatever the size; gemm_few_rows gives every output column a warp, so the
 // whole GPU streams the weight once, at memory speed.
 //
-// And one more: many tiny products, such as TPA's per-token factor products ([34×2]·[2×64] for each
-// of 16,384 tokens). cuBLAS's batched kernels spend most of their time on tile setup at these sizes;
-// gemm_tiny_batched gives each product one block, which stages both operands in shared memory and
-// writes the result once: a memory-bound pass.
-//
 // cuBLAS is column-major and t6 is row-major. A row-major m×n matrix with leading dimension ld is,
 // read column-major, its n×m transpose with the same ld. So instead of C = op(A)·op(B) we ask cuBLAS
 // for Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and the sizes m and n, keep the transpose flags and the
@@ -64,49 +59,6 @@ __global__ void gemm_few_rows(const float* a, int64_t lda, const float* b, int64
   }
 }
 
-constexpr int64_t kTinyMinBatch = 256;
-constexpr int64_t kTinyMaxOperands = 4096;  // m·k + k·n floats of shared memory per block (16 KiB)
-constexpr int kTinyThreads = 128;
-
-__device__ inline float as_float(float x) { return x; }
-__device__ inline float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-// gemm_tiny_batched: C_b = alpha · op(A_b)·op(B_b) + beta · C_b, one block per product b: op(A_b) and
-// op(B_b) go to shared memory as float (the transposes applied on the way), then each thread forms
-// elements of C with consecutive threads on consecutive columns. Sizes fit in int (checked on the
-// host), so no 64-bit division runs per element. C is read only when beta ≠ 0.
-template <class In>
-__global__ void __launch_bounds__(kTinyThreads) gemm_tiny_batched(const In* a, const In* b, float* c, Backend::Gemm g,
-                                                                   float alpha, float beta) {
-  __shared__ float operands[kTinyMaxOperands];
-  const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
-  const int lda = static_cast<int>(g.lda), ldb = static_cast<int>(g.ldb), ldc = static_cast<int>(g.ldc);
-  float* a_tile = operands;          // op(A) [m][k]
-  float* b_tile = operands + m * k;  // op(B) [k][n]
-  for (int64_t batch = blockIdx.x; batch < g.batch; batch += gridDim.x) {
-    const In* ab = a + batch * g.stride_a;
-    const In* bb = b + batch * g.stride_b;
-    __syncthreads();  // the previous product's operands are no longer read
-    for (int t = threadIdx.x; t < m * k; t += blockDim.x) {
-      const int i = t / k, kk = t % k;
-      a_tile[t] = as_float(g.trans_a ? ab[kk * lda + i] : ab[i * lda + kk]);
-    }
-    for (int t = threadIdx.x; t < k * n; t += blockDim.x) {
-      const int kk = t / n, j = t % n;
-      b_tile[t] = as_float(g.trans_b ? bb[j * ldb + kk] : bb[kk * ldb + j]);
-    }
-    __syncthreads();
-    float* cb = c + batch * g.stride_c;
-    for (int t = threadIdx.x; t < m * n; t += blockDim.x) {
-      const int i = t / n, j = t % n;
-      float dot = 0.f;
-      for (int kk = 0; kk < k; ++kk) dot += a_tile[i * k + kk] * b_tile[kk * n + j];
-      float* out = cb + i * ldc + j;
-      *out = beta != 0.f ? alpha * dot + beta * *out : alpha * dot;
-    }
-  }
-}
-
 }  // namespace kernels
 
 void CudaBackend::gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) {
@@ -125,24 +77,6 @@ void CudaBackend::gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& 
     else if (g.m <= 4) launch(std::integral_constant<int, 4>{});
     else launch(std::integral_constant<int, 8>{});
     T6_CUDA_CHECK_LAUNCH(gemm_few_rows);
-    return;
-  }
-  const bool tiny = g.batch >= kernels::kTinyMinBatch && g.k > 0 &&
-                    g.m * g.k + g.k * g.n <= kernels::kTinyMaxOperands && c.dtype() == DType::F32 &&
-                    a.dtype() == b.dtype() && (a.dtype() == DType::F32 || a.dtype() == DType::BF16) &&
-                    std::max({g.lda, g.ldb, g.ldc}) * kernels::kTinyMaxOperands < INT_MAX;
-  if (tiny) {
-    const auto timing = timer_.time(a.dtype() == DType::BF16 ? "gemm_tiny_batched bf16" : "gemm_tiny_batched");
-    const auto launch = [&](auto element) {
-      using In = decltype(element);
-      const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(g.batch, 1 << 20));
-      kernels::gemm_tiny_batched<In><<<blocks, kernels::kTinyThreads, 0, stream_>>>(
-          device_ptr<const In>(a), device_ptr<const In>(b), device_ptr<float>(c), g, static_cast<float>(g.alpha),
-          static_cast<float>(g.beta));
-    };
-    if (a.dtype() == DType::BF16) launch(__nv_bfloat16{});
-    else launch(float{});
-    T6_CUDA_CHECK_LAUNCH(gemm_tiny_batched);
     return;
   }
   // Named by dtype and sizes, so a profile tells the model's products apart.

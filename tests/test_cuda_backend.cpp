@@ -292,38 +292,6 @@ TEST_CASE("cuda gemm with at most 8 rows times a transposed weight (gemm_few_row
   }
 }
 
-TEST_CASE("cuda gemm of many tiny matrices (gemm_tiny_batched, TPA's per-token factor products)") {
-  Generator gen(7);
-  for (bool trans_a : {false, true}) {
-    for (bool trans_b : {false, true}) {
-      // batch 300 of C (5×37) = 0.5·op(A)·op(B) + 0.25·C with k = 3, padded rows
-      Backend::Gemm g;
-      g.trans_a = trans_a, g.trans_b = trans_b;
-      g.m = 5, g.n = 37, g.k = 3, g.alpha = 0.5, g.beta = 0.25, g.batch = 300;
-      const int64_t a_rows = trans_a ? g.k : g.m, a_cols = trans_a ? g.m : g.k;
-      const int64_t b_rows = trans_b ? g.n : g.k, b_cols = trans_b ? g.k : g.n;
-      g.lda = a_cols + 1, g.ldb = b_cols + 2, g.ldc = g.n + 3;
-      g.stride_a = a_rows * g.lda, g.stride_b = b_rows * g.ldb, g.stride_c = g.m * g.ldc;
-      CAPTURE(trans_a);
-      CAPTURE(trans_b);
-      const Results r = run_on_both({operand(300, a_rows, g.lda, gen), operand(300, b_rows, g.ldb, gen)},
-                                    {operand(300, g.m, g.ldc, gen)},
-                                    [&](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
-                                      be.gemm(g, in[0], in[1], out[0]);
-                                    });
-      CHECK(gap(r) <= 1e-5);  // fp32 sums of 3 products
-
-      // bfloat16 operands (mixed precision) against the CPU's float32 product of the same rounded values
-      const Tensor a = operand(300, a_rows, g.lda, gen).to_dtype(DType::BF16);
-      const Tensor b = operand(300, b_rows, g.ldb, gen).to_dtype(DType::BF16);
-      Tensor on_cpu = operand(300, g.m, g.ldc, gen), on_gpu = on_cpu.to_device(Device::CUDA);
-      backend(Device::CPU).gemm(g, a.to_dtype(DType::F32), b.to_dtype(DType::F32), on_cpu);
-      gpu().gemm(g, a.to_device(Device::CUDA), b.to_device(Device::CUDA), on_gpu);
-      CHECK(max_scaled_error(on_gpu.to_double_vector(), on_cpu.to_double_vector()) <= 1e-5);
-    }
-  }
-}
-
 TEST_CASE("cuda gemm matches the cpu for every transpose, batch, padding and scaling") {
   Generator gen(5);
   for (bool trans_a : {false, true}) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "cuda/cuda_check.h"
 
 namespace t6 {
 
@@ -28,6 +29,13 @@ inline int row_threads(int64_t row_length) {
   return static_cast<int>(std::clamp<int64_t>((row_length + 31) / 32 * 32, 32, 512));
 }
 inline unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::clamp<int64_t>(rows, 1, 1 << 20)); }
+
+// An attribute of the backend's GPU (device 0), e.g. its multiprocessor count.
+inline int device_attribute(cudaDeviceAttr attribute) {
+  int value = 0;
+  T6_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, 0));
+  return value;
+}
 
 inline void require_dtype(const char* kernel, const Tensor& t, DType dtype) {
   T6_CHECK(t.dtype() == dtype, "cuda ", kernel, ": dtype ", dtype_name(t.dtype()),

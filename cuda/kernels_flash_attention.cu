@@ -317,17 +317,31 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Four 8×8 bf16 matrices from shared memory, one per register: lane l gives the address of row l % 8
+// of matrix l / 8, and receives (row l / 4, columns 2·(l % 4), +1) of each; with kTranspose, of each
+// matrix's transpose (ldmatrix .trans).
+template <bool kTranspose>
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* at) {
+  if constexpr (kTranspose) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(at))
+                 : "memory");
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(at))
+                 : "memory");
+  }
+}
+
 // The A fragment of the 16×16 block at (row0, col0) of a row-major tile. Matrix m = lane/8 must be
 // a_m: m = 0 rows row0…+7, cols col0…+7; m = 1 rows row0+8…+15, same cols; m = 2 rows row0…+7, cols
 // col0+8…+15; m = 3 rows row0+8…, cols col0+8…. So lane l points at row row0 + l%16, col col0 + 8·(l/16).
 // Register m then holds (row g [+8], cols 2t, 2t+1 [+8]), exactly a_m.
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int ld, int row0, int col0) {
   const int lane = threadIdx.x % 32;
-  const bf16* at = tile + (row0 + (lane & 15)) * ld + col0 + (lane >> 4) * 8;
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
-               : "r"(shared_address(at))
-               : "memory");
+  ldmatrix_x4<false>(a, tile + (row0 + (lane & 15)) * ld + col0 + (lane >> 4) * 8);
 }
 
 // B fragments of two 8-column blocks (n0…n0+7 and n0+8…n0+15), k = k0…k0+15, where the tile stores
@@ -338,11 +352,7 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int l
 // Lane l (matrix m = l/8) points at stored row n0 + l%8 + 8·(m/2), col k0 + 8·(m%2).
 __device__ __forceinline__ void load_b_transposed_tile(uint32_t (&b)[4], const bf16* tile, int ld, int n0, int k0) {
   const int lane = threadIdx.x % 32, m = lane >> 3;
-  const bf16* at = tile + (n0 + (lane & 7) + (m >> 1) * 8) * ld + k0 + (m & 1) * 8;
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-               : "r"(shared_address(at))
-               : "memory");
+  ldmatrix_x4<false>(b, tile + (n0 + (lane & 7) + (m >> 1) * 8) * ld + k0 + (m & 1) * 8);
 }
 
 // B fragments as above, but the tile stores B itself row by row: B(k, n) at tile[k·ld + n] (e.g. V in
@@ -352,11 +362,7 @@ __device__ __forceinline__ void load_b_transposed_tile(uint32_t (&b)[4], const b
 // Lane l (matrix m = l/8) points at stored row k0 + l%8 + 8·(m%2), col n0 + 8·(m/2).
 __device__ __forceinline__ void load_b_tile(uint32_t (&b)[4], const bf16* tile, int ld, int k0, int n0) {
   const int lane = threadIdx.x % 32, m = lane >> 3;
-  const bf16* at = tile + (k0 + (lane & 7) + (m & 1) * 8) * ld + n0 + (m >> 1) * 8;
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-               : "r"(shared_address(at))
-               : "memory");
+  ldmatrix_x4<true>(b, tile + (k0 + (lane & 7) + (m & 1) * 8) * ld + n0 + (m >> 1) * 8);
 }
 
 // acc (16 × 64, C layout: acc[n] is columns 8n…8n+7) += A (16 rows row0… of tile `a`, DH wide) ·
@@ -775,11 +781,7 @@ void dispatch_head_dim(int64_t head_dim, Fn&& fn) {
 
 // bf16 WMMA needs compute capability 8.0 (Ampere) or later.
 bool device_has_bf16_tensor_cores() {
-  static const bool has = [] {
-    int major = 0;
-    T6_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-    return major >= 8;
-  }();
+  static const bool has = device_attribute(cudaDevAttrComputeCapabilityMajor) >= 8;
   return has;
 }
 

@@ -235,9 +235,9 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
   s.logit_scale = static_cast<float>(p.logit_scale), s.value_scale = static_cast<float>(p.value_scale);
 
   // The largest tile whose shared memory fits the GPU; only very wide heads need a smaller one.
-  int shared_limit = 0, sms = 0;
-  T6_CUDA_CHECK(cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
-  T6_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  // Read once: this runs in every layer of every decode step.
+  static const int shared_limit = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  static const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
   s.tile = kMaxTile;
   while (s.tile > 1 && shared_floats(s, s.tile) * sizeof(float) > static_cast<size_t>(shared_limit)) s.tile /= 2;
   const size_t shared_bytes = static_cast<size_t>(shared_floats(s, s.tile)) * sizeof(float);
@@ -245,9 +245,12 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
            p.head_dim, " with query rank ", p.q_rank, " and rank ", p.rank, " need ", shared_bytes,
            " bytes of shared memory per block, more than this GPU's ", shared_limit,
            "; decode such a model on the CPU");
-  if (shared_bytes > kDefaultShared)
+  static size_t shared_allowed = kDefaultShared;  // the kernel's dynamic shared-memory limit, raised as needed
+  if (shared_bytes > shared_allowed) {
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(shared_bytes)));
+    shared_allowed = shared_bytes;
+  }
 
   // Chunks: about two blocks per SM over the batch, each at least one tile. They are cut from the
   // capacity M, not from the longest row, whose length lives on the GPU and would cost a synchronization

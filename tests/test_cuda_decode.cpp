@@ -139,11 +139,7 @@ TEST_CASE("a tiny model on the GPU: decode-step logits equal its own full forwar
     const int64_t V = config.vocab_size;
     T6Model model(config);
     Generator gen(7);
-    {
-      // the spec's init zeroes both c_proj layers, which would hide attention: every parameter random
-      NoGradGuard no_grad;
-      for (auto& [name, p] : model.named_parameters()) p.copy_(uniform(p.shape(), -0.5, 0.5, gen));
-    }
+    model.fill_uniform(gen, 0.5);  // the spec's init zeroes both c_proj layers, which would hide attention
     model.to(Device::CUDA);
     std::vector<std::vector<int32_t>> rows(B);
     for (int64_t b = 0; b < B; ++b)
@@ -200,10 +196,7 @@ TEST_CASE("decode steps replayed as a CUDA graph give the eager steps' logits, r
     const ModelConfig config = tiny_config(attention);
     T6Model model(config);
     Generator gen(8);
-    {
-      NoGradGuard no_grad;
-      for (auto& [name, p] : model.named_parameters()) p.copy_(uniform(p.shape(), -0.5, 0.5, gen));
-    }
+    model.fill_uniform(gen, 0.5);
     model.to(Device::CUDA);
     std::vector<int32_t> padded(B * longest_prompt);
     for (int32_t& id : padded) id = static_cast<int32_t>(gen.below(config.vocab_size));

@@ -4,13 +4,22 @@
 // are rounded. Everything else (softmax, norms, the loss) is float32 anyway. On the CPU the switch
 // has no effect: the CPU gemm has no bfloat16 kernel, so matmul there stays float32.
 #pragma once
+#include "core/tensor.h"
 
 namespace t6 {
 
 bool bf16_matmul_enabled();
 
+// The bfloat16 copy of a float32 matmul input. The last copy made is remembered with its source and
+// handed out again while the source is the same, unchanged tensor (same storage, view and version):
+// TPA's six factor projections and the MLP's two input projections all multiply one normalised x,
+// which would otherwise be cast, and kept for backward, once per projection. The memory holds no
+// reference to the source; guards forget it on exit.
+Tensor bf16_copy(const Tensor& x);
+
 // Sets the switch to `enabled` for a scope and restores the previous value on exit, so guards nest
 // (an inner Bf16MatmulGuard(false) runs a sub-scope in float32).
+// Leaving a guard forgets bf16_copy's remembered copy.
 class Bf16MatmulGuard {
  public:
   explicit Bf16MatmulGuard(bool enabled = true);

@@ -73,6 +73,11 @@ Tensor rms_norm(const Tensor& x, double eps);
 // positions: int32 whose shape is a prefix of x.shape[:-1] (e.g. [B,T] for x [B,T,R,dh]); all rows
 // under one position rotate by that position's angles θ_j = t · 10000^(−2j/dh).
 Tensor rope(const Tensor& x, const Tensor& positions);
+// silu(gate) ⊙ up in one pass each way (autograd/ops/swiglu.cpp), the gate of the spec's SwiGLU MLP.
+Tensor swiglu(const Tensor& gate, const Tensor& up);
+// TPA's factor product (autograd/ops/tpa_product.cpp): a (…,H,R), b (…,R,dh) with the same leading
+// axes → (…,H,dh), (1/R) a·b for every leading index (spec: q = (1/RQ) A_q B_q, k and v likewise).
+Tensor tpa_product(const Tensor& a, const Tensor& b);
 // Fused causal attention (autograd/ops/flash_attention.cpp): q (B,Tq,H,dh), k and v (B,Tk,Hkv,dh) with
 // Hkv dividing H → (B,Tq,H·dh), the same function as nn/causal_attention.cpp's composite path but
 // without storing the attention matrix. Under Bf16MatmulGuard the GPU multiplies in bfloat16.

@@ -156,6 +156,21 @@ class Backend {
   // length dh at its position; `inverse` rotates by −θ (the backward, since a rotation's transpose
   // is its inverse).
   virtual void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) = 0;
+  // SwiGLU's gate (spec MLP): out = silu(gate) ⊙ up, all of one shape. Backward writes (overwrites)
+  // ggate = gout ⊙ up ⊙ σ(gate)(1 + gate(1 − σ(gate))) and gup = gout ⊙ silu(gate).
+  virtual void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  virtual void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& gout, Tensor& ggate,
+                               Tensor& gup) = 0;
+  // TPA's per-token factor product with its 1/R (spec: q = (1/RQ) A_q B_q, k = (1/R) A_k B_k, v likewise):
+  //   a (N,H,R), b (N,R,dh) → out (N,H,dh), out[n] = scale · a[n] · b[n]
+  // Backward writes (overwrites) ga[n] = scale · gout[n] · b[n]ᵀ and gb[n] = scale · a[n]ᵀ · gout[n].
+  struct TPAProduct {
+    int64_t tokens = 0, heads = 0, rank = 0, head_dim = 0;
+    double scale = 1.0;
+  };
+  virtual void tpa_product_forward(const TPAProduct& p, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  virtual void tpa_product_backward(const TPAProduct& p, const Tensor& a, const Tensor& b, const Tensor& gout,
+                                    Tensor& ga, Tensor& gb) = 0;
   // Fused causal attention (FlashAttention-2: the [Tq, Tk] score matrix is never stored; each query
   // row keeps a running max and sum over key tiles, and backward recomputes the probabilities).
   //   q (B,Tq,H,dh), k and v (B,Tk,Hkv,dh), out (B,Tq,H,dh), lse (B,H,Tq), all of one float dtype:

@@ -395,6 +395,45 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    expect("swiglu_forward", {{"gate", gate}, {"up", up}, {"out", out}}, gate.dtype(), gate.numel());
+    dispatch_float("swiglu_forward", gate.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::swiglu_forward(ptr<const T>(gate), ptr<const T>(up), ptr<T>(out), gate.numel());
+    });
+  }
+
+  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& gout, Tensor& ggate, Tensor& gup) override {
+    expect("swiglu_backward", {{"gate", gate}, {"up", up}, {"gout", gout}, {"ggate", ggate}, {"gup", gup}},
+           gate.dtype(), gate.numel());
+    dispatch_float("swiglu_backward", gate.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::swiglu_backward(ptr<const T>(gate), ptr<const T>(up), ptr<const T>(gout), ptr<T>(ggate), ptr<T>(gup),
+                           gate.numel());
+    });
+  }
+
+  void tpa_product_forward(const TPAProduct& p, const Tensor& a, const Tensor& b, Tensor& out) override {
+    expect("tpa_product_forward", {{"a", a}}, a.dtype(), p.tokens * p.heads * p.rank);
+    expect("tpa_product_forward", {{"b", b}}, a.dtype(), p.tokens * p.rank * p.head_dim);
+    expect("tpa_product_forward", {{"out", out}}, a.dtype(), p.tokens * p.heads * p.head_dim);
+    dispatch_float("tpa_product_forward", a.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::tpa_product_forward(p, ptr<const T>(a), ptr<const T>(b), ptr<T>(out));
+    });
+  }
+
+  void tpa_product_backward(const TPAProduct& p, const Tensor& a, const Tensor& b, const Tensor& gout, Tensor& ga,
+                            Tensor& gb) override {
+    expect("tpa_product_backward", {{"a", a}, {"ga", ga}}, a.dtype(), p.tokens * p.heads * p.rank);
+    expect("tpa_product_backward", {{"b", b}, {"gb", gb}}, a.dtype(), p.tokens * p.rank * p.head_dim);
+    expect("tpa_product_backward", {{"gout", gout}}, a.dtype(), p.tokens * p.heads * p.head_dim);
+    dispatch_float("tpa_product_backward", a.dtype(), [&](auto t) {
+      using T = decltype(t);
+      cpu::tpa_product_backward(p, ptr<const T>(a), ptr<const T>(b), ptr<const T>(gout), ptr<T>(ga), ptr<T>(gb));
+    });
+  }
+
   void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                                Tensor& lse) override {
     const int64_t q_elements = p.batch * p.q_len * p.heads * p.head_dim;

@@ -138,6 +138,18 @@ void embedding_backward(const int32_t* ids, const T* gout, T* gweight, int64_t n
 template <class T>
 void scatter_rows(const T* values, const int32_t* slots, T* buffer, int64_t rows, int64_t capacity, int64_t n);
 
+// SwiGLU's gate, n elements (cpu_kernels_elementwise.cpp; Backend::swiglu_forward/backward).
+template <class T>
+void swiglu_forward(const T* gate, const T* up, T* out, int64_t n);
+template <class T>
+void swiglu_backward(const T* gate, const T* up, const T* gout, T* ggate, T* gup, int64_t n);
+
+// TPA's per-token factor product (core/cpu_kernels_tpa_product.cpp; the shapes are in core/backend.h).
+template <class T>
+void tpa_product_forward(const Backend::TPAProduct& p, const T* a, const T* b, T* out);
+template <class T>
+void tpa_product_backward(const Backend::TPAProduct& p, const T* a, const T* b, const T* gout, T* ga, T* gb);
+
 // Fused causal attention (core/cpu_kernels_flash_attention.cpp; the shapes are in core/backend.h).
 template <class T>
 void flash_attention_forward(const Backend::FlashAttention& p, const T* q, const T* k, const T* v, T* out, T* lse);

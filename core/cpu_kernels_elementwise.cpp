@@ -83,6 +83,23 @@ void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int6
   }
 }
 
+template <class T>
+void swiglu_forward(const T* gate, const T* up, T* out, int64_t n) {
+#pragma omp parallel for simd if (parallel : n > kParallelExpensive)
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
+}
+
+template <class T>
+void swiglu_backward(const T* gate, const T* up, const T* gout, T* ggate, T* gup, int64_t n) {
+#pragma omp parallel for simd if (parallel : n > kParallelExpensive)
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = sigmoid(gate[i]);
+    // forward: out = gate·σ(gate)·up, and d/dg (g·σ(g)) = σ(g)·(1 + g·(1 − σ(g)))
+    ggate[i] = gout[i] * up[i] * s * (T(1) + gate[i] * (T(1) - s));
+    gup[i] = gout[i] * gate[i] * s;  // d out / d up = silu(gate)
+  }
+}
+
 namespace {
 
 // out viewed as [rows, len]: row r is out[r·len, (r+1)·len). An operand that "walks" supplies one
@@ -138,7 +155,9 @@ void axpy(T alpha, const T* x, T* y, int64_t n) {
   template void unary<T>(UnaryOp, const T*, T*, int64_t, T);                              \
   template void unary_backward<T>(UnaryOp, const T*, const T*, const T*, T*, int64_t, T); \
   template void binary<T>(BinaryOp, const T*, int64_t, const T*, int64_t, T*, int64_t);   \
-  template void axpy<T>(T, const T*, T*, int64_t);
+  template void axpy<T>(T, const T*, T*, int64_t);                                        \
+  template void swiglu_forward<T>(const T*, const T*, T*, int64_t);                       \
+  template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);
 T6_CPU_INSTANTIATE(float)
 T6_CPU_INSTANTIATE(double)
 #undef T6_CPU_INSTANTIATE

@@ -79,6 +79,11 @@ class CudaBackend final : public Backend {
   void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) override;
   void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) override;
   void scatter_rows(const Tensor& values, const Tensor& slots, Tensor& buffer) override;
+  void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& gout, Tensor& ggate, Tensor& gup) override;
+  void tpa_product_forward(const TPAProduct& p, const Tensor& a, const Tensor& b, Tensor& out) override;
+  void tpa_product_backward(const TPAProduct& p, const Tensor& a, const Tensor& b, const Tensor& gout, Tensor& ga,
+                            Tensor& gb) override;
   void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                                Tensor& lse) override;
   void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,

@@ -1,5 +1,5 @@
-// Elementwise kernels: unary, unary_backward, binary (with trailing broadcasting) and axpy, for
-// float32 and float64. Grid-stride loops over 64-bit indices; outputs may alias inputs.
+// Elementwise kernels: unary, unary_backward, binary (with trailing broadcasting), axpy and SwiGLU's
+// fused gate, for float32 and float64. Grid-stride loops over 64-bit indices; outputs may alias inputs.
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_utils.cuh"
@@ -84,6 +84,23 @@ __global__ void axpy(T alpha, const T* x, T* y, int64_t n) {
     y[i] += alpha * x[i];
 }
 
+// swiglu_forward: out = silu(gate) · up (core/backend.h).
+template <class T>
+__global__ void swiglu_forward(const T* gate, const T* up, T* out, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    out[i] = gate[i] * sigmoid(gate[i]) * up[i];
+}
+
+// swiglu_backward: the gradients of both inputs from one read of gate, up and gout.
+template <class T>
+__global__ void swiglu_backward(const T* gate, const T* up, const T* gout, T* ggate, T* gup, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x) {
+    const T g = gate[i], s = sigmoid(g), go = gout[i];
+    ggate[i] = go * up[i] * s * (T(1) + g * (T(1) - s));  // d/dg (g·σ(g)) = σ(g)(1 + g(1 − σ(g)))
+    gup[i] = go * g * s;                                  // d out / d up = silu(gate)
+  }
+}
+
 }  // namespace kernels
 
 void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
@@ -133,6 +150,32 @@ void CudaBackend::axpy(double alpha, const Tensor& x, Tensor& y) {
     kernels::axpy<<<grid_for(n), kThreads, 0, stream_>>>(static_cast<T>(alpha), device_ptr<const T>(x),
                                                          device_ptr<T>(y), n);
     T6_CUDA_CHECK_LAUNCH(axpy);
+  });
+}
+
+void CudaBackend::swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const auto timing = timer_.time("swiglu_forward");
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_float("swiglu_forward", out.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    kernels::swiglu_forward<<<grid_for(n), kThreads, 0, stream_>>>(device_ptr<const T>(gate), device_ptr<const T>(up),
+                                                                   device_ptr<T>(out), n);
+    T6_CUDA_CHECK_LAUNCH(swiglu_forward);
+  });
+}
+
+void CudaBackend::swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& gout, Tensor& ggate,
+                                  Tensor& gup) {
+  const auto timing = timer_.time("swiglu_backward");
+  const int64_t n = gout.numel();
+  if (n == 0) return;
+  dispatch_float("swiglu_backward", gout.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    kernels::swiglu_backward<<<grid_for(n), kThreads, 0, stream_>>>(
+        device_ptr<const T>(gate), device_ptr<const T>(up), device_ptr<const T>(gout), device_ptr<T>(ggate),
+        device_ptr<T>(gup), n);
+    T6_CUDA_CHECK_LAUNCH(swiglu_backward);
   });
 }
 

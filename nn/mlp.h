@@ -13,7 +13,7 @@ class MLP : public Module {
         c_proj(register_module("c_proj", std::make_unique<Linear>(c.mlp_hidden(), c.n_embd, 0.0, gen))) {}
 
   Tensor forward(const Tensor& x) const {                // (B,T,d)
-    return c_proj.forward(silu(c_fc1.forward(x)) * c_fc2.forward(x));  // (B,T,F) → (B,T,d)
+    return c_proj.forward(swiglu(c_fc1.forward(x), c_fc2.forward(x)));  // (B,T,F) → (B,T,d)
   }
 
   Linear& c_fc1;

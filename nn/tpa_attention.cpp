@@ -6,13 +6,6 @@
 
 namespace t6 {
 
-Tensor tpa_product(const Tensor& a, const Tensor& b) {
-  const int64_t B = a.size(0), T = a.size(1), H = a.size(2), R = a.size(3), dh = b.size(3);
-  // one tiny [H,R]·[R,dh] product per token, as a batched matmul over the B·T tokens
-  Tensor heads = matmul(reshape(a, {B * T, H, R}), reshape(b, {B * T, R, dh}));  // (B·T,H,dh)
-  return reshape(scale(heads, 1.0 / static_cast<double>(R)), {B, T, H, dh});
-}
-
 namespace {
 
 // Xavier bounds of the spec: W_A_x viewed [d, H, Rx], W_B_x viewed [d, Rx, dh].

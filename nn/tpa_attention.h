@@ -16,8 +16,8 @@
 
 namespace t6 {
 
-// (1/R) Σ_r A[…,h,r] B[…,r,:]: factors A (B,T,H,R) and B (B,T,R,dh) → heads (B,T,H,dh).
-Tensor tpa_product(const Tensor& a, const Tensor& b);
+// The heads come from their factors through the fused op tpa_product (autograd/ops.h):
+// factors A (B,T,H,R) and B (B,T,R,dh) → heads (1/R) Σ_r A[…,h,r] B[…,r,:], (B,T,H,dh).
 
 // The six factor projections, named as in the reference state dict: "c_qkv.W_A_q.weight", ….
 class TPAFactorProjections : public Module {

@@ -500,6 +500,64 @@ TEST_CASE("cuda rope matches the cpu and its inverse undoes it") {
   }
 }
 
+TEST_CASE("cuda swiglu matches the cpu, forward and backward") {
+  Generator gen(12);
+  for (const Shape& shape : {Shape{129, 1001}, Shape{7, 37}}) {
+    CAPTURE(shape_str(shape));
+    for (DType dtype : {DType::F32, DType::F64}) {
+      CAPTURE(dtype_name(dtype));
+      const Tensor gate = uniform(shape, -6.0, 6.0, gen, dtype), up = uniform(shape, -2.0, 2.0, gen, dtype);
+      const Tensor gout = uniform(shape, -1.0, 1.0, gen, dtype);
+      const Results forward = run_on_both({gate, up}, {zeros(shape, dtype)},
+                                          [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                            be.swiglu_forward(in[0], in[1], out[0]);
+                                          });
+      const Results backward = run_on_both({gate, up, gout}, {zeros(shape, dtype), zeros(shape, dtype)},
+                                           [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                             be.swiglu_backward(in[0], in[1], in[2], out[0], out[1]);
+                                           });
+      // the same expression on both; exp differs by an ulp or two between CUDA and glibc
+      const double tol = dtype == DType::F32 ? 1e-5 : 1e-12;
+      CHECK(gap(forward) <= tol);
+      CHECK(gap(backward, 0) <= tol);
+      CHECK(gap(backward, 1) <= tol);
+    }
+  }
+}
+
+TEST_CASE("cuda tpa_product matches the cpu, forward and backward") {
+  Generator gen(13);
+  // {tokens, H, R, dh}: the paper's small T6 (keys/values and queries), awkward sizes, rank 1, and
+  // a shape whose backward needs more than the default 48 KiB of shared memory (float64)
+  for (const auto& [N, H, R, dh] : std::vector<std::array<int64_t, 4>>{
+           {1037, 34, 2, 64}, {1037, 34, 6, 64}, {33, 5, 3, 37}, {7, 3, 1, 10}, {9, 64, 2, 128}}) {
+    CAPTURE(N);
+    CAPTURE(H);
+    CAPTURE(R);
+    CAPTURE(dh);
+    Backend::TPAProduct p;
+    p.tokens = N, p.heads = H, p.rank = R, p.head_dim = dh, p.scale = 1.0 / static_cast<double>(R);
+    for (DType dtype : {DType::F32, DType::F64}) {
+      CAPTURE(dtype_name(dtype));
+      const Tensor a = uniform({N, H, R}, -1.0, 1.0, gen, dtype), b = uniform({N, R, dh}, -1.0, 1.0, gen, dtype);
+      const Tensor gout = uniform({N, H, dh}, -1.0, 1.0, gen, dtype);
+      const Results forward = run_on_both({a, b}, {zeros({N, H, dh}, dtype)},
+                                          [&](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                            be.tpa_product_forward(p, in[0], in[1], out[0]);
+                                          });
+      const Results backward = run_on_both({a, b, gout}, {zeros({N, H, R}, dtype), zeros({N, R, dh}, dtype)},
+                                           [&](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                             be.tpa_product_backward(p, in[0], in[1], in[2], out[0], out[1]);
+                                           });
+      // sums of R (forward), dh or H (backward) products in a different order: matmul-like tolerances
+      const double tol = dtype == DType::F32 ? 1e-5 : 1e-13;
+      CHECK(gap(forward) <= tol);
+      CHECK(gap(backward, 0) <= tol);
+      CHECK(gap(backward, 1) <= tol);
+    }
+  }
+}
+
 TEST_CASE("cuda adamw_step matches the cpu over many slots in one launch") {
   Generator gen(11);
   // sizes: tiny tensors, one spanning several 4096-element chunks, an empty one

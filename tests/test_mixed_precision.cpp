@@ -95,6 +95,28 @@ TEST_CASE("Bf16MatmulGuard switches bf16 matmul on for its scope, and guards nes
   CHECK_FALSE(bf16_matmul_enabled());
 }
 
+TEST_CASE("bf16_copy reuses the copy of an unchanged tensor, and only that") {
+  Generator gen(4);
+  Tensor x = uniform({3, 5}, -1, 1, gen);
+  const Bf16MatmulGuard on;
+  const Tensor first = bf16_copy(x);
+  CHECK(first.dtype() == DType::BF16);
+  check_close(first, x.to_dtype(DType::BF16).to_double_vector(), 0);
+  CHECK(bf16_copy(x).same_storage(first));                     // the same tensor: the remembered copy
+  CHECK(bf16_copy(Tensor(x)).same_storage(first));             // another handle on it: the same
+  CHECK_FALSE(bf16_copy(transpose(x, 0, 1)).same_storage(first));  // another view of its storage: a new copy
+  const Tensor again = bf16_copy(x);
+  CHECK_FALSE(again.same_storage(first));  // the transposed view replaced the memory
+  x.fill_(0.5);                            // an in-place write changes the version
+  const Tensor after_write = bf16_copy(x);
+  CHECK_FALSE(after_write.same_storage(again));
+  check_close(after_write, std::vector<double>(15, 0.5), 0);
+  {
+    const Bf16MatmulGuard nested(false);
+  }
+  CHECK_FALSE(bf16_copy(x).same_storage(after_write));  // leaving a guard forgot it
+}
+
 TEST_CASE("on the CPU, matmul and its gradients under Bf16MatmulGuard are exactly the float32 ones") {
   Generator gen(3);
   const Tensor a = random_leaf({2, 53, 37}, gen, -1, 1, DType::F32), b = random_leaf({2, 29, 53}, gen, -1, 1, DType::F32);

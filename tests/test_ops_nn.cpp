@@ -1,4 +1,5 @@
-// The fused neural-network ops (softmax, log_softmax, cross-entropy, embedding, rms_norm, rope):
+// The fused neural-network ops (softmax, log_softmax, cross-entropy, embedding, rms_norm, rope,
+// swiglu, tpa_product):
 // each against a plain loop reference or a composite of simpler ops, plus float64 gradient checks.
 #include <doctest/doctest.h>
 
@@ -178,4 +179,54 @@ TEST_CASE("rope: the spec's half-split rotation, by a loop and by a composite of
   check_close(at_zero, y.to_double_vector(), 0);
   CHECK_THROWS_WITH_AS(rope(zeros({2, 3, 5}), from_ints({0, 1}, {2})), doctest::Contains("even length"), Error);
   CHECK_THROWS_WITH_AS(rope(zeros({2, 3, 4}), from_ints({0, 1, 2}, {3})), doctest::Contains("must be a prefix"), Error);
+}
+
+TEST_CASE("swiglu equals the composite silu(gate) * up, by a loop too") {
+  Generator gen(47);
+  Tensor gate = random_leaf({2, 3, 7}, gen, -3, 3), up = random_leaf({2, 3, 7}, gen, -2, 2);
+  const std::vector<double> g = gate.to_double_vector(), u = up.to_double_vector();
+  std::vector<double> expected(g.size());
+  for (size_t i = 0; i < g.size(); ++i) expected[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+  check_close(swiglu(gate, up), expected, 1e-14);
+  check_close(swiglu(gate, up), (silu(gate) * up).to_double_vector(), 1e-15);
+  check_close(swiglu(gate.to_dtype(DType::F32), up.to_dtype(DType::F32)), expected, 1e-6);
+  check_gradients([](const std::vector<Tensor>& in) { return swiglu(in[0], in[1]); }, {gate, up});
+  // non-contiguous inputs are read through their views
+  check_gradients([](const std::vector<Tensor>& in) { return swiglu(transpose(in[0], 0, 1), transpose(in[1], 0, 1)); },
+                  {gate, up});
+  CHECK_THROWS_WITH_AS(swiglu(zeros({2, 3}), zeros({3, 2})), doctest::Contains("must have one shape"), Error);
+}
+
+TEST_CASE("tpa_product equals (1/R) a·b per token, by a loop and by the batched-matmul composite") {
+  Generator gen(48);
+  const int64_t B = 2, T = 3, H = 5, R = 3, dh = 7;  // awkward sizes on purpose
+  Tensor a = random_leaf({B, T, H, R}, gen), b = random_leaf({B, T, R, dh}, gen);
+  const std::vector<double> av = a.to_double_vector(), bv = b.to_double_vector();
+  std::vector<double> expected(static_cast<size_t>(B * T * H * dh), 0.0);
+  for (int64_t n = 0; n < B * T; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t j = 0; j < dh; ++j) {
+        double sum = 0;
+        for (int64_t r = 0; r < R; ++r) sum += av[(n * H + h) * R + r] * bv[(n * R + r) * dh + j];
+        expected[(n * H + h) * dh + j] = sum / R;
+      }
+  const Tensor out = tpa_product(a, b);
+  CHECK(out.shape() == Shape{B, T, H, dh});
+  check_close(out, expected, 1e-14);
+  const Tensor composite = reshape(matmul(reshape(a, {B * T, H, R}), reshape(b, {B * T, R, dh})) * (1.0 / R),
+                                   {B, T, H, dh});
+  check_close(out, composite.to_double_vector(), 1e-15);
+  check_close(tpa_product(a.to_dtype(DType::F32), b.to_dtype(DType::F32)), expected, 1e-6);
+  check_gradients([](const std::vector<Tensor>& in) { return tpa_product(in[0], in[1]); }, {a, b});
+  // rank 1, and a strided view of b
+  Tensor a1 = random_leaf({4, 6, 1}, gen), b1 = random_leaf({4, 5, 1}, gen);
+  check_gradients([](const std::vector<Tensor>& in) { return tpa_product(in[0], transpose(in[1], 1, 2)); }, {a1, b1});
+  // no tokens, and no head columns: empty heads, zero gradients
+  CHECK(tpa_product(zeros({0, 2, 1}), zeros({0, 1, 4})).shape() == Shape{0, 2, 4});
+  Tensor a0 = random_leaf({2, 3, 2}, gen), b0 = random_leaf({2, 2, 0}, gen);
+  sum(tpa_product(a0, b0)).backward();
+  check_close(a0.grad(), std::vector<double>(12, 0.0), 0);
+  CHECK_THROWS_WITH_AS(tpa_product(zeros({2, 3, 2}), zeros({2, 3, 4})), doctest::Contains("tpa_product: needs factors"),
+                       Error);
+  CHECK_THROWS_WITH_AS(tpa_product(zeros({2, 3, 2}), zeros({3, 2, 4})), doctest::Contains("same leading axes"), Error);
 }

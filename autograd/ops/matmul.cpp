@@ -83,7 +83,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   // size) rather than the float32 inputs. The CPU has no bfloat16 gemm, so there the switch is ignored.
   const bool bf16 = bf16_matmul_enabled() && a.dtype() == DType::F32 && a.device() != Device::CPU;
   const DType operand_dtype = bf16 ? DType::BF16 : a.dtype();
-  const Tensor a_op = a.to_dtype(operand_dtype), b_op = b.to_dtype(operand_dtype);
+  // a is the activation of a linear layer, often shared by several layers: its copy is reused
+  const Tensor a_op = bf16 ? bf16_copy(a) : a, b_op = b.to_dtype(operand_dtype);
   Tensor c = gemm_product(a_op, b_op, ta, tb, out_shape, batch);
   if (Node* node = make_node("matmul", c, {a, b})) {
     // Gradients are products too, of the same operand dtype; with bfloat16 they come out float32, the

@@ -10,13 +10,6 @@
 // * Plain kernels (`*_simt`), for float32 and float64 at any head_dim ≤ 128: one thread per query
 //   (or key) row, exact in the tensor's own precision. They serve plain fp32 training and the tests.
 //
-// The tensor-core kernels walk tiles of the other operand (k and v, or q and gout) and overlap each
-// tile's load with the previous tile's products: the next tile's float32 rows are copied to a staging
-// buffer with cp.async (global to shared, no registers) while the warps multiply, and after the next
-// barrier they are rounded into the bf16 tiles. Loading tiles synchronously cost 60% of the forward
-// kernel's time and 40% of backward's (measured by loading each tile once only: 11.0 → 4.3 ms and
-// 27.0 → 16.9 ms per step at the paper's small T6).
-//
 // Forward: each block owns 64 query rows and walks the key tiles up to the causal limit, keeping per
 // row the running max m, the running sum l of exp(s − m) and the unnormalised output O; a new tile
 // that raises the max rescales l and O by exp(m_old − m_new). At the end out = O / l and
@@ -459,41 +452,6 @@ __device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16*
   }
 }
 
-// cp.async (PTX ISA "Data movement: cp.async"): 16 bytes from global to shared memory without a
-// register; src_bytes = 0 writes 16 zero bytes instead. Groups of copies are committed, then awaited.
-__device__ __forceinline__ void cp_async_16(void* shared, const void* global, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(shared)), "l"(global),
-               "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-
-// Starts copying `rows` rows of DH floats (row r at src + r·stride) into the float32 staging tile
-// [kTile][DH]; rows past `rows` become zeros. src and stride must be 16-byte aligned (the launch
-// makes sure). The caller commits the copies and, before reading the tile, awaits them and syncs.
-template <int DH>
-__device__ void stage_head_tile(const float* src, int64_t stride, int rows, float* stage) {
-#pragma unroll
-  for (int idx = threadIdx.x; idx < kTile * DH / 4; idx += kTcThreads) {
-    const int r = idx / (DH / 4), c = idx % (DH / 4) * 4;
-    const bool valid = r < rows;
-    cp_async_16(stage + r * DH + c, valid ? src + r * stride + c : src, valid ? 16 : 0);
-  }
-}
-
-// Rounds a staged float32 tile [kTile][DH] into the bf16 tile [kTile][DH + 8].
-template <int DH>
-__device__ void convert_staged_tile(const float* stage, bf16* dst) {
-  constexpr int ld = TcTile<DH>::kLd;
-#pragma unroll
-  for (int idx = threadIdx.x; idx < kTile * DH / 4; idx += kTcThreads) {
-    const int r = idx / (DH / 4), c = idx % (DH / 4) * 4;
-    const float4 x = *reinterpret_cast<const float4*>(stage + r * DH + c);
-    *reinterpret_cast<uint2*>(dst + r * ld + c) = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
-  }
-}
-
 // Writes a warp's 16 rows of C-layout accumulators (times `factor`) to a float32 tensor: lane holds
 // rows row_a = g and row_a + 8 (as tensor rows), columns 8n + 2t, 2t+1 (a float2 each). Row r starts
 // at dst + r·stride; rows ≥ rows_valid are dropped.
@@ -513,27 +471,6 @@ __device__ void store_rows(const float (&acc)[DH / 8][4], float factor_a, float 
   }
 }
 
-// One step of a walk over key tiles (forward, gq): the k and v tiles at j0 are staged; wait for
-// them, round them into the bf16 tiles, then start staging the tiles at j0 + 64 (if the walk goes on)
-// so that they load while the warps multiply.
-template <int DH>
-__device__ __forceinline__ void next_kv_tile(const FlashShape& p, const float* k, const float* v, int b, int hk,
-                                             int j0, int last_key, float* k_stage, float* v_stage, bf16* k_tile,
-                                             bf16* v_tile) {
-  const int64_t kv_stride = int64_t(p.kv_heads) * DH;
-  cp_async_wait_all();
-  __syncthreads();  // the staged tiles have landed, and every warp is done with the previous bf16 tiles
-  convert_staged_tile<DH>(k_stage, k_tile);
-  convert_staged_tile<DH>(v_stage, v_tile);
-  __syncthreads();  // the bf16 tiles are written, and the staging buffers are free
-  const int j1 = j0 + kTile;
-  if (j1 <= last_key) {
-    stage_head_tile<DH>(k + p.kv_row(b, j1, hk), kv_stride, min(kTile, p.kv_len - j1), k_stage);
-    stage_head_tile<DH>(v + p.kv_row(b, j1, hk), kv_stride, min(kTile, p.kv_len - j1), v_stage);
-    cp_async_commit();
-  }
-}
-
 // flash_attention_forward on tensor cores. Grid (B·H, query tiles, the last tile first); shared
 // memory: the q, k and v tiles (bf16; the q tile is written before the first barrier of the key walk
 // and read as A fragments on every tile). Per lane the running max and sum of rows g and g+8 and
@@ -549,8 +486,6 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashSh
   bf16* q_tile = reinterpret_cast<bf16*>(tc_shared);
   bf16* k_tile = q_tile + TcTile<DH>::kElems;
   bf16* v_tile = k_tile + TcTile<DH>::kElems;
-  float* k_stage = reinterpret_cast<float*>(v_tile + TcTile<DH>::kElems);  // the next k and v tiles, float32
-  float* v_stage = k_stage + kTile * DH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads, hk = h / p.group;
   const int i0 = (gridDim.y - 1 - blockIdx.y) * kTile;
@@ -558,9 +493,6 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashSh
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;  // softmax in base 2: exp(x) = 2^(x·log2 e)
   const int row_a = i0 + warp * 16 + g;                           // this lane's query rows: row_a, row_a + 8
 
-  stage_head_tile<DH>(k + p.kv_row(b, 0, hk), kv_stride, min(kTile, p.kv_len), k_stage);
-  stage_head_tile<DH>(v + p.kv_row(b, 0, hk), kv_stride, min(kTile, p.kv_len), v_stage);
-  cp_async_commit();
   load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, min(kTile, p.q_len - i0), q_tile);
   float o[DH / 8][4];  // O_w, C layout: o[n] holds head columns 8n + 2t, 2t+1 of rows g, g+8
 #pragma unroll
@@ -571,7 +503,10 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashSh
 
   const int last_key = min(p.kv_len - 1, i0 + kTile - 1 + p.offset);  // the block's last visible key
   for (int j0 = 0; j0 <= last_key; j0 += kTile) {
-    next_kv_tile<DH>(p, k, v, b, hk, j0, last_key, k_stage, v_stage, k_tile, v_tile);
+    __syncthreads();  // every warp is done with the previous k and v tiles
+    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
+    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
+    __syncthreads();
     float s[8][4];  // S_w = Q_w Kᵀ: s[n] = keys j0 + 8n + 2t, +1 of rows g (0, 1) and g+8 (2, 3)
     warp_scores<DH>(s, q_tile, warp * 16, k_tile);
     // Mask only where some key of the tile is hidden from some row of the block (the diagonal tiles,
@@ -651,8 +586,6 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(F
   bf16* g_tile = q_tile + TcTile<DH>::kElems;
   float* lse_log2 = reinterpret_cast<float*>(g_tile + TcTile<DH>::kElems);  // [kTile], per query column
   float* dots = lse_log2 + kTile;                                             // [kTile]
-  float* q_stage = dots + kTile;  // the next q and gout tiles, float32
-  float* g_stage = q_stage + kTile * DH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int b = blockIdx.x / p.kv_heads, hk = blockIdx.x % p.kv_heads;
   const int j0 = blockIdx.y * kTile;
@@ -669,31 +602,18 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(F
     for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.f;
   }
 
-  // The walk: query tiles first_query, +64, … of each head of the group, the q and gout tiles of the
-  // next step staged while this one multiplies (as next_kv_tile does for key tiles).
   const int first_query = max(0, j0 - p.offset) / kTile * kTile;
-  const int first_head = hk * p.group, end_head = (hk + 1) * p.group;
-  const auto stage_step = [&](int h, int i0) {
-    const int rows = min(kTile, p.q_len - i0);
-    stage_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_stage);
-    stage_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_stage);
-    cp_async_commit();
-  };
-  if (first_query < p.q_len) stage_step(first_head, first_query);
-  for (int h = first_head; h < end_head; ++h) {
+  for (int h = hk * p.group; h < (hk + 1) * p.group; ++h) {
     for (int i0 = first_query; i0 < p.q_len; i0 += kTile) {
+      __syncthreads();  // every warp is done with the previous q and gout tiles (the first time: k, v written)
       const int rows = min(kTile, p.q_len - i0);
-      cp_async_wait_all();
-      __syncthreads();  // the staged tiles have landed; every warp is done with the previous q and gout tiles
-      convert_staged_tile<DH>(q_stage, q_tile);
-      convert_staged_tile<DH>(g_stage, g_tile);
+      load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile);
+      load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile);
       for (int c = threadIdx.x; c < kTile; c += kTcThreads) {
         lse_log2[c] = c < rows ? lse[p.lse_index(b, h, i0 + c)] * kLog2e : INFINITY;  // P = 0 past Tq
         dots[c] = c < rows ? row_dot[p.lse_index(b, h, i0 + c)] : 0.f;
       }
-      __syncthreads();  // the tiles are written (the first time: k, v too), and the staging buffers are free
-      if (i0 + kTile < p.q_len) stage_step(h, i0 + kTile);
-      else if (h + 1 < end_head) stage_step(h + 1, first_query);
+      __syncthreads();
       const bool edge = j0 + kTile - 1 > i0 + p.offset || i0 + kTile > p.q_len;
       float s[8][4];  // Sᵀ_w = K_w Qᵀ, then Pᵀ in place: s[n] = queries i0 + 8n + 2t, +1 of keys g, g+8
       warp_scores<DH>(s, k_tile, warp * 16, q_tile);
@@ -749,8 +669,6 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(Fla
   bf16* g_tile = q_tile + TcTile<DH>::kElems;
   bf16* k_tile = g_tile + TcTile<DH>::kElems;
   bf16* v_tile = k_tile + TcTile<DH>::kElems;
-  float* k_stage = reinterpret_cast<float*>(v_tile + TcTile<DH>::kElems);  // the next k and v tiles, float32
-  float* v_stage = k_stage + kTile * DH;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads, hk = h / p.group;
   const int i0 = (gridDim.y - 1 - blockIdx.y) * kTile;
@@ -759,9 +677,6 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(Fla
   const int rows = min(kTile, p.q_len - i0);
   const int row_a = i0 + warp * 16 + g;  // this lane's query rows: row_a, row_a + 8
 
-  stage_head_tile<DH>(k + p.kv_row(b, 0, hk), kv_stride, min(kTile, p.kv_len), k_stage);
-  stage_head_tile<DH>(v + p.kv_row(b, 0, hk), kv_stride, min(kTile, p.kv_len), v_stage);
-  cp_async_commit();
   load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile);
   load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile);
   float row_lse[2], row_d[2];  // lse (base 2) and D of rows g, g+8; P = 0 for rows past Tq
@@ -777,7 +692,10 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(Fla
 
   const int last_key = min(p.kv_len - 1, i0 + kTile - 1 + p.offset);
   for (int j0 = 0; j0 <= last_key; j0 += kTile) {
-    next_kv_tile<DH>(p, k, v, b, hk, j0, last_key, k_stage, v_stage, k_tile, v_tile);  // (first: q, gout written)
+    __syncthreads();  // every warp is done with the previous k and v tiles (the first time: q, gout written)
+    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
+    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
+    __syncthreads();
     const bool edge = j0 + kTile - 1 > i0 + p.offset || j0 + kTile > p.kv_len;
     float s[8][4];  // S_w = Q_w Kᵀ, then P in place: s[n] = keys j0 + 8n + 2t, +1 of rows g, g+8
     warp_scores<DH>(s, q_tile, warp * 16, k_tile);
@@ -814,21 +732,16 @@ namespace {
 // Shared memory of the tensor-core kernels, in bytes: bf16 head tiles (q, k, v; backward also gout),
 // and for gk/gv the lse and D of the current query tile.
 template <int DH>
-constexpr size_t staging_bytes() {  // two float32 tiles: the next tiles of the walk
-  return 2 * kernels::kTile * DH * sizeof(float);
-}
-template <int DH>
 constexpr size_t forward_tc_bytes() {
-  return 3 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16) + staging_bytes<DH>();
+  return 3 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16);
 }
 template <int DH>
 constexpr size_t dkdv_tc_bytes() {
-  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16) + staging_bytes<DH>() +
-         2 * kernels::kTile * sizeof(float);
+  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16) + 2 * kernels::kTile * sizeof(float);
 }
 template <int DH>
 constexpr size_t dq_tc_bytes() {
-  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16) + staging_bytes<DH>();
+  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16);
 }
 
 template <class T, int DH>
@@ -872,12 +785,6 @@ bool device_has_bf16_tensor_cores() {
   return has;
 }
 
-// The tensor-core kernels stage rows with 16-byte cp.async copies, so their float32 operands must
-// start on a 16-byte boundary: a view at another offset is copied first (allocations are aligned).
-Tensor aligned_for_staging(const Tensor& t) {
-  return reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0 ? t : t.clone_data();
-}
-
 bool use_tensor_cores(const Backend::FlashAttention& a, DType dtype) {
   return a.bf16_inputs && dtype == DType::F32 && (a.head_dim == 32 || a.head_dim == 64 || a.head_dim == 128) &&
          device_has_bf16_tensor_cores();
@@ -896,9 +803,8 @@ void CudaBackend::flash_attention_forward(const FlashAttention& a, const Tensor&
       constexpr size_t bytes = forward_tc_bytes<DH>();
       static const bool raised = (allow_shared_memory(kernels::flash_attention_forward_tc<DH>, bytes), true);
       (void)raised;
-      const Tensor k16 = aligned_for_staging(k), v16 = aligned_for_staging(v);
       kernels::flash_attention_forward_tc<DH><<<grid, kernels::kTcThreads, bytes, stream_>>>(
-          p, device_ptr<const float>(q), device_ptr<const float>(k16), device_ptr<const float>(v16),
+          p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
           device_ptr<float>(out), device_ptr<float>(lse));
     });
     T6_CUDA_CHECK_LAUNCH(flash_attention_forward_tc);
@@ -937,16 +843,14 @@ void CudaBackend::flash_attention_backward(const FlashAttention& a, const Tensor
       static const bool raised = (allow_shared_memory(kernels::flash_attention_backward_dkdv_tc<DH>, dkdv_bytes),
                                   allow_shared_memory(kernels::flash_attention_backward_dq_tc<DH>, dq_bytes), true);
       (void)raised;
-      const Tensor q16 = aligned_for_staging(q), k16 = aligned_for_staging(k), v16 = aligned_for_staging(v),
-                   gout16 = aligned_for_staging(gout);
       kernels::flash_attention_backward_dkdv_tc<DH><<<key_grid, kernels::kTcThreads, dkdv_bytes, stream_>>>(
-          p, device_ptr<const float>(q16), device_ptr<const float>(k16), device_ptr<const float>(v16),
-          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout16),
+          p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
+          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout),
           device_ptr<float>(gk), device_ptr<float>(gv));
       T6_CUDA_CHECK_LAUNCH(flash_attention_backward_dkdv_tc);
       kernels::flash_attention_backward_dq_tc<DH><<<query_grid, kernels::kTcThreads, dq_bytes, stream_>>>(
-          p, device_ptr<const float>(q16), device_ptr<const float>(k16), device_ptr<const float>(v16),
-          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout16),
+          p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
+          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout),
           device_ptr<float>(gq));
       T6_CUDA_CHECK_LAUNCH(flash_attention_backward_dq_tc);
     });

@@ -186,35 +186,6 @@ TEST_CASE("bf16 tensor-core kernels stay within 2e-2 of the CPU's float32 (head_
   }
 }
 
-TEST_CASE("bf16 tensor-core kernels read views that start off a 16-byte boundary (their rows are staged with cp.async)") {
-  Generator gen(14);
-  const AttentionShape s{1, 70, 70, 2, 2, 64};
-  const Inputs in = random_inputs(s, gen, 2.0);
-  const Tensor upstream = uniform({s.B, s.Tq, s.H * s.dh}, -1, 1, gen, DType::F32).to_device(Device::CUDA);
-  const Bf16MatmulGuard bf16;
-  // q, k, v as views `offset` floats into larger buffers; returns the output and the three gradients
-  const auto run = [&](int64_t offset) {
-    std::vector<Tensor> buffers, views;
-    for (const Tensor& t : {in.q, in.k, in.v}) {
-      const int64_t n = t.numel();
-      Tensor buffer = zeros({n + offset}, DType::F32, Device::CUDA);
-      slice(buffer, 0, offset, offset + n).copy_(t.detach().view({n}));
-      buffer.set_requires_grad(true);
-      views.push_back(reshape(slice(buffer, 0, offset, offset + n), t.shape()));
-      buffers.push_back(buffer);
-    }
-    const Tensor y = flash_attention(views[0], views[1], views[2], 0.125);
-    sum(mul(y, upstream)).backward();
-    std::vector<double> all = y.to_double_vector();
-    for (const Tensor& buffer : buffers) {
-      const std::vector<double> g = slice(buffer.grad(), 0, offset, buffer.numel()).to_double_vector();
-      all.insert(all.end(), g.begin(), g.end());
-    }
-    return all;
-  };
-  CHECK(run(1) == run(0));  // the same kernels on the same numbers, the unaligned ones copied first
-}
-
 TEST_CASE("the model's causal attention takes the fused kernel on the GPU and matches the CPU's composite path") {
   Generator gen(13);
   const AttentionShape s{2, 50, 50, 4, 2, 32};

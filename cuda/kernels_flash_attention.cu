@@ -2,11 +2,11 @@
 // core/cpu_kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
 //
 // * Tensor-core kernels (`*_tc`), for float32 tensors under bf16 mixed precision with head_dim 32, 64
-//   or 128: 4 warps take a 64×64 tile; q, k, v (and in backward the output gradient) are rounded to
-//   bfloat16 in shared memory and multiplied with mma.sync m16n8k16 (inline PTX), accumulating in
-//   float32 registers; the probabilities (and score gradients) go from the accumulator registers
-//   straight into the next product's operands, rounded to bf16. Scores, the online softmax and all
-//   bookkeeping are float32, in registers.
+//   or 128: 4 or 8 warps take 64 or 128 rows; q, k, v (and in backward the output gradient) are
+//   rounded to bfloat16 in shared memory and multiplied with mma.sync m16n8k16 (inline PTX),
+//   accumulating in float32 registers; the probabilities (and score gradients) go from the accumulator
+//   registers straight into the next product's operands, rounded to bf16. Scores, the online softmax
+//   and all bookkeeping are float32, in registers.
 // * Plain kernels (`*_simt`), for float32 and float64 at any head_dim ≤ 128: one thread per query
 //   (or key) row, exact in the tensor's own precision. They serve plain fp32 training and the tests.
 //
@@ -288,11 +288,18 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_backward_dkdv_simt(
 // matrix fall in 8 different 16-byte bank groups (no conflicts), and keeps every row start 16-byte
 // aligned as ldmatrix requires.
 //
-// Each kernel runs 4 warps on a 64-row tile, a warp owning 16 rows (queries, or keys in gk/gv); the
+// A warp owns 16 rows (queries, or keys in gk/gv): forward runs 8 warps on 128 query rows, the backward
+// kernels 4 warps on 64 rows, walking tiles of 64 of the other operand; the
 // accumulators (O, or gk/gv, or gq) stay in registers for the whole walk over the other operand.
 
 constexpr int kTile = 64;        // query rows and keys per tile
 constexpr int kTcThreads = 128;  // 4 warps, 16 rows each
+// The forward kernel gives a block 128 query rows (8 warps; for head_dim ≤ 64 at most 128 registers
+// each, so that two blocks share a multiprocessor): every k/v tile it loads then serves twice as many rows. Its time
+// goes mostly to those loads, fp32 rows re-read from L2 by every query tile (11.0 ms of a step with 64
+// rows, 4.3 ms with the loads left out).
+constexpr int kForwardRows = 128;
+constexpr int kForwardThreads = 256;
 template <int DH>
 struct TcTile {
   static constexpr int kLd = DH + 8;  // bf16 elements per shared tile row (see the bank note above)
@@ -422,12 +429,13 @@ __device__ __forceinline__ float bf16_of_fragment(const uint32_t (&a)[4][4], int
   return __uint_as_float((e & 1) ? (pair & 0xffff0000u) : (pair << 16));
 }
 
-// Loads `rows` rows of DH floats (row r at src + r·stride) into a bf16 [kTile][DH + 8] tile, zero rows
-// past `rows`. 16-byte loads when the addresses allow (they do for contiguous heads of dh % 4 == 0);
-// the loads of a chunk are all issued before its stores, so they overlap.
-template <int DH>
+// Loads `rows` rows of DH floats (row r at src + r·stride) into a bf16 [kRows][DH + 8] tile, zero rows
+// past `rows`, with the kThreads threads of the block. 16-byte loads when the addresses allow (they do
+// for contiguous heads of dh % 4 == 0); the loads of a chunk are all issued before its stores, so they
+// overlap.
+template <int DH, int kRows = kTile, int kThreads = kTcThreads>
 __device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16* dst) {
-  constexpr int ld = TcTile<DH>::kLd, kPerThread = kTile * DH / 4 / kTcThreads, kChunk = 4;
+  constexpr int ld = TcTile<DH>::kLd, kPerThread = kRows * DH / 4 / kThreads, kChunk = 4;
   static_assert(kPerThread % kChunk == 0 || kPerThread < kChunk, "whole chunks");
   constexpr int kStep = kPerThread < kChunk ? kPerThread : kChunk;
   const bool vectors = ((reinterpret_cast<uintptr_t>(src) | (stride * sizeof(float))) % 16) == 0;
@@ -436,7 +444,7 @@ __device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16*
     float4 x[kStep];
 #pragma unroll
     for (int u = 0; u < kStep; ++u) {
-      const int idx = (c0 + u) * kTcThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
+      const int idx = (c0 + u) * kThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
       x[u] = make_float4(0.f, 0.f, 0.f, 0.f);
       if (r < rows) {
         const float* at = src + r * stride + c;
@@ -445,7 +453,7 @@ __device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16*
     }
 #pragma unroll
     for (int u = 0; u < kStep; ++u) {
-      const int idx = (c0 + u) * kTcThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
+      const int idx = (c0 + u) * kThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
       // 8-byte store: c % 4 == 0 and the row length (DH + 8)·2 bytes is a multiple of 16
       *reinterpret_cast<uint2*>(dst + r * ld + c) = make_uint2(pack_bf16(x[u].x, x[u].y), pack_bf16(x[u].z, x[u].w));
     }
@@ -476,7 +484,7 @@ __device__ void store_rows(const float (&acc)[DH / 8][4], float factor_a, float 
 // and read as A fragments on every tile). Per lane the running max and sum of rows g and g+8 and
 // their O accumulators (C layout) stay in registers.
 template <int DH>
-__global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashShape p, const float* q,
+__global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1) flash_attention_forward_tc(FlashShape p, const float* q,
                                                                           const float* k, const float* v,
                                                                           float* out, float* lse) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -484,16 +492,17 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashSh
 #else
   extern __shared__ __align__(128) unsigned char tc_shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(tc_shared);
-  bf16* k_tile = q_tile + TcTile<DH>::kElems;
+  bf16* k_tile = q_tile + kForwardRows * TcTile<DH>::kLd;
   bf16* v_tile = k_tile + TcTile<DH>::kElems;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads, hk = h / p.group;
-  const int i0 = (gridDim.y - 1 - blockIdx.y) * kTile;
+  const int i0 = (gridDim.y - 1 - blockIdx.y) * kForwardRows;
   const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;  // softmax in base 2: exp(x) = 2^(x·log2 e)
   const int row_a = i0 + warp * 16 + g;                           // this lane's query rows: row_a, row_a + 8
 
-  load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, min(kTile, p.q_len - i0), q_tile);
+  load_head_tile<DH, kForwardRows, kForwardThreads>(q + p.q_row(b, i0, h), q_stride, min(kForwardRows, p.q_len - i0),
+                                                    q_tile);
   float o[DH / 8][4];  // O_w, C layout: o[n] holds head columns 8n + 2t, 2t+1 of rows g, g+8
 #pragma unroll
   for (int n = 0; n < DH / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
@@ -501,11 +510,11 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_forward_tc(FlashSh
   // lane's part (its 16 columns per tile), added across the quad at the end.
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
 
-  const int last_key = min(p.kv_len - 1, i0 + kTile - 1 + p.offset);  // the block's last visible key
+  const int last_key = min(p.kv_len - 1, i0 + kForwardRows - 1 + p.offset);  // the block's last visible key
   for (int j0 = 0; j0 <= last_key; j0 += kTile) {
     __syncthreads();  // every warp is done with the previous k and v tiles
-    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
-    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
+    load_head_tile<DH, kTile, kForwardThreads>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
+    load_head_tile<DH, kTile, kForwardThreads>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
     __syncthreads();
     float s[8][4];  // S_w = Q_w Kᵀ: s[n] = keys j0 + 8n + 2t, +1 of rows g (0, 1) and g+8 (2, 3)
     warp_scores<DH>(s, q_tile, warp * 16, k_tile);
@@ -733,7 +742,7 @@ namespace {
 // and for gk/gv the lse and D of the current query tile.
 template <int DH>
 constexpr size_t forward_tc_bytes() {
-  return 3 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16);
+  return (kernels::kForwardRows + 2 * kernels::kTile) * kernels::TcTile<DH>::kLd * sizeof(kernels::bf16);
 }
 template <int DH>
 constexpr size_t dkdv_tc_bytes() {
@@ -803,7 +812,8 @@ void CudaBackend::flash_attention_forward(const FlashAttention& a, const Tensor&
       constexpr size_t bytes = forward_tc_bytes<DH>();
       static const bool raised = (allow_shared_memory(kernels::flash_attention_forward_tc<DH>, bytes), true);
       (void)raised;
-      kernels::flash_attention_forward_tc<DH><<<grid, kernels::kTcThreads, bytes, stream_>>>(
+      const dim3 forward_grid(grid.x, tiles(a.q_len, kernels::kForwardRows));
+      kernels::flash_attention_forward_tc<DH><<<forward_grid, kernels::kForwardThreads, bytes, stream_>>>(
           p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
           device_ptr<float>(out), device_ptr<float>(lse));
     });

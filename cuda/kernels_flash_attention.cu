@@ -10,10 +10,11 @@
 // * Plain kernels (`*_simt`), for float32 and float64 at any head_dim ≤ 128: one thread per query
 //   (or key) row, exact in the tensor's own precision. They serve plain fp32 training and the tests.
 //
-// Forward: each block owns 64 query rows and walks the key tiles up to the causal limit, keeping per
-// row the running max m, the running sum l of exp(s − m) and the unnormalised output O; a new tile
-// that raises the max rescales l and O by exp(m_old − m_new). At the end out = O / l and
-// lse = m + log l, the one number per row that backward needs to recompute P = exp(s − lse).
+// Forward: each block owns 128 query rows (64 in the plain kernels) and walks the key tiles up to the
+// causal limit, keeping per row the running max m, the running sum l of exp(s − m) and the
+// unnormalised output O; a new tile that raises the max rescales l and O by exp(m_old − m_new). At the
+// end out = O / l and lse = m + log l, the one number per row that backward needs to recompute
+// P = exp(s − lse).
 // Backward runs three kernels: D_i = gout_i · out_i per row; then gk, gv with one block per 64 keys
 // walking the query tiles that see them; then gq with one block per 64 queries walking the keys.
 // Splitting gq from gk/gv recomputes the scores once more but needs no atomics, so results are
@@ -292,12 +293,14 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_backward_dkdv_simt(
 // kernels 4 warps on 64 rows, walking tiles of 64 of the other operand; the
 // accumulators (O, or gk/gv, or gq) stay in registers for the whole walk over the other operand.
 
-constexpr int kTile = 64;        // query rows and keys per tile
-constexpr int kTcThreads = 128;  // 4 warps, 16 rows each
+constexpr int kTile = 64;        // rows of a tile: queries and keys
+constexpr int kTcThreads = 128;  // the backward kernels: 4 warps, 64 rows
 // The forward kernel gives a block 128 query rows (8 warps; for head_dim ≤ 64 at most 128 registers
-// each, so that two blocks share a multiprocessor): every k/v tile it loads then serves twice as many rows. Its time
-// goes mostly to those loads, fp32 rows re-read from L2 by every query tile (11.0 ms of a step with 64
-// rows, 4.3 ms with the loads left out).
+// each, so that two blocks share a multiprocessor), so every k/v tile it loads serves twice as many
+// rows. Its time goes mostly to those loads, fp32 rows re-read from L2 by every block: at the paper's
+// small T6 it took 11.0 ms of a step with 64 rows per block, 7.5 ms with 128, and 4.3 ms with the
+// loads left out. The backward kernels hold more accumulators (177–196 registers at 8 warps), so an
+// 8-warp block would fit once per multiprocessor: measured slower (30.7 ms against 27.0), they keep 4.
 constexpr int kForwardRows = 128;
 constexpr int kForwardThreads = 256;
 template <int DH>
@@ -484,9 +487,8 @@ __device__ void store_rows(const float (&acc)[DH / 8][4], float factor_a, float 
 // and read as A fragments on every tile). Per lane the running max and sum of rows g and g+8 and
 // their O accumulators (C layout) stay in registers.
 template <int DH>
-__global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1) flash_attention_forward_tc(FlashShape p, const float* q,
-                                                                          const float* k, const float* v,
-                                                                          float* out, float* lse) {
+__global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1)
+    flash_attention_forward_tc(FlashShape p, const float* q, const float* k, const float* v, float* out, float* lse) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else

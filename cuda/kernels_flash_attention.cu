@@ -289,9 +289,9 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_backward_dkdv_simt(
 // matrix fall in 8 different 16-byte bank groups (no conflicts), and keeps every row start 16-byte
 // aligned as ldmatrix requires.
 //
-// A warp owns 16 rows (queries, or keys in gk/gv): forward runs 8 warps on 128 query rows, the backward
-// kernels 4 warps on 64 rows, walking tiles of 64 of the other operand; the
-// accumulators (O, or gk/gv, or gq) stay in registers for the whole walk over the other operand.
+// A warp owns 16 rows (queries, or keys in gk/gv): forward runs 8 warps on 128 query rows, the
+// backward kernels 4 warps on 64 rows, each walking tiles of 64 rows of the other operand. The
+// accumulators (O, or gk/gv, or gq) stay in registers for the whole walk.
 
 constexpr int kTile = 64;        // rows of a tile: queries and keys
 constexpr int kTcThreads = 128;  // the backward kernels: 4 warps, 64 rows

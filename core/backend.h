@@ -176,14 +176,14 @@ class Backend {
   //   q (B,Tq,H,dh), k and v (B,Tk,Hkv,dh), out (B,Tq,H,dh), lse (B,H,Tq), all of one float dtype:
   //   lse[b,h,i] = log Σ_j exp(scale · q_i·k_j), saved for backward. Query i sits at position
   //   i + Tk − Tq and sees keys j ≤ that; head h reads key/value head h / (H / Hkv).
-  // bf16_inputs: the CUDA backend rounds q, k, v (and, in backward, the output gradient and the
-  // probabilities) to bfloat16 for its tensor cores, accumulating in float32 (mixed precision); the CPU
-  // ignores it. Backward writes gq, gk, gv (overwriting them), using D_i = Σ gout_i ⊙ out_i.
+  // Mixed precision (CUDA only): q, k, v and, in backward, gout may be bfloat16, with out, lse and the
+  // gradients float32; the products then run on tensor cores (the probabilities rounded to bfloat16
+  // too), accumulating in float32. Backward writes gq, gk, gv (overwriting them), using
+  // D_i = Σ gout_i ⊙ out_i.
   struct FlashAttention {
     static constexpr int64_t kMaxGpuHeadDim = 128;  // the CUDA kernels keep a head row in registers
     int64_t batch = 0, q_len = 0, kv_len = 0, heads = 0, kv_heads = 0, head_dim = 0;
     double scale = 1.0;
-    bool bf16_inputs = false;
   };
   virtual void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
                                        Tensor& out, Tensor& lse) = 0;

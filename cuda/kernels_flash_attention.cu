@@ -1,10 +1,10 @@
 // Fused causal attention on the GPU (FlashAttention-2; the CPU twin is
 // core/cpu_kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
 //
-// * Tensor-core kernels (`*_tc`), for float32 tensors under bf16 mixed precision with head_dim 32, 64
-//   or 128: 4 or 8 warps take 64 or 128 rows; q, k, v (and in backward the output gradient) are
-//   rounded to bfloat16 in shared memory and multiplied with mma.sync m16n8k16 (inline PTX),
-//   accumulating in float32 registers; the probabilities (and score gradients) go from the accumulator
+// * Tensor-core kernels (`*_tc`), for bf16 mixed precision with head_dim 32, 64 or 128: q, k, v (and
+//   in backward the output gradient) come as bfloat16 copies, half the bytes of every tile load; 4 or 8
+//   warps take 64 or 128 rows, copy the tiles to shared memory and multiply with mma.sync m16n8k16
+//   (inline PTX), accumulating in float32 registers; the probabilities (and score gradients) go from the accumulator
 //   registers straight into the next product's operands, rounded to bf16. Scores, the online softmax
 //   and all bookkeeping are float32, in registers.
 // * Plain kernels (`*_simt`), for float32 and float64 at any head_dim ≤ 128: one thread per query
@@ -131,14 +131,15 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_forward_simt(FlashS
 }
 
 // D_i = gout_i · out_i for every query row (the softmax backward's row term). One warp per row.
-template <class T>
-__global__ void flash_attention_backward_rowdot(FlashShape p, const T* out, const T* gout, T* row_dot) {
+template <class T, class G>
+__global__ void flash_attention_backward_rowdot(FlashShape p, const T* out, const G* gout, T* row_dot) {
   const int64_t rows = int64_t(p.batch) * p.q_len * p.heads;
   const int lane = threadIdx.x % 32;
   for (int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows;
        row += int64_t(gridDim.x) * blockDim.x / 32) {
     T dot = 0;
-    for (int d = lane; d < p.head_dim; d += 32) dot += out[row * p.head_dim + d] * gout[row * p.head_dim + d];
+    for (int d = lane; d < p.head_dim; d += 32)
+      dot += out[row * p.head_dim + d] * static_cast<T>(gout[row * p.head_dim + d]);
     dot = warp_reduce(dot, Sum{});
     // row = (b·Tq + i)·H + h, and D is stored like lse, as (b, h, i)
     const int h = row % p.heads, i = (row / p.heads) % p.q_len, b = row / (int64_t(p.heads) * p.q_len);
@@ -463,6 +464,36 @@ __device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16*
   }
 }
 
+// The same from bfloat16 rows (the mixed-precision copies of q, k, v and gout): 16 bytes = 8 values
+// a step, copied as they are.
+template <int DH, int kRows = kTile, int kThreads = kTcThreads>
+__device__ void load_head_tile(const bf16* src, int64_t stride, int rows, bf16* dst) {
+  constexpr int ld = TcTile<DH>::kLd, kPerThread = kRows * DH / 8 / kThreads;
+  const bool vectors = ((reinterpret_cast<uintptr_t>(src) | (stride * sizeof(bf16))) % 16) == 0;
+  uint4 x[kPerThread];
+#pragma unroll
+  for (int u = 0; u < kPerThread; ++u) {
+    const int idx = u * kThreads + threadIdx.x, r = idx / (DH / 8), c = idx % (DH / 8) * 8;
+    x[u] = make_uint4(0u, 0u, 0u, 0u);
+    if (r < rows) {
+      const bf16* at = src + r * stride + c;
+      if (vectors) {
+        x[u] = *reinterpret_cast<const uint4*>(at);
+      } else {
+        uint16_t bits[8];
+        for (int e = 0; e < 8; ++e) bits[e] = __bfloat16_as_ushort(at[e]);
+        x[u] = make_uint4(bits[0] | uint32_t(bits[1]) << 16, bits[2] | uint32_t(bits[3]) << 16,
+                          bits[4] | uint32_t(bits[5]) << 16, bits[6] | uint32_t(bits[7]) << 16);
+      }
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kPerThread; ++u) {
+    const int idx = u * kThreads + threadIdx.x, r = idx / (DH / 8), c = idx % (DH / 8) * 8;
+    *reinterpret_cast<uint4*>(dst + r * ld + c) = x[u];  // the row length (DH + 8)·2 bytes is a multiple of 16
+  }
+}
+
 // Writes a warp's 16 rows of C-layout accumulators (times `factor`) to a float32 tensor: lane holds
 // rows row_a = g and row_a + 8 (as tensor rows), columns 8n + 2t, 2t+1 (a float2 each). Row r starts
 // at dst + r·stride; rows ≥ rows_valid are dropped.
@@ -488,7 +519,7 @@ __device__ void store_rows(const float (&acc)[DH / 8][4], float factor_a, float 
 // their O accumulators (C layout) stay in registers.
 template <int DH>
 __global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1)
-    flash_attention_forward_tc(FlashShape p, const float* q, const float* k, const float* v, float* out, float* lse) {
+    flash_attention_forward_tc(FlashShape p, const bf16* q, const bf16* k, const bf16* v, float* out, float* lse) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else
@@ -582,10 +613,10 @@ __global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1)
 // C layout are keys, the 64 columns queries),
 //   Sᵀ = K Qᵀ and gPᵀ = V goutᵀ  →  Pᵀ, gSᵀ  →  gV += Pᵀ gout, gK += gSᵀ Q   (scale applied at the end).
 template <int DH>
-__global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(FlashShape p, const float* q,
-                                                                                const float* k, const float* v,
+__global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(FlashShape p, const bf16* q,
+                                                                                const bf16* k, const bf16* v,
                                                                                 const float* lse, const float* row_dot,
-                                                                                const float* gout, float* gk,
+                                                                                const bf16* gout, float* gk,
                                                                                 float* gv) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
@@ -668,10 +699,10 @@ __global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(F
 // each warp forms, for its 16 queries,
 //   S = Q Kᵀ and gP = gout Vᵀ  →  P, gS  →  gQ += gS K   (scale applied at the end).
 template <int DH>
-__global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(FlashShape p, const float* q,
-                                                                              const float* k, const float* v,
+__global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(FlashShape p, const bf16* q,
+                                                                              const bf16* k, const bf16* v,
                                                                               const float* lse, const float* row_dot,
-                                                                              const float* gout, float* gq) {
+                                                                              const bf16* gout, float* gq) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else
@@ -796,19 +827,30 @@ bool device_has_bf16_tensor_cores() {
   return has;
 }
 
-bool use_tensor_cores(const Backend::FlashAttention& a, DType dtype) {
-  return a.bf16_inputs && dtype == DType::F32 && (a.head_dim == 32 || a.head_dim == 64 || a.head_dim == 128) &&
-         device_has_bf16_tensor_cores();
+bool tensor_cores_fit(const Backend::FlashAttention& a) {
+  return (a.head_dim == 32 || a.head_dim == 64 || a.head_dim == 128) && device_has_bf16_tensor_cores();
+}
+
+// Mixed precision: bfloat16 q, k, v (and gout) with float32 out, lse and gradients.
+void require_mixed(const char* kernel, std::initializer_list<const Tensor*> bf16_operands,
+                   std::initializer_list<const Tensor*> float_operands) {
+  for (const Tensor* t : bf16_operands) require_dtype(kernel, *t, DType::BF16);
+  for (const Tensor* t : float_operands) require_dtype(kernel, *t, DType::F32);
 }
 
 }  // namespace
 
 void CudaBackend::flash_attention_forward(const FlashAttention& a, const Tensor& q, const Tensor& k, const Tensor& v,
                                           Tensor& out, Tensor& lse) {
-  const auto timing = timer_.time(a.bf16_inputs ? "flash_attention_forward bf16" : "flash_attention_forward");
+  const bool mixed = q.dtype() == DType::BF16;
+  if (mixed && !tensor_cores_fit(a))  // no tensor-core kernel for this head_dim or GPU: the plain float32 one
+    return flash_attention_forward(a, q.to_dtype(DType::F32), k.to_dtype(DType::F32), v.to_dtype(DType::F32), out,
+                                   lse);
+  const auto timing = timer_.time(mixed ? "flash_attention_forward bf16" : "flash_attention_forward");
   const kernels::FlashShape p = flash_shape(a);
   const dim3 grid(static_cast<unsigned>(a.batch * a.heads), tiles(a.q_len, kernels::kTile));
-  if (use_tensor_cores(a, q.dtype())) {
+  if (mixed) {
+    require_mixed("flash_attention_forward", {&q, &k, &v}, {&out, &lse});
     dispatch_head_dim(a.head_dim, [&](auto dh) {
       constexpr int DH = decltype(dh)::value;
       constexpr size_t bytes = forward_tc_bytes<DH>();
@@ -816,7 +858,7 @@ void CudaBackend::flash_attention_forward(const FlashAttention& a, const Tensor&
       (void)raised;
       const dim3 forward_grid(grid.x, tiles(a.q_len, kernels::kForwardRows));
       kernels::flash_attention_forward_tc<DH><<<forward_grid, kernels::kForwardThreads, bytes, stream_>>>(
-          p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
+          p, device_ptr<const kernels::bf16>(q), device_ptr<const kernels::bf16>(k), device_ptr<const kernels::bf16>(v),
           device_ptr<float>(out), device_ptr<float>(lse));
     });
     T6_CUDA_CHECK_LAUNCH(flash_attention_forward_tc);
@@ -837,17 +879,28 @@ void CudaBackend::flash_attention_forward(const FlashAttention& a, const Tensor&
 void CudaBackend::flash_attention_backward(const FlashAttention& a, const Tensor& q, const Tensor& k, const Tensor& v,
                                            const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
                                            Tensor& gk, Tensor& gv) {
-  const auto timing = timer_.time(a.bf16_inputs ? "flash_attention_backward bf16" : "flash_attention_backward");
+  const bool mixed = q.dtype() == DType::BF16;
+  if (mixed && !tensor_cores_fit(a))
+    return flash_attention_backward(a, q.to_dtype(DType::F32), k.to_dtype(DType::F32), v.to_dtype(DType::F32), out,
+                                    lse, gout.to_dtype(DType::F32), gq, gk, gv);
+  const auto timing = timer_.time(mixed ? "flash_attention_backward bf16" : "flash_attention_backward");
   const kernels::FlashShape p = flash_shape(a);
   Tensor row_dot = empty(lse.shape(), lse.dtype(), Device::CUDA);  // D_i = gout_i · out_i
   const dim3 query_grid(static_cast<unsigned>(a.batch * a.heads), tiles(a.q_len, kernels::kTile));
-  dispatch_float("flash_attention_backward", q.dtype(), [&](auto t) {
-    using T = decltype(t);
-    kernels::flash_attention_backward_rowdot<T><<<grid_for(a.batch * a.q_len * a.heads * 32), kThreads, 0, stream_>>>(
-        p, device_ptr<const T>(out), device_ptr<const T>(gout), device_ptr<T>(row_dot));
-  });
+  const unsigned rowdot_grid = grid_for(a.batch * a.q_len * a.heads * 32);
+  if (mixed) {
+    require_mixed("flash_attention_backward", {&q, &k, &v, &gout}, {&out, &lse, &gq, &gk, &gv});
+    kernels::flash_attention_backward_rowdot<float, kernels::bf16><<<rowdot_grid, kThreads, 0, stream_>>>(
+        p, device_ptr<const float>(out), device_ptr<const kernels::bf16>(gout), device_ptr<float>(row_dot));
+  } else {
+    dispatch_float("flash_attention_backward", q.dtype(), [&](auto t) {
+      using T = decltype(t);
+      kernels::flash_attention_backward_rowdot<T, T><<<rowdot_grid, kThreads, 0, stream_>>>(
+          p, device_ptr<const T>(out), device_ptr<const T>(gout), device_ptr<T>(row_dot));
+    });
+  }
   T6_CUDA_CHECK_LAUNCH(flash_attention_backward_rowdot);
-  if (use_tensor_cores(a, q.dtype())) {
+  if (mixed) {
     const dim3 key_grid(static_cast<unsigned>(a.batch * a.kv_heads), tiles(a.kv_len, kernels::kTile));
     dispatch_head_dim(a.head_dim, [&](auto dh) {
       constexpr int DH = decltype(dh)::value;
@@ -855,14 +908,15 @@ void CudaBackend::flash_attention_backward(const FlashAttention& a, const Tensor
       static const bool raised = (allow_shared_memory(kernels::flash_attention_backward_dkdv_tc<DH>, dkdv_bytes),
                                   allow_shared_memory(kernels::flash_attention_backward_dq_tc<DH>, dq_bytes), true);
       (void)raised;
+      using kernels::bf16;
       kernels::flash_attention_backward_dkdv_tc<DH><<<key_grid, kernels::kTcThreads, dkdv_bytes, stream_>>>(
-          p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
-          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout),
+          p, device_ptr<const bf16>(q), device_ptr<const bf16>(k), device_ptr<const bf16>(v),
+          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const bf16>(gout),
           device_ptr<float>(gk), device_ptr<float>(gv));
       T6_CUDA_CHECK_LAUNCH(flash_attention_backward_dkdv_tc);
       kernels::flash_attention_backward_dq_tc<DH><<<query_grid, kernels::kTcThreads, dq_bytes, stream_>>>(
-          p, device_ptr<const float>(q), device_ptr<const float>(k), device_ptr<const float>(v),
-          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const float>(gout),
+          p, device_ptr<const bf16>(q), device_ptr<const bf16>(k), device_ptr<const bf16>(v),
+          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const bf16>(gout),
           device_ptr<float>(gq));
       T6_CUDA_CHECK_LAUNCH(flash_attention_backward_dq_tc);
     });

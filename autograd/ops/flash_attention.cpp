@@ -20,22 +20,26 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
   p.batch = q.size(0), p.q_len = q.size(1), p.heads = q.size(2), p.head_dim = q.size(3);
   p.kv_len = k.size(1), p.kv_heads = k.size(2);
   p.scale = scale;
-  p.bf16_inputs = bf16_matmul_enabled();
   T6_CHECK(k.size(0) == p.batch && k.size(3) == p.head_dim && p.kv_heads > 0 && p.heads % p.kv_heads == 0 &&
                p.q_len <= p.kv_len,
            "flash_attention: q ", shape_str(q.shape()), " does not fit k/v ", shape_str(k.shape()),
            ": batch and head_dim must match, kv heads must divide the query heads, and Tq ≤ Tk");
-  const Tensor qc = q.contiguous_data(), kc = k.contiguous_data(), vc = v.contiguous_data();
+  // Mixed precision on a GPU multiplies bfloat16 copies of q, k, v and keeps those (half the size) for
+  // backward, as matmul does; the kernels read half the bytes for every tile. The CPU stays float32.
+  const bool bf16 = bf16_matmul_enabled() && q.dtype() == DType::F32 && q.device() != Device::CPU;
+  const auto operand = [bf16](const Tensor& x) { return bf16 ? x.to_dtype(DType::BF16) : x.contiguous_data(); };
+  const Tensor qc = operand(q), kc = operand(k), vc = operand(v);
   Tensor out = empty({p.batch, p.q_len, p.heads, p.head_dim}, q.dtype(), q.device());  // (B,Tq,H,dh)
   Tensor lse = empty({p.batch, p.heads, p.q_len}, q.dtype(), q.device());              // (B,H,Tq)
   backend_of(q).flash_attention_forward(p, qc, kc, vc, out, lse);
   Tensor y = out.view({p.batch, p.q_len, p.heads * p.head_dim});  // heads concatenated: (B,Tq,H·dh)
   if (Node* node = make_node("flash_attention", y, {q, k, v})) {
     node->backward = [p, q = node->save(qc), k = node->save(kc), v = node->save(vc), out = node->save(out),
-                      lse = node->save(lse)](const Tensor& gy) -> Grads {
-      Tensor gq = empty_like(q), gk = empty_like(k), gv = empty_like(v);
-      backend_of(q).flash_attention_backward(p, q, k, v, out, lse, gy.contiguous_data().view(out.shape()), gq, gk,
-                                             gv);
+                      lse = node->save(lse), operand](const Tensor& gy) -> Grads {
+      // the gradients have the inputs' dtype (float32 under mixed precision), like out
+      Tensor gq = empty(q.shape(), out.dtype(), q.device()), gk = empty(k.shape(), out.dtype(), k.device()),
+             gv = empty(v.shape(), out.dtype(), v.device());
+      backend_of(q).flash_attention_backward(p, q, k, v, out, lse, operand(gy).view(out.shape()), gq, gk, gv);
       return {gq, gk, gv};
     };
   }

@@ -38,17 +38,18 @@ struct DecodeShape {
   float logit_scale, value_scale;
 };
 
-// Floats of shared memory per block, in the order the kernel lays them out.
+// Floats of shared memory per block, in the order the kernel lays them out (acc and B_v first, so
+// that their rows start on 16 bytes when dh % 4 == 0, for float4 reads).
 int64_t shared_floats(const DecodeShape& s, int64_t tile) {
-  return s.Q * s.dh           // B_q        [Q,dh]
+  return s.H * s.dh           // acc        [H,dh]
+         + tile * s.R * s.dh  // B_v tile   [tile,R,dh]
+         + s.Q * s.dh         // B_q        [Q,dh]
          + s.H * s.RQ         // A_q        [H,RQ]
          + tile * s.R * (s.dh + 1)  // B_k tile [tile,R,dh], rows padded by one against bank conflicts
          + 2 * tile * s.H * s.R     // A_k, A_v tiles [tile,H,R]
          + tile * s.Q * s.R   // s1         [tile,Q,R]
          + s.H * tile         // logit → p  [H,tile]
          + s.H * tile * s.R   // p·A_v      [H,tile,R]
-         + tile * s.R * s.dh  // B_v tile   [tile,R,dh]
-         + s.H * s.dh         // acc        [H,dh]
          + 3 * s.H;           // max, sum, correction [H]
 }
 
@@ -73,8 +74,10 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
   const bool factorized = RQ > 0;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
 
-  extern __shared__ float shared[];
-  float* bq = shared;               // [Q,dh]
+  extern __shared__ __align__(16) float shared[];
+  float* acc = shared;              // [H,dh]
+  float* bv = acc + H * dh;         // [tile,R,dh]
+  float* bq = bv + tile * R * dh;   // [Q,dh]
   float* aq = bq + Q * dh;          // [H,RQ]
   float* bk = aq + H * RQ;          // [tile,R,dh+1]
   float* ak = bk + tile * R * (dh + 1);  // [tile,H,R]
@@ -82,9 +85,7 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
   float* s1 = av + tile * H * R;    // [tile,Q,R]
   float* p = s1 + tile * Q * R;     // [H,tile]
   float* pav = p + H * tile;        // [H,tile,R]
-  float* bv = pav + H * tile * R;   // [tile,R,dh]
-  float* acc = bv + tile * R * dh;  // [H,dh]
-  float* run_max = acc + H * dh;    // [H]
+  float* run_max = pav + H * tile * R;  // [H]
   float* run_sum = run_max + H;     // [H]
   float* correction = run_sum + H;  // [H]
 
@@ -109,13 +110,14 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
     }
     __syncthreads();
 
-    // 1. s1, one thread per dot product
+    // 1. s1, one thread per dot product. Consecutive threads take consecutive B_k rows (i, s) against
+    //    one B_q row q: the warp reads one broadcast B_q word and B_k words in distinct banks per step.
     for (int d = threadIdx.x; d < n * Q * R; d += blockDim.x) {
-      const int i = d / (Q * R), q = d / R % Q, si = d % R;
-      const float* key = bk + (i * R + si) * (dh + 1);
+      const int q = d / (n * R), row = d % (n * R);  // row = i·R + s
+      const float* key = bk + row * (dh + 1);
       float dot = 0.f;
       for (int j = 0; j < dh; ++j) dot += bq[q * dh + j] * key[j];
-      s1[d] = dot;
+      s1[((row / R) * Q + q) * R + row % R] = dot;  // s1[i,q,s]
     }
     __syncthreads();
 
@@ -160,13 +162,33 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
     }
     __syncthreads();
 
-    // 4b. acc[h,j] rescaled, plus Σ over the tile's (token, u) of p·A_v times B_v[i,u,j]
-    for (int e = threadIdx.x; e < H * dh; e += blockDim.x) {
-      const int h = e / dh, j = e % dh;
-      const float* w = pav + h * tile * R;  // [n,R] of head h: (i, u) flattened as B_v's rows
-      float a = acc[e] * correction[h];
-      for (int k = 0; k < n * R; ++k) a += w[k] * bv[k * dh + j];
-      acc[e] = a;
+    // 4b. acc[h,:] rescaled, plus Σ over the tile's (token, u) = k of pav[h,k] B_v[k,:]: an
+    //     [H, n·R] × [n·R, dh] product. A thread takes 4 adjacent columns of one head, so each step
+    //     loads one (broadcast) pav word and one float4 of B_v for 4 multiply-adds; this step had
+    //     bound the kernel on shared-memory loads when each output loaded both operands itself.
+    if (dh % 4 == 0) {
+      const int quads = dh / 4;
+      for (int e = threadIdx.x; e < H * quads; e += blockDim.x) {
+        const int h = e / quads, j = e % quads * 4;
+        const float* w = pav + h * tile * R;  // [n,R] of head h: (i, u) flattened as B_v's rows
+        float4 a = *reinterpret_cast<const float4*>(acc + h * dh + j);
+        const float f = correction[h];
+        a.x *= f, a.y *= f, a.z *= f, a.w *= f;
+        for (int k = 0; k < n * R; ++k) {
+          const float wk = w[k];
+          const float4 v = *reinterpret_cast<const float4*>(bv + k * dh + j);
+          a.x += wk * v.x, a.y += wk * v.y, a.z += wk * v.z, a.w += wk * v.w;
+        }
+        *reinterpret_cast<float4*>(acc + h * dh + j) = a;
+      }
+    } else {
+      for (int e = threadIdx.x; e < H * dh; e += blockDim.x) {
+        const int h = e / dh, j = e % dh;
+        const float* w = pav + h * tile * R;
+        float a = acc[e] * correction[h];
+        for (int k = 0; k < n * R; ++k) a += w[k] * bv[k * dh + j];
+        acc[e] = a;
+      }
     }
     __syncthreads();  // the next tile overwrites s1, p, pav and bv
   }

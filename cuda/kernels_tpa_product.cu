@@ -9,6 +9,12 @@
 // is coalesced and no step needs more than the warp to agree. cuBLAS ran the same work as 16,384 tiny
 // batched gemms, then a separate pass applied the 1/R; a first version of this kernel, one token per
 // block of 128 threads, spent most of its time waiting at block barriers.
+//
+// For float32 with head_dim 32, 64 or 128 and R ≤ 8 (every T6 configuration in the paper) a second
+// pair of kernels, `*_registers`, keeps the token's b rows (and, backward, its gb sums) in registers,
+// lane j holding columns j, j + 32, …: no shared memory and no index arithmetic per element. The
+// shared-memory kernels were bound by instruction issue (ncu: 57% compute, 45% memory throughput),
+// and serve float64 and every other shape.
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_utils.cuh"
@@ -44,6 +50,28 @@ TokenLaunch plan_launch(Kernel kernel, size_t per_warp, const Backend::TPAProduc
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(l.bytes)));
   }
   return l;
+}
+
+// Calls fn(kMaxR, C) as integral constants when the register kernels take the shape (float32,
+// head_dim 32, 64 or 128, R ≤ 8) and returns true; false otherwise.
+template <class Fn>
+bool dispatch_registers(const Backend::TPAProduct& p, DType dtype, Fn&& fn) {
+  if (dtype != DType::F32 || p.rank > 8) return false;
+  const auto with_rank = [&](auto c) {
+    if (p.rank <= 2) fn(std::integral_constant<int, 2>{}, c);
+    else fn(std::integral_constant<int, 8>{}, c);
+  };
+  switch (p.head_dim) {
+    case 32: with_rank(std::integral_constant<int, 1>{}); return true;
+    case 64: with_rank(std::integral_constant<int, 2>{}); return true;
+    case 128: with_rank(std::integral_constant<int, 4>{}); return true;
+    default: return false;
+  }
+}
+
+// Blocks of 8 warps, one token per warp, enough to fill the GPU a few times over.
+unsigned register_grid(int64_t tokens) {
+  return static_cast<unsigned>(std::clamp<int64_t>((tokens + kMaxTokenWarps - 1) / kMaxTokenWarps, 1, 1 << 20));
 }
 
 }  // namespace
@@ -116,11 +144,90 @@ __global__ void tpa_product_backward(const T* a, const T* b, const T* gout, T* g
   }
 }
 
+// tpa_product_forward for float32, C = dh / 32 columns per lane, R ≤ kMaxR.
+template <int kMaxR, int C>
+__global__ void tpa_product_forward_registers(const float* a, const float* b, float* out, int64_t tokens, int H,
+                                              int R, float scale) {
+  constexpr int dh = 32 * C;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  for (int64_t n = int64_t(blockIdx.x) * warps + warp; n < tokens; n += int64_t(gridDim.x) * warps) {
+    float bn[kMaxR][C];  // b[n, r, lane + 32c]
+#pragma unroll
+    for (int r = 0; r < kMaxR; ++r)
+#pragma unroll
+      for (int c = 0; c < C; ++c) bn[r][c] = r < R ? b[(n * R + r) * dh + lane + 32 * c] : 0.f;
+    const float* an = a + n * H * R;
+    float* on = out + n * H * dh;
+    for (int h = 0; h < H; ++h) {
+      float sum[C] = {};
+#pragma unroll
+      for (int r = 0; r < kMaxR; ++r) {
+        if (r >= R) break;
+        const float w = an[h * R + r];  // the same address on every lane: one broadcast load
+#pragma unroll
+        for (int c = 0; c < C; ++c) sum[c] += w * bn[r][c];
+      }
+#pragma unroll
+      for (int c = 0; c < C; ++c) on[h * dh + lane + 32 * c] = scale * sum[c];
+    }
+  }
+}
+
+// tpa_product_backward for float32, C = dh / 32 columns per lane, R ≤ kMaxR.
+template <int kMaxR, int C>
+__global__ void tpa_product_backward_registers(const float* a, const float* b, const float* gout, float* ga,
+                                               float* gb, int64_t tokens, int H, int R, float scale) {
+  constexpr int dh = 32 * C;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  for (int64_t n = int64_t(blockIdx.x) * warps + warp; n < tokens; n += int64_t(gridDim.x) * warps) {
+    float bn[kMaxR][C], gbn[kMaxR][C];  // b[n, r, lane + 32c] and the sums of gb there
+#pragma unroll
+    for (int r = 0; r < kMaxR; ++r)
+#pragma unroll
+      for (int c = 0; c < C; ++c) bn[r][c] = r < R ? b[(n * R + r) * dh + lane + 32 * c] : 0.f, gbn[r][c] = 0.f;
+    const float* an = a + n * H * R;
+    const float* gn = gout + n * H * dh;
+    for (int h = 0; h < H; ++h) {
+      float g[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c) g[c] = gn[h * dh + lane + 32 * c];
+#pragma unroll
+      for (int r = 0; r < kMaxR; ++r) {
+        if (r >= R) break;
+        // forward: out[h,j] = scale · Σ_r a[h,r]·b[r,j], so ga[h,r] = scale · Σ_j g[h,j]·b[r,j] ...
+        const float w = an[h * R + r];
+        float partial = 0.f;
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+          partial += g[c] * bn[r][c];
+          gbn[r][c] += w * g[c];  // ... and gb[r,j] = scale · Σ_h a[h,r]·g[h,j]
+        }
+        const float dot = warp_reduce(partial, Sum{});
+        if (lane == 0) ga[n * H * R + h * R + r] = scale * dot;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kMaxR; ++r) {
+      if (r >= R) break;
+#pragma unroll
+      for (int c = 0; c < C; ++c) gb[(n * R + r) * dh + lane + 32 * c] = scale * gbn[r][c];
+    }
+  }
+}
+
 }  // namespace kernels
 
 void CudaBackend::tpa_product_forward(const TPAProduct& p, const Tensor& a, const Tensor& b, Tensor& out) {
   const auto timing = timer_.time("tpa_product_forward");
   if (p.tokens == 0 || out.numel() == 0) return;
+  const bool done = dispatch_registers(p, a.dtype(), [&](auto max_rank, auto columns) {
+    kernels::tpa_product_forward_registers<decltype(max_rank)::value, decltype(columns)::value>
+        <<<register_grid(p.tokens), 32 * kMaxTokenWarps, 0, stream_>>>(
+            device_ptr<const float>(a), device_ptr<const float>(b), device_ptr<float>(out), p.tokens,
+            static_cast<int>(p.heads), static_cast<int>(p.rank), static_cast<float>(p.scale));
+    T6_CUDA_CHECK_LAUNCH(tpa_product_forward_registers);
+  });
+  if (done) return;
   dispatch_float("tpa_product_forward", a.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const size_t per_warp = static_cast<size_t>(p.heads * p.rank + p.rank * p.head_dim) * sizeof(T);
@@ -136,6 +243,15 @@ void CudaBackend::tpa_product_backward(const TPAProduct& p, const Tensor& a, con
                                        Tensor& ga, Tensor& gb) {
   const auto timing = timer_.time("tpa_product_backward");
   if (p.tokens == 0) return;
+  const bool done = dispatch_registers(p, a.dtype(), [&](auto max_rank, auto columns) {
+    kernels::tpa_product_backward_registers<decltype(max_rank)::value, decltype(columns)::value>
+        <<<register_grid(p.tokens), 32 * kMaxTokenWarps, 0, stream_>>>(
+            device_ptr<const float>(a), device_ptr<const float>(b), device_ptr<const float>(gout),
+            device_ptr<float>(ga), device_ptr<float>(gb), p.tokens, static_cast<int>(p.heads),
+            static_cast<int>(p.rank), static_cast<float>(p.scale));
+    T6_CUDA_CHECK_LAUNCH(tpa_product_backward_registers);
+  });
+  if (done) return;
   dispatch_float("tpa_product_backward", a.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const size_t per_warp = static_cast<size_t>(p.heads * p.rank + 2 * p.rank * p.head_dim) * sizeof(T);

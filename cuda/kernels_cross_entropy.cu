@@ -20,12 +20,21 @@ __global__ void cross_entropy_forward(const float* logits, const int32_t* target
   int32_t block_counted = 0;  // thread 0's tally, one atomic per block
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* xr = logits + row * vocab;
-    float row_max = -INFINITY;
-    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) row_max = fmaxf(row_max, xr[j]);
-    row_max = block_reduce(row_max, Max{}, -INFINITY);
-    float sum = 0.f;
-    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf(xr[j] - row_max);
-    sum = block_reduce(sum, Sum{}, 0.f);
+    // One pass over the row (it is read from memory once, not twice: a row of a 50K vocabulary does
+    // not stay in cache between passes): each thread keeps a running max m and Σ exp(x − m), rescaled
+    // when m grows; then the threads' sums are rescaled to the row's max and added.
+    float m = -INFINITY, sum = 0.f;
+    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
+      const float x = xr[j];
+      if (x > m) {
+        sum = sum * expf(m - x) + 1.f;  // exp(−inf) = 0 on the first value
+        m = x;
+      } else if (m != -INFINITY) {
+        sum += expf(x - m);
+      }
+    }
+    const float row_max = block_reduce(m, Max{}, -INFINITY);
+    sum = block_reduce(m == -INFINITY ? 0.f : sum * expf(m - row_max), Sum{}, 0.f);
     if (threadIdx.x == 0) {
       const float row_lse = row_max + logf(sum);
       const int32_t target = targets[row];

@@ -431,6 +431,25 @@ TEST_CASE("cuda cross_entropy matches the cpu, the mean's divisor included") {
   CHECK(divisor.item() == 1.0);
 }
 
+TEST_CASE("cuda cross_entropy's one-pass logsumexp over a GPT-2-sized vocabulary, the max rising at every step") {
+  // rows: logits rising along the row (the running max changes at every value), falling, a wide random
+  // spread, and all equal
+  const int64_t vocab = 50257;
+  std::vector<double> values;
+  Generator gen(8);
+  for (int64_t j = 0; j < vocab; ++j) values.push_back(-30.0 + 60.0 * j / vocab);
+  for (int64_t j = 0; j < vocab; ++j) values.push_back(30.0 - 60.0 * j / vocab);
+  for (int64_t j = 0; j < vocab; ++j) values.push_back(-40.0 + 80.0 * gen.uniform());
+  for (int64_t j = 0; j < vocab; ++j) values.push_back(1.5);
+  const Tensor logits = from_vector(values, {4, vocab}, DType::F32), targets = from_ints({vocab - 1, 0, 7, 3}, {4});
+  const Results forward = run_on_both({logits, targets}, {zeros({4}), zeros({4}), zeros({})},
+                                      [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                        be.cross_entropy_forward(in[0], in[1], out[0], out[1], out[2]);
+                                      });
+  CHECK(gap(forward, 0) <= 1e-5);  // losses
+  CHECK(gap(forward, 1) <= 1e-5);  // logsumexp
+}
+
 TEST_CASE("cuda embedding matches the cpu, repeated ids accumulating") {
   Generator gen(8);
   const int64_t vocab = 1000, dim = 37, n = 129;

@@ -152,6 +152,19 @@ TEST_CASE("cuda fill, cast and strided_copy match the cpu exactly") {
       CHECK(gap(r) == 0.0);
     }
   }
+  // float32 → bfloat16 goes four values at a time when the data is aligned: a source one float off
+  // a 16-byte boundary, and sizes with a tail, take the other paths
+  for (int64_t offset : {0, 1}) {
+    for (int64_t n : {4, 7, 4772}) {
+      CAPTURE(offset);
+      CAPTURE(n);
+      const Results r = run_on_both({source.to_dtype(DType::F32)}, {zeros({n}, DType::BF16)},
+                                    [&](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                      be.cast(in[0].as_strided({n}, {1}, offset), out[0]);
+                                    });
+      CHECK(gap(r) == 0.0);
+    }
+  }
 
   for (DType dtype : {DType::F32, DType::F64, DType::I32, DType::BF16}) {
     CAPTURE(dtype_name(dtype));

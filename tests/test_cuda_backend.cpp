@@ -223,9 +223,10 @@ TEST_CASE("cuda unary and unary_backward match the cpu") {
 
 TEST_CASE("cuda binary (with broadcasting) and axpy match the cpu") {
   Generator gen(3);
-  // {shape of a, shape of b}: equal, a row vector, a leading operand repeated, a scalar
+  // {shape of a, shape of b}: equal (float32 runs four values per thread: 259 leaves a tail of 3, 6400
+  // none), a row vector, a leading operand repeated, a scalar
   const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{7, 37}, {7, 37}}, {{129, 1000}, {1000}}, {{37}, {7, 37}}, {{1}, {129, 37}}};
+      {{7, 37}, {7, 37}}, {{64, 100}, {64, 100}}, {{129, 1000}, {1000}}, {{37}, {7, 37}}, {{1}, {129, 37}}};
   for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
     for (const auto& [sa, sb] : shapes) {
       CAPTURE(static_cast<int>(op));
@@ -240,6 +241,14 @@ TEST_CASE("cuda binary (with broadcasting) and axpy match the cpu") {
       CHECK(gap(r) <= 1e-6);  // one correctly rounded IEEE operation on both
     }
   }
+  // equal sizes off a 16-byte boundary take the one-value-per-thread kernel
+  const Tensor a = uniform({401}, -2.0, 2.0, gen), b = uniform({401}, 0.5, 2.0, gen);
+  const Results unaligned = run_on_both({a, b}, {zeros({400})},
+                                        [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                          be.binary(BinaryOp::Mul, in[0].as_strided({400}, {1}, 1),
+                                                    in[1].as_strided({400}, {1}, 1), out[0]);
+                                        });
+  CHECK(gap(unaligned) <= 1e-6);
   const Results axpy = run_on_both({uniform({129, 1000}, -1.0, 1.0, gen)}, {uniform({129, 1000}, -1.0, 1.0, gen)},
                                    [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
                                      be.axpy(-0.3, in[0], out[0]);
@@ -534,7 +543,8 @@ TEST_CASE("cuda rope matches the cpu and its inverse undoes it") {
 
 TEST_CASE("cuda swiglu matches the cpu, forward and backward") {
   Generator gen(12);
-  for (const Shape& shape : {Shape{129, 1001}, Shape{7, 37}}) {
+  // 6400 values run four per thread; the odd sizes one per thread
+  for (const Shape& shape : {Shape{129, 1001}, Shape{7, 37}, Shape{64, 100}}) {
     CAPTURE(shape_str(shape));
     for (DType dtype : {DType::F32, DType::F64}) {
       CAPTURE(dtype_name(dtype));

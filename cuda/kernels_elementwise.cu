@@ -197,8 +197,8 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& 
   if (n == 0) return;
   if (out.dtype() == DType::F32 && a.numel() == n && b.numel() == n && vector_aligned({&a, &b, &out}) && n >= 4) {
     const int64_t n4 = n / 4, done = 4 * n4;
-    kernels::binary_x4<<<grid_for(n4), kThreads, 0, stream_>>>(op, device_ptr<const float4>(a),
-                                                                device_ptr<const float4>(b), device_ptr<float4>(out), n4);
+    kernels::binary_x4<<<grid_for(n4), kThreads, 0, stream_>>>(
+        op, device_ptr<const float4>(a), device_ptr<const float4>(b), device_ptr<float4>(out), n4);
     T6_CUDA_CHECK_LAUNCH(binary_x4);
     if (done < n) {
       kernels::binary<<<1, kThreads, 0, stream_>>>(op, device_ptr<const float>(a) + done, n - done,

@@ -13,8 +13,9 @@ namespace t6 {
 
 Tensor tpa_product(const Tensor& a, const Tensor& b) {
   check_same_kind("tpa_product", a, b);
-  T6_CHECK(a.ndim() >= 2 && a.ndim() == b.ndim() && std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin()) &&
-               a.size(-1) == b.size(-2) && a.size(-1) > 0,
+  const bool same_leading = a.ndim() >= 2 && a.ndim() == b.ndim() &&
+                            std::equal(a.shape().begin(), a.shape().end() - 2, b.shape().begin());
+  T6_CHECK(same_leading && a.size(-1) == b.size(-2) && a.size(-1) > 0,
            "tpa_product: needs factors a (…,H,R) and b (…,R,dh) with the same leading axes and R ≥ 1; got a ",
            shape_str(a.shape()), " and b ", shape_str(b.shape()));
   Backend::TPAProduct p;

@@ -69,7 +69,7 @@ bool dispatch_registers(const Backend::TPAProduct& p, DType dtype, Fn&& fn) {
   }
 }
 
-// Blocks of 8 warps, one token per warp, enough to fill the GPU a few times over.
+// One block of 8 warps per 8 tokens, one token per warp (a grid-stride loop past 2^20 blocks).
 unsigned register_grid(int64_t tokens) {
   return static_cast<unsigned>(std::clamp<int64_t>((tokens + kMaxTokenWarps - 1) / kMaxTokenWarps, 1, 1 << 20));
 }

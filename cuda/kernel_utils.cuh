@@ -37,6 +37,12 @@ inline int device_attribute(cudaDeviceAttr attribute) {
   return value;
 }
 
+// Whether a tensor's data starts on a multiple of `bytes`, as the kernels with 8- or 16-byte accesses
+// need (allocations are aligned; views at an offset may not be).
+inline bool aligned(const Tensor& t, size_t bytes) {
+  return reinterpret_cast<uintptr_t>(t.raw_data()) % bytes == 0;
+}
+
 inline void require_dtype(const char* kernel, const Tensor& t, DType dtype) {
   T6_CHECK(t.dtype() == dtype, "cuda ", kernel, ": dtype ", dtype_name(t.dtype()),
            " is not supported by the CUDA backend here; this kernel takes ", dtype_name(dtype));

@@ -193,9 +193,7 @@ void CudaBackend::cast(const Tensor& src, Tensor& dst) {
   const auto timing = timer_.time("cast");
   const int64_t n = src.numel();
   if (n == 0) return;
-  const bool aligned = reinterpret_cast<uintptr_t>(src.raw_data()) % 16 == 0 &&
-                       reinterpret_cast<uintptr_t>(dst.raw_data()) % 8 == 0;
-  if (src.dtype() == DType::F32 && dst.dtype() == DType::BF16 && aligned && n >= 4) {
+  if (src.dtype() == DType::F32 && dst.dtype() == DType::BF16 && aligned(src, 16) && aligned(dst, 8) && n >= 4) {
     const int64_t n4 = n / 4, tail = n - 4 * n4;
     kernels::cast_float_to_bf16_x4<<<grid_for(n4), kThreads, 0, stream_>>>(
         device_ptr<const float4>(src), device_ptr<uint2>(dst), n4);

@@ -433,39 +433,10 @@ __device__ __forceinline__ float bf16_of_fragment(const uint32_t (&a)[4][4], int
   return __uint_as_float((e & 1) ? (pair & 0xffff0000u) : (pair << 16));
 }
 
-// Loads `rows` rows of DH floats (row r at src + r·stride) into a bf16 [kRows][DH + 8] tile, zero rows
-// past `rows`, with the kThreads threads of the block. 16-byte loads when the addresses allow (they do
-// for contiguous heads of dh % 4 == 0); the loads of a chunk are all issued before its stores, so they
-// overlap.
-template <int DH, int kRows = kTile, int kThreads = kTcThreads>
-__device__ void load_head_tile(const float* src, int64_t stride, int rows, bf16* dst) {
-  constexpr int ld = TcTile<DH>::kLd, kPerThread = kRows * DH / 4 / kThreads, kChunk = 4;
-  static_assert(kPerThread % kChunk == 0 || kPerThread < kChunk, "whole chunks");
-  constexpr int kStep = kPerThread < kChunk ? kPerThread : kChunk;
-  const bool vectors = ((reinterpret_cast<uintptr_t>(src) | (stride * sizeof(float))) % 16) == 0;
-#pragma unroll
-  for (int c0 = 0; c0 < kPerThread; c0 += kStep) {
-    float4 x[kStep];
-#pragma unroll
-    for (int u = 0; u < kStep; ++u) {
-      const int idx = (c0 + u) * kThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
-      x[u] = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (r < rows) {
-        const float* at = src + r * stride + c;
-        x[u] = vectors ? *reinterpret_cast<const float4*>(at) : make_float4(at[0], at[1], at[2], at[3]);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kStep; ++u) {
-      const int idx = (c0 + u) * kThreads + threadIdx.x, r = idx / (DH / 4), c = idx % (DH / 4) * 4;
-      // 8-byte store: c % 4 == 0 and the row length (DH + 8)·2 bytes is a multiple of 16
-      *reinterpret_cast<uint2*>(dst + r * ld + c) = make_uint2(pack_bf16(x[u].x, x[u].y), pack_bf16(x[u].z, x[u].w));
-    }
-  }
-}
-
-// The same from bfloat16 rows (the mixed-precision copies of q, k, v and gout): 16 bytes = 8 values
-// a step, copied as they are.
+// Loads `rows` rows of DH bfloat16 values (row r at src + r·stride; the mixed-precision copies of q, k,
+// v and gout) into a bf16 [kRows][DH + 8] tile, zero rows past `rows`, with the kThreads threads of the
+// block: 16 bytes (8 values) a step when the addresses allow, all of a thread's loads issued before its
+// stores, so they overlap.
 template <int DH, int kRows = kTile, int kThreads = kTcThreads>
 __device__ void load_head_tile(const bf16* src, int64_t stride, int rows, bf16* dst) {
   constexpr int ld = TcTile<DH>::kLd, kPerThread = kRows * DH / 8 / kThreads;

@@ -1,8 +1,9 @@
 // bf16 mixed precision: a thread-local switch, scoped like NoGradGuard, under which matmul (and the
-// fused attention, autograd/ops/flash_attention.cpp) on a GPU multiplies bfloat16 copies of its
-// float32 inputs with float32 accumulation and a float32 result. Weights, gradients and optimizer
-// state stay float32 (the "master" copies); only the product inputs are rounded. Everything else (softmax, norms, the loss) is float32 anyway. On the CPU the switch
-// has no effect: the CPU gemm has no bfloat16 kernel, so matmul there stays float32.
+// fused attention, autograd/ops/flash_attention.cpp) multiplies bfloat16 copies of its float32 inputs
+// with float32 accumulation and a float32 result. Weights, gradients and optimizer state stay float32
+// (the "master" copies); only the product inputs are rounded. Everything else (softmax, norms, the
+// loss) is float32 anyway. On a backend without bfloat16 products (Backend::multiplies_bf16() false:
+// the CPU) the switch has no effect, and matmul there stays float32.
 #pragma once
 #include "core/tensor.h"
 

@@ -25,6 +25,7 @@
 
 #include "autograd/node.h"
 #include "core/backend.h"
+#include "nn/cached_heads_decode.h"
 #include "nn/flash_tpa_decode.h"
 #include "nn/generate.h"
 #include "train/train_config.h"
@@ -74,7 +75,7 @@ void bench_generation(const ModelConfig& c) {
   std::printf("### Demo model: L=%lld d=%lld H=%lld dh=%lld RQ=%lld R=%lld V=%lld (%s), block_size %lld\n\n",
               static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd), static_cast<long long>(c.n_head),
               static_cast<long long>(c.head_dim), static_cast<long long>(c.q_rank), static_cast<long long>(c.rank),
-              static_cast<long long>(c.vocab_size), c.attention.c_str(), static_cast<long long>(c.block_size));
+              static_cast<long long>(c.vocab_size), c.attention_name(), static_cast<long long>(c.block_size));
   std::printf("| batch | prompt | new tokens | prefill tokens/s | decode tokens/s | cache bytes/token | "
               "cache allocated |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -155,7 +156,7 @@ void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<in
   std::printf("### Decode on %s: L=%lld d=%lld H=%lld dh=%lld RQ=%lld R=%lld V=%lld (%s), %lld new tokens\n\n",
               backend(device).describe().c_str(), static_cast<long long>(c.n_layer), static_cast<long long>(c.n_embd),
               static_cast<long long>(c.n_head), static_cast<long long>(c.head_dim), static_cast<long long>(c.q_rank),
-              static_cast<long long>(c.rank), static_cast<long long>(c.vocab_size), c.attention.c_str(),
+              static_cast<long long>(c.rank), static_cast<long long>(c.vocab_size), c.attention_name(),
               static_cast<long long>(new_tokens));
   std::printf("| batch | context | decode tokens/s | ms per step | prefill tokens/s |\n|---:|---:|---:|---:|---:|\n");
   for (int64_t context : contexts) {

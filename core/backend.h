@@ -1,7 +1,9 @@
 // The small interface between the autograd/nn layers and a device. Every kernel the engine needs is
-// one virtual function here; the CPU backend (core/cpu_backend.cpp, over OpenBLAS) and the CUDA backend
-// (cuda/cuda_backend.cu) implement it. Autograd and nn/ call `backend_of(tensor).kernel(...)` and never
-// include a device header.
+// one virtual function here, its contract written as a formula; the CPU backend (core/cpu/, over
+// OpenBLAS and OpenMP) and the CUDA backend (cuda/) implement it, file for file: each kernel family
+// lives in core/cpu/kernels_<family>.cpp and cuda/kernels_<family>.cu (gemm in gemm.cpp and gemm.cu).
+// Autograd and nn/ call `backend_of(tensor).kernel(...)`, ask the capability questions below instead of
+// testing which device they run on, and never include a device header.
 //
 // Contract for every kernel: tensors are contiguous and on this backend's device, outputs are
 // pre-allocated with the right shape and dtype, and shapes were validated by the caller (the op in
@@ -52,13 +54,29 @@ class Backend {
     size_t reserved_bytes = 0;                 // held by a caching allocator, in use or not
   };
   virtual MemoryStats memory_stats() const { return {}; }
-  // Let float32 matmuls use TF32 tensor cores (CUDA only; the CPU ignores it).
+  // Let float32 matmuls use TF32 tensor cores where the device has them; a backend without ignores it.
   virtual void allow_tf32(bool) {}
+
+  // --- capabilities: what callers ask instead of testing which device they run on ---------------
+  // The defaults describe a backend over host memory that computes in its inputs' dtype (the CPU).
+  //
+  // Mixed precision: gemm and flash_attention take bfloat16 operands with float32 results. Where
+  // false, Bf16MatmulGuard is ignored and products stay in the inputs' dtype.
+  virtual bool multiplies_bf16() const { return false; }
+  // Causal attention of heads of this size should run as the fused flash_attention kernels rather than
+  // as two batched products around a softmax: true where the device is bound by memory traffic, which
+  // the fused kernels save (a GPU), false where it is bound by arithmetic, which BLAS products do best.
+  virtual bool prefers_fused_attention(int64_t /*head_dim*/) const { return false; }
+  // Ids and targets live where the host reads them, so a bad one throws before or as its kernel runs.
+  // Where false, nothing reads them back (that would wait for the device every step): the kernel
+  // reports a bad one at the next wait instead ("deferred errors" below).
+  virtual bool checks_ids_at_once() const { return true; }
 
   // --- kernel timing (profiling) -------------------------------------------------------------
   // While switched on, the backend times every kernel it launches (CUDA: with events on its stream,
   // so the numbers are GPU time, not launch time). kernel_times() waits for the device and returns
-  // the totals per kernel name since timing was switched on, largest first. The CPU keeps none.
+  // the totals per kernel name since timing was switched on, largest first. By default a backend keeps
+  // none (the CPU).
   struct KernelTime {
     std::string kernel;  // the method's name; gemm adds its dtypes and sizes
     int64_t calls = 0;
@@ -74,7 +92,7 @@ class Backend {
   // capturing is kept for the graph until release_graph(), so no later tensor lands in a buffer the
   // replays write. The captured work must read its inputs from device buffers the caller rewrites
   // between replays: copying from or to the host, or waiting for the device, while capturing throws.
-  // The CPU has no graphs: supports_graphs() is false and the others throw.
+  // By default a backend has no graphs (the CPU): supports_graphs() is false and the others throw.
   virtual bool supports_graphs() const { return false; }
   virtual void begin_graph_capture();
   virtual int64_t end_graph_capture();  // → the graph's id
@@ -82,11 +100,13 @@ class Backend {
   virtual void release_graph(int64_t graph);
 
   // --- data movement -------------------------------------------------------------------------
+  // out[i] = value in out's dtype; to int32 it truncates toward zero, saturates, and NaN becomes 0.
   virtual void fill(Tensor& out, double value) = 0;
   // dst[i] = src[i] for every multi-index; both may have any strides (the one kernel that may read
   // a non-contiguous tensor, since it follows the strides). Same shape and dtype.
   virtual void strided_copy(const Tensor& src, Tensor& dst) = 0;
-  virtual void cast(const Tensor& src, Tensor& dst) = 0;  // contiguous, same shape, dtypes differ
+  // dst[i] = src[i] in dst's dtype, converted as fill converts; same numel.
+  virtual void cast(const Tensor& src, Tensor& dst) = 0;
 
   // --- elementwise ---------------------------------------------------------------------------
   // y = op(x); Scale: alpha·x, AddScalar: x + alpha.
@@ -110,8 +130,8 @@ class Backend {
   // --- matrix multiply -----------------------------------------------------------------------
   // For b in [0, batch): C_b = alpha · op(A_b) · op(B_b) + beta · C_b, row-major, where op transposes
   // when the flag is set, A_b starts at a + b·stride_a (elements), and so on. C is m×n, op(A) m×k.
-  // a, b and c share one dtype, except that the CUDA backend also takes bfloat16 a and b with a
-  // float32 c (mixed precision: bf16 inputs, fp32 accumulation and output).
+  // a, b and c share one dtype, except that a backend that multiplies_bf16() also takes bfloat16 a and
+  // b with a float32 c (mixed precision: bf16 inputs, fp32 accumulation and output).
   struct Gemm {
     bool trans_a = false, trans_b = false;
     int64_t m = 0, n = 0, k = 0;
@@ -130,10 +150,10 @@ class Backend {
   virtual void log_softmax_forward(const Tensor& x, Tensor& y) = 0;                       // [rows, n]
   virtual void log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) = 0;  // gy − e^y Σgy
   // Deferred errors: ids index rows, so a bad one (a target outside [−1, V), an embedding id outside
-  // [0, V)) is an Error naming the id, its position and the fix. The CPU throws it at once. A GPU
-  // backend does not read ids back to check them (that would wait for the device every step): its
-  // kernel treats the row safely (zero output, no loss, no gradient) and the backend throws the
-  // first bad id at its next wait for the device (copy_to_host, synchronize, sum_of_squares).
+  // [0, V)) is an Error naming the id, its position and the fix. A backend that checks_ids_at_once()
+  // throws it before the kernel's result is used. One that does not (a GPU) never reads ids back to
+  // check them: its kernel treats the row safely (zero output, no loss, no gradient) and the backend
+  // throws the first bad id at its next wait for the device (copy_to_host, synchronize, sum_of_squares).
   //
   // logits [N, V], targets int32 [N] (−1 = ignore): losses[i] = logsumexp(logits_i) − logits[i, t_i]
   // (0 when ignored), lse[i] saved for backward, and divisor (one element, dtype of logits) =
@@ -176,12 +196,11 @@ class Backend {
   //   q (B,Tq,H,dh), k and v (B,Tk,Hkv,dh), out (B,Tq,H,dh), lse (B,H,Tq), all of one float dtype:
   //   lse[b,h,i] = log Σ_j exp(scale · q_i·k_j), saved for backward. Query i sits at position
   //   i + Tk − Tq and sees keys j ≤ that; head h reads key/value head h / (H / Hkv).
-  // Mixed precision (CUDA only): q, k, v and, in backward, gout may be bfloat16, with out, lse and the
-  // gradients float32; the products then run on tensor cores (the probabilities rounded to bfloat16
-  // too), accumulating in float32. Backward writes gq, gk, gv (overwriting them), using
+  // Mixed precision (where multiplies_bf16()): q, k, v and, in backward, gout may be bfloat16, with out,
+  // lse and the gradients float32; the products then take bfloat16 operands (the probabilities rounded
+  // to bfloat16 too) and accumulate in float32. Backward writes gq, gk, gv (overwriting them), using
   // D_i = Σ gout_i ⊙ out_i.
   struct FlashAttention {
-    static constexpr int64_t kMaxGpuHeadDim = 128;  // the CUDA kernels keep a head row in registers
     int64_t batch = 0, q_len = 0, kv_len = 0, heads = 0, kv_heads = 0, head_dim = 0;
     double scale = 1.0;
   };
@@ -190,7 +209,9 @@ class Backend {
   virtual void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
                                         const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
                                         Tensor& gk, Tensor& gv) = 0;
-  // AdamW with decoupled weight decay over every slot (spec: p ← p − lr·wd·p, then the Adam step).
+  // AdamW with decoupled weight decay over every slot (spec), with g = grad_scale · grad and t = step:
+  //   m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²
+  //   p ← p − lr·wd·p − lr · (m / (1 − β1^t)) / (sqrt(v / (1 − β2^t)) + eps)
   virtual void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) = 0;
 
   // --- inference -----------------------------------------------------------------------------
@@ -205,17 +226,16 @@ class Backend {
   //          plain      (q_rank = 0): b_q [B,H,dh], the rotated heads (a_q unused)
   //   cache: a_k [B,M,H,R], b_k [B,M,R,dh] (rotated), a_v [B,M,H,R], b_v [B,M,R,dh]; M = capacity
   //   lengths int32 [B], each in [1, M]; out [B,H,dh]
-  // logit[h,m] = logit_scale · Σ_r Σ_s A_q[h,r] A_k[m,h,s] <B_q[r], B_k[m,s]>   (plain: <q_h, B_k[m,s]>)
+  // logit[h,m] = logit_scale · Σ_r Σ_s A_q[h,r] A_k[m,h,s] <B_q[r], B_k[m,s]>
+  //              (plain: logit_scale · Σ_s A_k[m,h,s] <q_h, B_k[m,s]>)
   // out[h]     = value_scale · Σ_m softmax_m(logit[h]) Σ_u A_v[m,h,u] B_v[m,u]
-  // The base implementation is the CPU kernel (core/cpu_kernels_tpa_decode.cpp); it throws "not
-  // implemented" for any other device, whose backend must override it.
   struct TPADecode {
     int64_t batch = 0, heads = 0, q_rank = 0, rank = 0, head_dim = 0, capacity = 0;
     double logit_scale = 1.0, value_scale = 1.0;
   };
   virtual void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                                     const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
-                                    Tensor& out);
+                                    Tensor& out) = 0;
 };
 
 // The backend for a device; throws a clear error for CUDA when there is none.
@@ -229,10 +249,5 @@ struct BackendFactory {
 };
 void register_backend_factory(Device device, BackendFactory factory);
 bool device_available(Device device);
-
-// CPU threads for OpenBLAS and OpenMP kernels (0 = T6_NUM_THREADS, else OMP_NUM_THREADS, else all cores).
-void set_cpu_threads(int threads);
-int cpu_threads();
-std::string blas_description();  // which BLAS library and version is linked in
 
 }  // namespace t6

@@ -10,4 +10,9 @@ Device parse_device(const std::string& name) {
   throw Error(cat("unknown device \"", name, "\": allowed values are \"cpu\" and \"cuda\""));
 }
 
+const EnumNames<Device>& device_names() {
+  static const EnumNames<Device> names = {{Device::CPU, "cpu"}, {Device::CUDA, "cuda"}};
+  return names;
+}
+
 }  // namespace t6

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/enum_names.h"
+
 namespace t6 {
 
 enum class Device : uint8_t { CPU, CUDA };
@@ -12,5 +14,6 @@ inline const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cu
 
 // Parses "cpu" or "cuda"; throws t6::Error naming the allowed values otherwise.
 Device parse_device(const std::string& name);
+const EnumNames<Device>& device_names();  // "cpu", "cuda": for config keys
 
 }  // namespace t6

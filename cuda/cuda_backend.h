@@ -41,6 +41,11 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   MemoryStats memory_stats() const override;
   void allow_tf32(bool allow) override { tf32_ = allow; }
+  bool multiplies_bf16() const override { return true; }
+  // the fused kernels keep a head row in registers
+  bool prefers_fused_attention(int64_t head_dim) const override { return head_dim <= kMaxFusedHeadDim; }
+  bool checks_ids_at_once() const override { return false; }
+  static constexpr int64_t kMaxFusedHeadDim = 128;
   void set_kernel_timing(bool on) override { timer_.set_enabled(on); }
 
   bool supports_graphs() const override { return true; }

@@ -3,8 +3,8 @@
 //
 // One shape skips cuBLAS: a few rows times a transposed weight, C (m×n) = A (m×k) · Bᵀ with m ≤ 8 — a
 // linear layer during decoding, one token per row. cuBLAS runs it as a tiled product over a handful
-// of blocks, about 10 µs whatever the size; gemm_few_rows gives every output column a warp, so the
-// whole GPU streams the weight once, at memory speed.
+// of blocks, which leaves most of the GPU idle whatever the size; gemm_few_rows gives every output
+// column a warp, so the whole GPU streams the weight once, at memory speed.
 //
 // cuBLAS is column-major and t6 is row-major. A row-major m×n matrix with leading dimension ld is,
 // read column-major, its n×m transpose with the same ld. So instead of C = op(A)·op(B) we ask cuBLAS

@@ -1,5 +1,5 @@
 // Fused causal attention on the GPU (FlashAttention-2; the CPU twin is
-// core/cpu_kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
+// core/cpu/kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
 //
 // * Tensor-core kernels (`*_tc`), for bf16 mixed precision with head_dim 32, 64 or 128: q, k, v (and
 //   in backward the output gradient) come as bfloat16 copies, half the bytes of every tile load; 4 or 8
@@ -296,12 +296,11 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_backward_dkdv_simt(
 
 constexpr int kTile = 64;        // rows of a tile: queries and keys
 constexpr int kTcThreads = 128;  // the backward kernels: 4 warps, 64 rows
-// The forward kernel gives a block 128 query rows (8 warps; for head_dim ≤ 64 at most 128 registers
-// each, so that two blocks share a multiprocessor), so every k/v tile it loads serves twice as many
-// rows. Its time goes mostly to those loads, fp32 rows re-read from L2 by every block: at the paper's
-// small T6 it took 11.0 ms of a step with 64 rows per block, 7.5 ms with 128, and 4.3 ms with the
-// loads left out. The backward kernels hold more accumulators (177–196 registers at 8 warps), so an
-// 8-warp block would fit once per multiprocessor: measured slower (30.7 ms against 27.0), they keep 4.
+// The forward kernel's time goes mostly to loading k/v tiles, rows re-read from L2 by every block, so
+// a block takes 128 query rows (8 warps; for head_dim ≤ 64 at most 128 registers each, so that two
+// blocks share a multiprocessor) and every tile it loads serves twice as many rows. The backward kernels
+// hold more accumulators (177–196 registers at 8 warps), so an 8-warp block would fit only once per
+// multiprocessor: they keep 4 warps. docs/PERF.md has the timings of both choices.
 constexpr int kForwardRows = 128;
 constexpr int kForwardThreads = 256;
 template <int DH>
@@ -771,8 +770,8 @@ void allow_shared_memory(Kernel kernel, size_t bytes) {
 kernels::FlashShape flash_shape(const Backend::FlashAttention& a) {
   for (int64_t value : {a.batch, a.q_len, a.kv_len, a.heads, a.kv_heads, a.head_dim})
     T6_CHECK(value > 0 && value <= INT_MAX / 2, "cuda flash_attention: size ", value, " is out of range");
-  T6_CHECK(a.head_dim <= Backend::FlashAttention::kMaxGpuHeadDim, "cuda flash_attention: head_dim ", a.head_dim,
-           " is above ", Backend::FlashAttention::kMaxGpuHeadDim, "; use the composite causal attention");
+  T6_CHECK(a.head_dim <= CudaBackend::kMaxFusedHeadDim, "cuda flash_attention: head_dim ", a.head_dim,
+           " is above ", CudaBackend::kMaxFusedHeadDim, "; use the composite causal attention");
   T6_CHECK(a.batch * a.heads <= INT_MAX && a.q_len <= 65535 * int64_t(kernels::kSimtRows), "cuda flash_attention: ",
            a.batch, "×", a.heads, " heads of ", a.q_len, " queries exceed the launch grid");
   kernels::FlashShape p;

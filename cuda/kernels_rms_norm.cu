@@ -1,7 +1,7 @@
 // RMSNorm without a weight (the spec's rmsnorm), forward and backward, over rows of length d.
 // float32 with float32 accumulation; one warp per row, eight rows per block. A model's rows are short
-// (d = 768 in the paper's small T6), so a whole block per row spent its time in block-wide barriers:
-// one warp reduces with shuffles alone, and its second pass over the row is served from L1.
+// (d = 768 in the paper's small T6), so a whole block per row would spend its time in block-wide
+// barriers: one warp reduces with shuffles alone, and its second pass over the row is served from L1.
 #include <cmath>
 
 #include "cuda/cuda_backend.h"

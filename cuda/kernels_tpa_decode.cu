@@ -1,4 +1,4 @@
-// FlashTPA decode attention on the GPU, the twin of core/cpu_kernels_tpa_decode.cpp (spec "Inference
+// FlashTPA decode attention on the GPU, the twin of core/cpu/kernels_tpa_decode.cpp (spec "Inference
 // with the factorized KV cache", paper Algorithm 2): one new query per row attends to the cached
 // factors A_k, rotated B_k, A_v, B_v directly, so no K or V head is ever formed. float32.
 //
@@ -29,9 +29,9 @@ namespace {
 
 // A block works through its tiles in dependent steps (the phases below, barrier to barrier), and at
 // batch 1 a long cache still gives only about two blocks per multiprocessor, so the block is as wide as
-// CUDA allows: each step then takes one or two rounds of its threads. At batch 1 with 8K tokens cached
-// the kernel took 34 µs per layer with 256 threads, 28 µs with 512 and 26 µs with 1024. The merge
-// reads every chunk's state for its (row, head): wide too, so each thread sums fewer chunks in turn.
+// CUDA allows: each step then takes one or two rounds of its threads (docs/PERF.md has the timings by
+// width). The merge reads every chunk's state for its (row, head): wide too, so each thread sums fewer
+// chunks in turn.
 constexpr int kDecodeThreads = 1024;
 constexpr int kMergeThreads = 1024;
 constexpr int64_t kMaxTile = 32;              // tokens per tile: one per lane in the softmax step

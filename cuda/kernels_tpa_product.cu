@@ -1,20 +1,18 @@
 // TPA's per-token factor product, forward and backward, float32 and float64 (the CPU twin is
-// core/cpu_kernels_tpa_product.cpp; the shapes are in core/backend.h).
+// core/cpu/kernels_tpa_product.cpp; the shapes are in core/backend.h).
 //
 // Every token n has factors a[n] (H×R) and b[n] (R×dh) and gets heads out[n] = scale · a[n]·b[n]
 // (H×dh). R is 1 to a few, so this is memory traffic, not arithmetic: at the paper's small T6 a token
 // reads 196–588 factor values and writes 2,176 head values. Each warp takes one token at a time (a
 // grid-stride loop over tokens) and stages its factors in its own slice of shared memory; its lanes
 // then walk the heads row by row, lane j owning columns j, j + 32, …, so every global read and write
-// is coalesced and no step needs more than the warp to agree. cuBLAS ran the same work as 16,384 tiny
-// batched gemms, then a separate pass applied the 1/R; a first version of this kernel, one token per
-// block of 128 threads, spent most of its time waiting at block barriers.
+// is coalesced, and no step needs more than the warp to agree (no block barriers).
 //
 // For float32 with head_dim 32, 64 or 128 and R ≤ 8 (every T6 configuration in the paper) a second
 // pair of kernels, `*_registers`, keeps the token's b rows (and, backward, its gb sums) in registers,
-// lane j holding columns j, j + 32, …: no shared memory and no index arithmetic per element. The
-// shared-memory kernels were bound by instruction issue (ncu: 57% compute, 45% memory throughput),
-// and serve float64 and every other shape.
+// lane j holding columns j, j + 32, …: no shared memory and no index arithmetic per element, since the
+// shared-memory kernels are bound by instruction issue (docs/PERF.md). Those serve float64 and every
+// other shape.
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_utils.cuh"

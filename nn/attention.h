@@ -1,11 +1,8 @@
-// The attention interface shared by every variant of the spec ("tpa", "tpa_kvonly", "mha", "gqa",
-// "mqa"), and the causal scaled-dot-product attention they all end with.
+// The interface every attention variant of the spec implements (AttentionKind: TPA and TPA-KVonly in
+// nn/tpa_attention.h, the MHA/GQA/MQA baselines in nn/gqa_attention.h): training forward, and the
+// prefill and decode steps of generation over the layer's KV cache.
 #pragma once
-#include <memory>
-
-#include "core/random.h"
 #include "nn/kv_cache.h"
-#include "nn/model_config.h"
 #include "nn/module.h"
 
 namespace t6 {
@@ -23,16 +20,5 @@ class Attention : public Module {
   // step.slots[b] (its position) and attends to slots [0, step.slots[b]] of its row. → (B,1,d)
   virtual Tensor decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const = 0;
 };
-
-// Builds the variant named by config.attention, initialised from `gen`.
-std::unique_ptr<Attention> make_attention(const ModelConfig& config, Generator& gen);
-
-// softmax(q kᵀ · scale + causal mask) v per head: q (B,Tq,H,dh), k and v (B,Tk,Hkv,dh) with Hkv dividing
-// H (query head h reads key/value head h / (H/Hkv)); the Tq queries are the last Tq of the Tk positions.
-// Returns the heads concatenated head-major: (B,Tq,H·dh). On a GPU this is the fused flash_attention
-// op (autograd/ops/flash_attention.cpp); on the CPU, and as the reference the tests compare the fused
-// op with, it is composite_causal_attention: a batched matmul, a causal softmax and a second matmul.
-Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
-Tensor composite_causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 
 }  // namespace t6

@@ -1,16 +1,12 @@
-// Causal scaled-dot-product attention, shared by every attention variant.
+#include "nn/causal_attention.h"
+
 #include "autograd/ops.h"
 #include "core/backend.h"
-#include "nn/attention.h"
-#include "nn/gqa_attention.h"
-#include "nn/tpa_attention.h"
 
 namespace t6 {
 
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
-  // A GPU is bound by memory traffic here, and the fused kernel never writes the [Tq, Tk] matrices;
-  // a CPU is bound by arithmetic, and the composite path does it in two BLAS products.
-  if (q.device() != Device::CPU && q.size(3) <= Backend::FlashAttention::kMaxGpuHeadDim)
+  if (backend_of(q).prefers_fused_attention(q.size(3)))
     return flash_attention(q, k, v, scale);
   return composite_causal_attention(q, k, v, scale);
 }
@@ -30,12 +26,6 @@ Tensor composite_causal_attention(const Tensor& q, const Tensor& k, const Tensor
   Tensor y = matmul(reshape(att, {B, Hkv, G * Tq, Tk}), vh);                 // (B,Hkv,G·Tq,dh)
   y = permute(reshape(y, {B, Hkv, G, Tq, dh}), {0, 3, 1, 2, 4});             // (B,Tq,Hkv,G,dh)
   return reshape(y, {B, Tq, H * dh});                                        // head h = kv·G + g
-}
-
-std::unique_ptr<Attention> make_attention(const ModelConfig& c, Generator& gen) {
-  if (c.attention == "tpa") return std::make_unique<TPAAttention>(c, gen, /*factorized_query=*/true);
-  if (c.attention == "tpa_kvonly") return std::make_unique<TPAAttention>(c, gen, /*factorized_query=*/false);
-  return std::make_unique<GQAAttention>(c, gen);  // mha, gqa, mqa differ only in kv_heads()
 }
 
 }  // namespace t6

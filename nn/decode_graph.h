@@ -24,16 +24,15 @@ class DecodeGraph {
   DecodeGraph(const DecodeGraph&) = delete;
   DecodeGraph& operator=(const DecodeGraph&) = delete;
 
-  // Whether steps replay a graph (a device with graphs and a factorized attention).
-  bool uses_graph() const { return use_graph_; }
   // T6Model::decode_step for these tokens (one per row, already validated): the logits (B,V) on the
-  // model's device, and the cache advanced. The tensor is overwritten by the next step.
+  // model's device, and the cache advanced. The tensor is overwritten by the next step (a replayed
+  // step writes the captured step's output buffer each time).
   Tensor step(const std::vector<int32_t>& tokens);
 
  private:
   const T6Model& model_;
   KVCache& cache_;
-  bool use_graph_;
+  bool use_graph_;     // a device with graphs and a factorized attention
   Tensor tokens_;      // int32 (B) on the device
   Tensor slot_table_;  // int32 (2,B) on the device: positions, lengths
   Tensor logits_;      // (B,V): the captured step's output

@@ -4,15 +4,14 @@
 #include <cmath>
 
 #include "autograd/ops.h"
-#include "core/random.h"
 #include "nn/module.h"
 
 namespace t6 {
 
 class Embedding : public Module {
  public:
-  Embedding(int64_t vocab_size, int64_t dim, Generator& gen)
-      : weight(register_parameter("weight", uniform({vocab_size, dim}, -1.0 / std::sqrt(dim), 1.0 / std::sqrt(dim), gen))) {}
+  Embedding(int64_t vocab_size, int64_t dim, const ParameterInit& init)
+      : weight(register_parameter("weight", {vocab_size, dim}, 1.0 / std::sqrt(static_cast<double>(dim)), init)) {}
 
   Tensor forward(const Tensor& ids) const { return embedding(weight, ids); }              // (B,T) → (B,T,d)
   Tensor logits(const Tensor& x) const { return matmul(x, weight, false, true); }          // (B,T,d) → (B,T,V)

@@ -1,20 +1,12 @@
 #include "nn/flash_tpa_decode.h"
 
-#include <algorithm>
 #include <cmath>
 
-#include "autograd/ops.h"
 #include "core/backend.h"
-#include "nn/tpa_attention.h"
 
 namespace t6 {
 
 namespace {
-
-void check_lengths(const std::vector<int64_t>& lengths, int64_t B, int64_t M, const char* op) {
-  T6_CHECK(static_cast<int64_t>(lengths.size()) == B, op, ": ", lengths.size(), " lengths for ", B, " rows");
-  for (int64_t n : lengths) T6_CHECK(n >= 1 && n <= M, op, ": a row attends to ", n, " tokens; needs 1 to ", M);
-}
 
 void check_has_factors(const LayerKVCache& cache) {
   T6_CHECK(cache.a_k.defined(), "flash_tpa_decode: the cache holds no factors (it belongs to an mha/gqa/mqa model)");
@@ -24,7 +16,7 @@ void check_has_factors(const LayerKVCache& cache) {
 
 Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
   check_has_factors(cache);
-  check_lengths(lengths, cache.a_k.size(0), cache.a_k.size(1), "flash_tpa_decode");
+  check_decode_lengths(lengths, cache.a_k.size(0), cache.a_k.size(1), "flash_tpa_decode");
   const std::vector<int32_t> lengths32(lengths.begin(), lengths.end());
   return flash_tpa_decode(query, cache, from_ints(lengths32, {cache.a_k.size(0)}, cache.a_k.device()));
 }
@@ -59,41 +51,6 @@ Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const 
   backend_of(out).tpa_decode_attention(p, a_q, query.b_q.contiguous_data(), cache.a_k, cache.b_k, cache.a_v,
                                        cache.b_v, lengths.contiguous_data(), out);
   return out;
-}
-
-Tensor cached_heads_decode(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                           const std::vector<int64_t>& lengths) {
-  const int64_t B = q.size(0), H = q.size(1), dh = q.size(2), Hkv = k_cache.size(1), M = k_cache.size(2);
-  T6_CHECK(k_cache.ndim() == 4 && H % Hkv == 0 && k_cache.size(0) == B && k_cache.size(3) == dh &&
-               v_cache.shape() == k_cache.shape(),
-           "cached_heads_decode: q ", shape_str(q.shape()), " does not fit the cached heads ",
-           shape_str(k_cache.shape()), " and ", shape_str(v_cache.shape()));
-  check_lengths(lengths, B, M, "cached_heads_decode");
-  std::vector<Tensor> rows;
-  for (int64_t b = 0; b < B; ++b) {
-    const Tensor qb = reshape(slice(q, 0, b, b + 1), {1, Hkv, H / Hkv, dh});  // head h = kv·G + g
-    Tensor scores = matmul(qb, slice(k_cache, 0, b, b + 1), false, true);      // (1,Hkv,G,M)
-    if (lengths[b] < M) {  // −inf on the slots this row has not filled: they get no weight
-      std::vector<double> mask(static_cast<size_t>(M), 0.0);
-      std::fill(mask.begin() + lengths[b], mask.end(), -INFINITY);
-      scores = add(scores, from_vector(mask, {M}, scores.dtype(), scores.device()));
-    }
-    const Tensor att = softmax(scores, 1.0 / std::sqrt(static_cast<double>(dh)));
-    rows.push_back(reshape(matmul(att, slice(v_cache, 0, b, b + 1)), {1, H, dh}));  // (1,Hkv,G,dh)
-  }
-  return concat(rows, 0);  // (B,H,dh)
-}
-
-Tensor materialized_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
-  const int64_t B = query.b_q.size(0);
-  const Tensor q = query.a_q.defined()
-                       ? tpa_product(reshape(query.a_q, {B, 1, query.a_q.size(1), query.a_q.size(2)}),
-                                     reshape(query.b_q, {B, 1, query.b_q.size(1), query.b_q.size(2)}))
-                       : query.b_q;                 // (B,1,H,dh) or (B,H,dh)
-  // k_t = (1/R)·A_k B_k and v_t for every slot, as the spec writes them, then head-major: (B,H,M,dh)
-  const Tensor k = contiguous(permute(tpa_product(cache.a_k, cache.b_k), {0, 2, 1, 3}));
-  const Tensor v = contiguous(permute(tpa_product(cache.a_v, cache.b_v), {0, 2, 1, 3}));
-  return cached_heads_decode(reshape(q, {B, k.size(1), k.size(3)}), k, v, lengths);
 }
 
 }  // namespace t6

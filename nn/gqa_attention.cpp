@@ -2,19 +2,17 @@
 
 #include <cmath>
 
-#include "nn/flash_tpa_decode.h"
+#include "nn/cached_heads_decode.h"
+#include "nn/causal_attention.h"
 
 namespace t6 {
 
-GQAAttention::GQAAttention(const ModelConfig& c, Generator& gen)
+GQAAttention::GQAAttention(const ModelConfig& c, const ParameterInit& init)
     : config(c),
-      c_q(register_module("c_q", std::make_unique<Linear>(c.n_embd, c.n_head * c.head_dim,
-                                                          xavier_bound(c.n_embd, c.n_head * c.head_dim), gen))),
-      c_k(register_module("c_k", std::make_unique<Linear>(c.n_embd, c.kv_heads() * c.head_dim,
-                                                          xavier_bound(c.n_embd, c.kv_heads() * c.head_dim), gen))),
-      c_v(register_module("c_v", std::make_unique<Linear>(c.n_embd, c.kv_heads() * c.head_dim,
-                                                          xavier_bound(c.n_embd, c.kv_heads() * c.head_dim), gen))),
-      c_proj(register_module("c_proj", std::make_unique<Linear>(c.n_head * c.head_dim, c.n_embd, 0.0, gen))) {}
+      c_q(register_module("c_q", xavier_linear(c.n_embd, c.n_head * c.head_dim, init))),
+      c_k(register_module("c_k", xavier_linear(c.n_embd, c.kv_heads() * c.head_dim, init))),
+      c_v(register_module("c_v", xavier_linear(c.n_embd, c.kv_heads() * c.head_dim, init))),
+      c_proj(register_module("c_proj", std::make_unique<Linear>(c.n_head * c.head_dim, c.n_embd, 0.0, init))) {}
 
 Tensor GQAAttention::queries(const Tensor& x, const Tensor& positions) const {
   return rope(reshape(c_q.forward(x), {x.size(0), x.size(1), config.n_head, config.head_dim}), positions);

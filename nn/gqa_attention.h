@@ -4,12 +4,13 @@
 #pragma once
 #include "nn/attention.h"
 #include "nn/linear.h"
+#include "nn/model_config.h"
 
 namespace t6 {
 
 class GQAAttention : public Attention {
  public:
-  GQAAttention(const ModelConfig& c, Generator& gen);
+  GQAAttention(const ModelConfig& c, const ParameterInit& init);
   Tensor forward(const Tensor& x, const Tensor& positions) const override;
   Tensor prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const override;
   Tensor decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const override;

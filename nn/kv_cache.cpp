@@ -42,6 +42,12 @@ std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots) {
   return lengths;
 }
 
+void check_decode_lengths(const std::vector<int64_t>& lengths, int64_t rows, int64_t capacity, const char* op) {
+  T6_CHECK(static_cast<int64_t>(lengths.size()) == rows, op, ": ", lengths.size(), " lengths for ", rows, " rows");
+  for (int64_t n : lengths)
+    T6_CHECK(n >= 1 && n <= capacity, op, ": a row attends to ", n, " tokens; needs 1 to ", capacity);
+}
+
 KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t capacity, Device device, DType dtype)
     : batch_(batch), capacity_(capacity), device_(device), lengths_(static_cast<size_t>(batch), 0) {
   T6_CHECK(batch >= 1 && capacity >= 1, "KVCache: needs at least one row and one slot, got ", batch, " rows of ",
@@ -111,8 +117,8 @@ int64_t KVCache::bytes_per_token() const { return bytes_allocated() / (batch_ * 
 
 std::vector<KVCacheSize> kv_cache_comparison(const ModelConfig& c) {
   const int64_t mha_heads = std::max<int64_t>(1, c.n_embd / c.head_dim);
-  const int64_t gqa_heads = c.attention == "gqa" ? c.n_kv_head : std::max<int64_t>(1, mha_heads / 4);
-  return {{"this model (" + c.attention + ")", c.kv_cache_numbers_per_token_per_layer()},
+  const int64_t gqa_heads = c.attention == AttentionKind::GQA ? c.n_kv_head : std::max<int64_t>(1, mha_heads / 4);
+  return {{"this model (" + std::string(c.attention_name()) + ")", c.kv_cache_numbers_per_token_per_layer()},
           {"MHA, " + std::to_string(mha_heads) + " heads", 2 * mha_heads * c.head_dim},
           {"GQA, " + std::to_string(gqa_heads) + " kv heads", 2 * gqa_heads * c.head_dim},
           {"MQA, 1 kv head", 2 * c.head_dim}};

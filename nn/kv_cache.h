@@ -36,6 +36,9 @@ void write_cache_at(const Tensor& buffer, const Tensor& values, const Tensor& de
 // How many tokens each row attends to when its new token sits in slot slots[b]: itself and every
 // earlier slot, slots[b] + 1.
 std::vector<int64_t> lengths_through(const std::vector<int64_t>& slots);
+// Throws unless there is one length per row of `rows`, each in [1, capacity]: the tokens a decode
+// attention (`op`) may read of each row.
+void check_decode_lengths(const std::vector<int64_t>& lengths, int64_t rows, int64_t capacity, const char* op);
 
 // Where one decode step's new tokens go, worked out once per step (KVCache::decode_slots) and shared by
 // every layer, so that a step uploads them to the device once, not once per layer.

@@ -7,18 +7,21 @@ namespace t6 {
 
 class MLP : public Module {
  public:
-  MLP(const ModelConfig& c, Generator& gen)
-      : c_fc1(register_module("c_fc1", std::make_unique<Linear>(c.n_embd, c.mlp_hidden(), 1.0 / std::sqrt(c.n_embd), gen))),
-        c_fc2(register_module("c_fc2", std::make_unique<Linear>(c.n_embd, c.mlp_hidden(), 1.0 / std::sqrt(c.n_embd), gen))),
-        c_proj(register_module("c_proj", std::make_unique<Linear>(c.mlp_hidden(), c.n_embd, 0.0, gen))) {}
+  MLP(const ModelConfig& c, const ParameterInit& init)
+      : c_fc1(register_module("c_fc1", std::make_unique<Linear>(c.n_embd, c.mlp_hidden(), input_bound(c), init))),
+        c_fc2(register_module("c_fc2", std::make_unique<Linear>(c.n_embd, c.mlp_hidden(), input_bound(c), init))),
+        c_proj(register_module("c_proj", std::make_unique<Linear>(c.mlp_hidden(), c.n_embd, 0.0, init))) {}
 
   Tensor forward(const Tensor& x) const {                // (B,T,d)
     return c_proj.forward(swiglu(c_fc1.forward(x), c_fc2.forward(x)));  // (B,T,F) → (B,T,d)
   }
 
-  Linear& c_fc1;
-  Linear& c_fc2;
-  Linear& c_proj;
+  Linear& c_fc1;   // (F, d)
+  Linear& c_fc2;   // (F, d)
+  Linear& c_proj;  // (d, F), zeros at init
+
+ private:
+  static double input_bound(const ModelConfig& c) { return 1.0 / std::sqrt(static_cast<double>(c.n_embd)); }
 };
 
 }  // namespace t6

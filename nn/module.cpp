@@ -1,23 +1,37 @@
 #include "nn/module.h"
 
 #include "autograd/node.h"
+#include "core/error.h"
 
 namespace t6 {
 
-Tensor Module::register_parameter(const std::string& name, Tensor value) {
-  value.set_requires_grad(true);
-  parameters_.emplace_back(name, value);
+Tensor Module::register_parameter(const std::string& name, const Shape& shape, double bound,
+                                  const ParameterInit& init) {
+  Tensor value = init.make(shape, bound);
+  if (value.defined()) value.set_requires_grad(true);
+  parameters_.push_back({{name, shape}, value});
   return value;
 }
 
-void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const {
-  for (const auto& [name, p] : parameters_) out.emplace_back(prefix + name, p);
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", out);
+void Module::for_each_parameter(const std::string& prefix,
+                                const std::function<void(const std::string&, const Parameter&)>& visit) const {
+  for (const Parameter& p : parameters_) visit(prefix + p.spec.name, p);
+  for (const auto& [name, child] : children_) child->for_each_parameter(prefix + name + ".", visit);
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Tensor>> out;
-  collect("", out);
+  for_each_parameter("", [&](const std::string& name, const Parameter& p) {
+    T6_CHECK(p.value.defined(), "Module: parameter \"", name, "\" has no value; the model was built shapes-only, "
+             "for its names and shapes");
+    out.emplace_back(name, p.value);
+  });
+  return out;
+}
+
+std::vector<ParameterSpec> Module::parameter_layout() const {
+  std::vector<ParameterSpec> out;
+  for_each_parameter("", [&](const std::string& name, const Parameter& p) { out.push_back({name, p.spec.shape}); });
   return out;
 }
 
@@ -29,7 +43,7 @@ std::vector<Tensor> Module::parameters() const {
 
 int64_t Module::parameter_count() const {
   int64_t n = 0;
-  for (const auto& [name, p] : named_parameters()) n += p.numel();
+  for (const ParameterSpec& p : parameter_layout()) n += numel_of(p.shape);
   return n;
 }
 
@@ -62,11 +76,6 @@ void Module::to(Device device) {
 void Module::to(DType dtype) {
   for (auto& [name, p] : named_parameters())
     if (p.dtype() != dtype) replace_data(p, p.to_dtype(dtype));
-}
-
-void Module::train(bool on) {
-  training_ = on;
-  for (auto& [name, child] : children_) child->train(on);
 }
 
 }  // namespace t6

@@ -1,21 +1,15 @@
-// The names and shapes of a model's parameters, derived from its config alone (no allocation): what a
-// checkpoint must contain, what `t6 info` counts, and what T6Model registers (a test checks they agree).
+// The names and shapes of a model's parameters from its config alone, with nothing allocated: what a
+// checkpoint of it holds and what `t6 info` counts. They are read off a T6Model built shapes-only, so
+// they are the modules' own declarations, never a second list to keep in step.
 #pragma once
-#include <string>
-#include <utility>
 #include <vector>
 
-#include "core/shape.h"
 #include "nn/model_config.h"
+#include "nn/module.h"
 
 namespace t6 {
 
-struct ParameterSpec {
-  std::string name;  // the spec's state-dict name
-  Shape shape;       // [out, in] for linear layers
-};
-
-std::vector<ParameterSpec> parameter_layout(const ModelConfig& config);
+std::vector<ParameterSpec> parameter_layout(const ModelConfig& config);  // in T6Model's registration order
 int64_t parameter_total(const ModelConfig& config);
 
 }  // namespace t6

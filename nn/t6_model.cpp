@@ -2,13 +2,14 @@
 #include "nn/t6_model.h"
 
 #include "autograd/node.h"
+#include "nn/attention_factory.h"
 
 namespace t6 {
 
-Block::Block(const ModelConfig& c, Generator& gen)
+Block::Block(const ModelConfig& c, const ParameterInit& init)
     : norm_eps(c.norm_eps),
-      attn(register_module("attn", make_attention(c, gen))),
-      mlp(register_module("mlp", std::make_unique<MLP>(c, gen))) {}
+      attn(register_module("attn", make_attention(c, init))),
+      mlp(register_module("mlp", std::make_unique<MLP>(c, init))) {}
 
 Tensor Block::add_mlp(const Tensor& h) const {
   return add(h, mlp.forward(rms_norm(h, norm_eps)));  // x + MLP(rmsnorm(x))
@@ -26,21 +27,26 @@ Tensor Block::decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cac
   return add_mlp(add(x, attn.decode(rms_norm(x, norm_eps), step, cache)));
 }
 
-Transformer::Transformer(const ModelConfig& c, Generator& gen)
-    : wte(register_module("wte", std::make_unique<Embedding>(c.vocab_size, c.n_embd, gen))),
+Transformer::Transformer(const ModelConfig& c, const ParameterInit& init)
+    : wte(register_module("wte", std::make_unique<Embedding>(c.vocab_size, c.n_embd, init))),
       h(register_module("h", std::make_unique<ModuleList>())) {
-  for (int64_t i = 0; i < c.n_layer; ++i) h.append(std::make_unique<Block>(c, gen));
+  for (int64_t i = 0; i < c.n_layer; ++i) h.append(std::make_unique<Block>(c, init));
 }
 
 T6Model::T6Model(const ModelConfig& c) : T6Model(c, Generator(c.init_seed)) {}
 
-// Validates first, then draws every initial weight from one generator in construction order.
-T6Model::T6Model(const ModelConfig& c, Generator&& gen)
-    : config((c.validate(), c)), transformer(register_module("transformer", std::make_unique<Transformer>(c, gen))) {}
+T6Model T6Model::shapes_only(const ModelConfig& c) { return T6Model(c, ParameterInit::shapes_only()); }
 
-Tensor T6Model::positions(int64_t B, int64_t T, int64_t start) const {
+// One generator draws every initial weight, in construction order.
+T6Model::T6Model(const ModelConfig& c, Generator&& gen) : T6Model(c, ParameterInit(gen)) {}
+
+// Validates first: an impossible config throws before any module is built.
+T6Model::T6Model(const ModelConfig& c, const ParameterInit& init)
+    : config((c.validate(), c)), transformer(register_module("transformer", std::make_unique<Transformer>(c, init))) {}
+
+Tensor T6Model::positions(int64_t B, int64_t T) const {
   std::vector<int32_t> pos(static_cast<size_t>(B * T));
-  for (int64_t i = 0; i < B * T; ++i) pos[i] = static_cast<int32_t>(start + i % T);
+  for (int64_t i = 0; i < B * T; ++i) pos[i] = static_cast<int32_t>(i % T);
   return from_ints(pos, {B, T}, device());
 }
 

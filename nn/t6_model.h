@@ -12,7 +12,7 @@ namespace t6 {
 
 class Block : public Module {
  public:
-  Block(const ModelConfig& c, Generator& gen);
+  Block(const ModelConfig& c, const ParameterInit& init);
   Tensor forward(const Tensor& x, const Tensor& positions) const;  // (B,T,d) → (B,T,d)
   // The same with the layer's KV cache (Attention::prefill and Attention::decode).
   Tensor prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const;
@@ -29,7 +29,7 @@ class Block : public Module {
 // Named "transformer" in the state dict: wte and the blocks h.0 … h.{L−1}.
 class Transformer : public Module {
  public:
-  Transformer(const ModelConfig& c, Generator& gen);
+  Transformer(const ModelConfig& c, const ParameterInit& init);
   Embedding& wte;
   ModuleList& h;
   Block& block(size_t i) const { return static_cast<Block&>(h[i]); }
@@ -39,6 +39,9 @@ class T6Model : public Module {
  public:
   // Builds and initialises the model per spec from config.init_seed.
   explicit T6Model(const ModelConfig& config);
+  // The model's names and shapes and nothing else (no parameter is allocated): for parameter_layout()
+  // and parameter_count() of a model of any size. Anything that reads a value throws.
+  static T6Model shapes_only(const ModelConfig& config);
 
   struct Output {
     Tensor logits;  // (B,T,V)
@@ -65,13 +68,14 @@ class T6Model : public Module {
 
   Device device() const { return transformer.wte.weight.device(); }
   // Positions 0…T−1 for every row, as the int32 (B,T) tensor RoPE reads.
-  Tensor positions(int64_t B, int64_t T, int64_t start = 0) const;
+  Tensor positions(int64_t B, int64_t T) const;
 
   const ModelConfig config;
   Transformer& transformer;
 
  private:
   T6Model(const ModelConfig& config, Generator&& gen);
+  T6Model(const ModelConfig& config, const ParameterInit& init);
   Tensor head(const Tensor& x) const;  // final rms_norm, then the tied output head: (…,d) → (…,V)
   void check_cache(const KVCache& cache) const;
 };

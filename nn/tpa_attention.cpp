@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "nn/causal_attention.h"
 #include "nn/flash_tpa_decode.h"
 
 namespace t6 {
@@ -19,27 +20,25 @@ double factor_b_bound(const ModelConfig& c, int64_t rank) {
 }  // namespace
 
 Linear* TPAFactorProjections::add(bool present, const char* name, int64_t in, int64_t out, double bound,
-                                  Generator& gen) {
-  return present ? &register_module(name, std::make_unique<Linear>(in, out, bound, gen)) : nullptr;
+                                  const ParameterInit& init) {
+  return present ? &register_module(name, std::make_unique<Linear>(in, out, bound, init)) : nullptr;
 }
 
-TPAFactorProjections::TPAFactorProjections(const ModelConfig& c, Generator& gen, bool fq)
+TPAFactorProjections::TPAFactorProjections(const ModelConfig& c, const ParameterInit& init)
     // Members initialise in declaration order, which is the spec's order: A_q, A_k, A_v, B_q, B_k, B_v.
-    : W_A_q(add(fq, "W_A_q", c.n_embd, c.n_head * c.q_rank, factor_a_bound(c, c.q_rank), gen)),
-      W_A_k(*add(true, "W_A_k", c.n_embd, c.n_head * c.rank, factor_a_bound(c, c.rank), gen)),
-      W_A_v(*add(true, "W_A_v", c.n_embd, c.n_head * c.rank, factor_a_bound(c, c.rank), gen)),
-      W_B_q(add(fq, "W_B_q", c.n_embd, c.q_rank * c.head_dim, factor_b_bound(c, c.q_rank), gen)),
-      W_B_k(*add(true, "W_B_k", c.n_embd, c.rank * c.head_dim, factor_b_bound(c, c.rank), gen)),
-      W_B_v(*add(true, "W_B_v", c.n_embd, c.rank * c.head_dim, factor_b_bound(c, c.rank), gen)) {}
+    : W_A_q(add(c.factorized_query(), "W_A_q", c.n_embd, c.n_head * c.q_rank, factor_a_bound(c, c.q_rank), init)),
+      W_A_k(*add(true, "W_A_k", c.n_embd, c.n_head * c.rank, factor_a_bound(c, c.rank), init)),
+      W_A_v(*add(true, "W_A_v", c.n_embd, c.n_head * c.rank, factor_a_bound(c, c.rank), init)),
+      W_B_q(add(c.factorized_query(), "W_B_q", c.n_embd, c.q_rank * c.head_dim, factor_b_bound(c, c.q_rank), init)),
+      W_B_k(*add(true, "W_B_k", c.n_embd, c.rank * c.head_dim, factor_b_bound(c, c.rank), init)),
+      W_B_v(*add(true, "W_B_v", c.n_embd, c.rank * c.head_dim, factor_b_bound(c, c.rank), init)) {}
 
-TPAAttention::TPAAttention(const ModelConfig& c, Generator& gen, bool factorized_query_)
+TPAAttention::TPAAttention(const ModelConfig& c, const ParameterInit& init)
     : config(c),
-      factorized_query(factorized_query_),
-      c_q(factorized_query_ ? nullptr
-                            : &register_module("c_q", std::make_unique<Linear>(c.n_embd, c.n_head * c.head_dim,
-                                                                               xavier_bound(c.n_embd, c.n_head * c.head_dim), gen))),
-      c_qkv(register_module("c_qkv", std::make_unique<TPAFactorProjections>(c, gen, factorized_query_))),
-      c_proj(register_module("c_proj", std::make_unique<Linear>(c.n_head * c.head_dim, c.n_embd, 0.0, gen))) {}
+      c_q(c.factorized_query() ? nullptr
+                               : &register_module("c_q", xavier_linear(c.n_embd, c.n_head * c.head_dim, init))),
+      c_qkv(register_module("c_qkv", std::make_unique<TPAFactorProjections>(c, init))),
+      c_proj(register_module("c_proj", std::make_unique<Linear>(c.n_head * c.head_dim, c.n_embd, 0.0, init))) {}
 
 TPAAttention::KVFactors TPAAttention::key_value_factors(const Tensor& x, const Tensor& positions) const {
   const int64_t B = x.size(0), T = x.size(1), H = config.n_head, R = config.rank, dh = config.head_dim;
@@ -54,7 +53,7 @@ TPAAttention::KVFactors TPAAttention::key_value_factors(const Tensor& x, const T
 TPAAttention::QueryFactors TPAAttention::query_factors(const Tensor& x, const Tensor& positions) const {
   const int64_t B = x.size(0), T = x.size(1), H = config.n_head, RQ = config.q_rank, dh = config.head_dim;
   QueryFactors f;
-  if (!factorized_query) {
+  if (!config.factorized_query()) {
     f.b_q = rope(reshape(c_q->forward(x), {B, T, H, dh}), positions);
     return f;
   }
@@ -65,7 +64,7 @@ TPAAttention::QueryFactors TPAAttention::query_factors(const Tensor& x, const Te
 
 Tensor TPAAttention::queries(const Tensor& x, const Tensor& positions) const {
   const QueryFactors f = query_factors(x, positions);
-  return factorized_query ? tpa_product(f.a_q, f.b_q) : f.b_q;  // (1/RQ) A_q B_q: (B,T,H,dh)
+  return config.factorized_query() ? tpa_product(f.a_q, f.b_q) : f.b_q;  // (1/RQ) A_q B_q: (B,T,H,dh)
 }
 
 Tensor TPAAttention::attend(const Tensor& q, const KVFactors& f) const {
@@ -99,7 +98,7 @@ Tensor TPAAttention::decode(const Tensor& x, const DecodeSlots& step, LayerKVCac
   write_cache_at(cache.b_v, f.b_v, step.positions);
   const QueryFactors qf = query_factors(x, step.positions);
   TPAQuery query;
-  if (factorized_query) {
+  if (config.factorized_query()) {
     query.a_q = reshape(qf.a_q, {B, H, RQ});
     query.b_q = reshape(qf.b_q, {B, RQ, dh});
   } else {

@@ -13,6 +13,7 @@
 #pragma once
 #include "nn/attention.h"
 #include "nn/linear.h"
+#include "nn/model_config.h"
 
 namespace t6 {
 
@@ -22,7 +23,7 @@ namespace t6 {
 // The six factor projections, named as in the reference state dict: "c_qkv.W_A_q.weight", ….
 class TPAFactorProjections : public Module {
  public:
-  TPAFactorProjections(const ModelConfig& c, Generator& gen, bool factorized_query);
+  TPAFactorProjections(const ModelConfig& c, const ParameterInit& init);
   Linear* W_A_q = nullptr;  // (H·RQ, d)   absent for tpa_kvonly
   Linear& W_A_k;            // (H·R, d)
   Linear& W_A_v;            // (H·R, d)
@@ -31,12 +32,13 @@ class TPAFactorProjections : public Module {
   Linear& W_B_v;            // (R·dh, d)
 
  private:
-  Linear* add(bool present, const char* name, int64_t in, int64_t out, double bound, Generator& gen);
+  Linear* add(bool present, const char* name, int64_t in, int64_t out, double bound, const ParameterInit& init);
 };
 
 class TPAAttention : public Attention {
  public:
-  TPAAttention(const ModelConfig& c, Generator& gen, bool factorized_query);
+  // The query is factorized for tpa and a plain projection for tpa_kvonly (config.factorized_query()).
+  TPAAttention(const ModelConfig& c, const ParameterInit& init);
   Tensor forward(const Tensor& x, const Tensor& positions) const override;
   Tensor prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const override;
   // Attends in factor space (flash_tpa_decode), never forming K or V.
@@ -57,7 +59,6 @@ class TPAAttention : public Attention {
   Tensor queries(const Tensor& x, const Tensor& positions) const;
 
   const ModelConfig config;
-  const bool factorized_query;
   Linear* c_q = nullptr;  // (H·dh, d), tpa_kvonly only
   TPAFactorProjections& c_qkv;
   Linear& c_proj;  // (d, H·dh)

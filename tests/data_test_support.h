@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "train/gpt2_tokenizer.h"
+#include "train/data/gpt2_tokenizer.h"
 
 namespace t6::testing {
 

@@ -12,7 +12,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
-#include "train/atomic_file.h"
+#include "train/io/atomic_file.h"
 
 using namespace t6;
 namespace fs = std::filesystem;

@@ -6,8 +6,8 @@
 #include <numeric>
 
 #include "data_test_support.h"
-#include "train/batch_loader.h"
-#include "train/token_shards.h"
+#include "train/data/batch_loader.h"
+#include "train/data/token_shards.h"
 
 using t6::testing::error_message;
 using t6::testing::TempDir;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/cpu/threads.h"
 #include "core/random.h"
 #include "tests/test_helpers.h"
 

@@ -18,7 +18,7 @@ namespace {
 ModelConfig parity_config(const std::string& attention) {
   ModelConfig c;
   c.vocab_size = 97, c.n_layer = 2, c.n_embd = 48, c.head_dim = 16, c.q_rank = 3, c.rank = 2, c.block_size = 37;
-  c.attention = attention;
+  c.attention = attention_kind_names().parse(attention, "attention");
   c.n_head = attention == "gqa" ? 6 : 3;
   c.n_kv_head = attention == "gqa" ? 2 : 0;
   return c;
@@ -28,7 +28,7 @@ ModelConfig parity_config(const std::string& attention) {
 
 TEST_SUITE("cuda model" * doctest::skip(!device_available(Device::CUDA))) {
   TEST_CASE("GPU fp32 loss and every parameter gradient match the CPU (relative 1e-4)") {
-    for (const std::string& variant : ModelConfig::attention_kinds()) {
+    for (const std::string& variant : attention_kind_names().names()) {
       INFO("attention " << variant);
       const ModelConfig c = parity_config(variant);
       T6Model cpu(c), gpu(c);

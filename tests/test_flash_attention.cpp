@@ -10,7 +10,7 @@
 
 #include "autograd/mixed_precision.h"
 #include "core/backend.h"
-#include "nn/attention.h"
+#include "nn/causal_attention.h"
 #include "tests/test_helpers.h"
 
 using namespace t6;

@@ -11,9 +11,9 @@
 #include "data_test_support.h"
 #include "nn/generate.h"
 #include "test_helpers.h"
-#include "train/commands.h"
+#include "train/cli/commands.h"
 #include "train/model_checkpoint.h"
-#include "train/tokenizer.h"
+#include "train/data/tokenizer.h"
 
 using namespace t6;
 using namespace t6::testing;
@@ -32,7 +32,7 @@ ModelConfig small_config(const std::string& attention) {
   c.q_rank = 3;
   c.rank = 2;
   c.block_size = 16;
-  c.attention = attention;
+  c.attention = attention_kind_names().parse(attention, "attention");
   c.n_kv_head = attention == "gqa" ? 2 : 0;
   return c;
 }
@@ -286,7 +286,7 @@ TEST_CASE("t6 generate: streams text, prints JSON, reports speed and cache size"
   GenerationOptions greedy;
   greedy.greedy = true;
   greedy.max_new_tokens = 5;
-  const std::unique_ptr<Tokenizer> bytes = make_tokenizer("byte");
+  const std::unique_ptr<Tokenizer> bytes = make_tokenizer(TokenizerKind::Byte);
   const std::vector<int32_t> expected = generate(*model, {bytes->encode("Hi")}, greedy).tokens[0];
 
   const CommandRun text = run_t6({"generate", "--checkpoint", checkpoint, "--prompt", "Hi", "--max-new-tokens", "5",

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <map>
 
+#include "autograd/ops.h"
+#include "nn/cached_heads_decode.h"
 #include "nn/flash_tpa_decode.h"
 #include "nn/kv_cache.h"
 #include "test_helpers.h"
@@ -25,7 +27,7 @@ ModelConfig cache_config(const std::string& attention) {
   c.q_rank = 4;
   c.rank = 2;
   c.block_size = 32;
-  c.attention = attention;
+  c.attention = attention_kind_names().parse(attention, "attention");
   c.n_kv_head = attention == "gqa" ? 2 : 0;
   return c;
 }
@@ -38,6 +40,20 @@ LayerKVCache random_factors(int64_t B, int64_t M, int64_t H, int64_t R, int64_t 
   cache.a_v = uniform({B, M, H, R}, -1, 1, gen, dtype);
   cache.b_v = uniform({B, M, R, dh}, -1, 1, gen, dtype);
   return cache;
+}
+
+// The reference FlashTPA is tested against: K and V formed from the factors as the spec writes them,
+// then plain attention over the cached heads.
+Tensor materialized_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths) {
+  const int64_t B = query.b_q.size(0);
+  const Tensor q = query.a_q.defined()
+                       ? tpa_product(reshape(query.a_q, {B, 1, query.a_q.size(1), query.a_q.size(2)}),
+                                     reshape(query.b_q, {B, 1, query.b_q.size(1), query.b_q.size(2)}))
+                       : query.b_q;  // (B,1,H,dh) or (B,H,dh)
+  // k_t = (1/R)·A_k B_k and v_t for every slot, then head-major: (B,H,M,dh)
+  const Tensor k = contiguous(permute(tpa_product(cache.a_k, cache.b_k), {0, 2, 1, 3}));
+  const Tensor v = contiguous(permute(tpa_product(cache.a_v, cache.b_v), {0, 2, 1, 3}));
+  return cached_heads_decode(reshape(q, {B, k.size(1), k.size(3)}), k, v, lengths);
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "nn/causal_attention.h"
 #include "nn/gqa_attention.h"
 #include "nn/parameter_layout.h"
 #include "nn/t6_model.h"
@@ -27,7 +29,7 @@ ModelConfig tiny_config(const std::string& attention) {
   c.q_rank = 3;
   c.rank = 2;
   c.block_size = 8;
-  c.attention = attention;
+  c.attention = attention_kind_names().parse(attention, "attention");
   c.n_kv_head = attention == "gqa" ? 2 : 0;
   c.init_seed = 7;
   return c;
@@ -62,10 +64,47 @@ TEST_CASE("parameter names and shapes are the spec's, and the layout function ag
   CHECK(named[7].first == "transformer.h.0.attn.c_proj.weight");
   CHECK(named[10].first == "transformer.h.0.mlp.c_proj.weight");
   CHECK(named[10].second.shape() == Shape{8, 21});  // F = floor(8·8/3) = 21
+  // every variant's block, name by name: d=8, H=2 (4 for gqa), dh=4, RQ=3, R=2, kv heads 2 (gqa), 1 (mqa)
+  const std::vector<ParameterSpec> mlp = {{"mlp.c_fc1", {21, 8}}, {"mlp.c_fc2", {21, 8}}, {"mlp.c_proj", {8, 21}}};
+  const std::vector<ParameterSpec> factors = {{"attn.c_qkv.W_A_k", {4, 8}}, {"attn.c_qkv.W_A_v", {4, 8}},
+                                              {"attn.c_qkv.W_B_k", {8, 8}}, {"attn.c_qkv.W_B_v", {8, 8}}};
+  const std::map<std::string, std::vector<ParameterSpec>> block = {
+      {"tpa", {{"attn.c_qkv.W_A_q", {6, 8}}, factors[0], factors[1], {"attn.c_qkv.W_B_q", {12, 8}}, factors[2],
+               factors[3], {"attn.c_proj", {8, 8}}}},
+      {"tpa_kvonly", {{"attn.c_q", {8, 8}}, factors[0], factors[1], factors[2], factors[3], {"attn.c_proj", {8, 8}}}},
+      {"mha", {{"attn.c_q", {8, 8}}, {"attn.c_k", {8, 8}}, {"attn.c_v", {8, 8}}, {"attn.c_proj", {8, 8}}}},
+      {"gqa", {{"attn.c_q", {16, 8}}, {"attn.c_k", {8, 8}}, {"attn.c_v", {8, 8}}, {"attn.c_proj", {8, 16}}}},
+      {"mqa", {{"attn.c_q", {8, 8}}, {"attn.c_k", {4, 8}}, {"attn.c_v", {4, 8}}, {"attn.c_proj", {8, 8}}}}};
+  for (const auto& [variant, attn] : block) {
+    INFO("attention " << variant);
+    const auto layout = parameter_layout(tiny_config(variant));
+    std::vector<ParameterSpec> expected = {{"transformer.wte.weight", {11, 8}}};
+    for (int layer = 0; layer < 2; ++layer)
+      for (const std::vector<ParameterSpec>* part : {&attn, &mlp})
+        for (const ParameterSpec& p : *part)
+          expected.push_back({"transformer.h." + std::to_string(layer) + "." + p.name + ".weight", p.shape});
+    REQUIRE(layout.size() == expected.size());
+    for (size_t i = 0; i < layout.size(); ++i) {
+      CHECK(layout[i].name == expected[i].name);
+      CHECK(layout[i].shape == expected[i].shape);
+    }
+  }
   // the paper's small T6
   ModelConfig small;
   CHECK(parameter_total(small) == 124342272);
   CHECK(small.kv_cache_numbers_per_token_per_layer() == 392);
+}
+
+TEST_CASE("a model built shapes-only has every name and shape and allocates nothing") {
+  // GPT-3's depth and width with TPA attention: 134 billion parameters, 535 GB in float32, counted at once
+  ModelConfig huge;
+  huge.n_layer = 96, huge.n_embd = 12288, huge.n_head = 96, huge.head_dim = 128;
+  const int64_t d = 12288, H = 96, dh = 128, RQ = 6, R = 2, F = 8 * d / 3;
+  const int64_t per_layer = d * (H * RQ + 2 * H * R + RQ * dh + 2 * R * dh) + H * dh * d + 3 * F * d;
+  CHECK(parameter_total(huge) == 50304 * d + 96 * per_layer);
+  const T6Model model = T6Model::shapes_only(huge);
+  CHECK(model.parameter_layout().size() == 1 + 96 * 10);  // wte, then six factors, c_proj and three MLP layers
+  CHECK_THROWS_WITH_AS(model.named_parameters(), doctest::Contains("the model was built shapes-only"), Error);
 }
 
 TEST_CASE("initialisation follows the spec and is reproducible from the seed") {
@@ -284,7 +323,7 @@ TEST_CASE("TPA identity (Section 4): MHA is a TPA whose head factors are fixed o
   ModelConfig c = tiny_config("mha");
   c.n_head = 3;
   Generator gen(10);
-  GQAAttention mha(c, gen);
+  GQAAttention mha(c, ParameterInit(gen));
   mha.to(DType::F64);
   mha.fill_uniform(gen, 0.5);
   const int64_t B = 2, T = 4, H = c.n_head;
@@ -326,13 +365,13 @@ TEST_CASE("model config: JSON round trip and every rejection names the key") {
                          doctest::Contains(expected.c_str()), Error);
   };
   rejects(R"({"n_layers": 2})", "cfg.json: unknown key \"n_layers\" (did you mean \"n_layer\"?)");
-  rejects(R"({"n_embd": "big"})", "key \"n_embd\" must be an integer");
-  rejects(R"({"norm_eps": "x"})", "key \"norm_eps\" must be a number");
-  rejects(R"({"head_dim": 5})", "\"head_dim\" must be even");
-  rejects(R"({"rank": 0})", "\"rank\" must be ≥ 1");
-  rejects(R"({"attention": "gqa", "n_head": 6, "n_kv_head": 4})", "\"n_kv_head\" must be ≥ 1 and divide \"n_head\" (6)");
-  rejects(R"({"attention": "tpa", "n_kv_head": 2})", "\"n_kv_head\" is only used by attention \"gqa\"");
-  rejects(R"({"attention": "tpa2"})", "\"attention\" must be one of \"tpa\", \"tpa_kvonly\", \"mha\", \"gqa\", \"mqa\"");
+  rejects(R"({"n_embd": "big"})", "cfg.json.n_embd must be an integer");
+  rejects(R"({"norm_eps": "x"})", "cfg.json.norm_eps must be a number");
+  rejects(R"({"head_dim": 5})", "cfg.json.head_dim must be even");
+  rejects(R"({"rank": 0})", "cfg.json.rank must be ≥ 1");
+  rejects(R"({"attention": "gqa", "n_head": 6, "n_kv_head": 4})", "cfg.json.n_kv_head must be ≥ 1 and divide n_head (6)");
+  rejects(R"({"attention": "tpa", "n_kv_head": 2})", "cfg.json.n_kv_head is only used by attention \"gqa\"");
+  rejects(R"({"attention": "tpa2"})", "cfg.json.attention must be one of \"tpa\", \"tpa_kvonly\", \"mha\", \"gqa\", \"mqa\"");
   rejects(R"({"vocab_size": 70000})", "must be ≤ 65536");
   rejects(R"([1, 2])", "must be a JSON object");
   CHECK_THROWS_WITH_AS(T6Model(tiny_config("tpa")).forward(from_ints(std::vector<int32_t>(9, 1), {1, 9})),

@@ -31,7 +31,7 @@ t6::OptimConfig schedule(const std::string& kind, int64_t warmup, int64_t decay)
   o.min_lr = 3e-5;
   o.warmup_steps = warmup;
   o.decay_steps = decay;
-  o.schedule = kind;
+  o.schedule = t6::schedule_names().parse(kind, "schedule");
   return o;
 }
 

@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "data_test_support.h"
-#include "train/prepare_command.h"
-#include "train/token_shards.h"
-#include "train/tokenizer.h"
+#include "train/cli/prepare_command.h"
+#include "train/data/token_shards.h"
+#include "train/data/tokenizer.h"
 
 using t6::testing::TempDir;
 
@@ -122,7 +122,7 @@ TEST_CASE("prepare: --help, and bad input gives one clear message and a non-zero
   };
   check_error(prepare({"--input", dir / "missing.txt", "--tokenizer", "byte", "--out", out}), 1,
               "input '" + dir / "missing.txt" + "' does not exist");
-  check_error(prepare({"--input", text, "--tokenizer", "bpe", "--out", out}), 2, "allowed values: byte, gpt2");
+  check_error(prepare({"--input", text, "--tokenizer", "bpe", "--out", out}), 2, "--tokenizer must be one of \"byte\", \"gpt2\", got \"bpe\"");
   check_error(prepare({"--input", text, "--tokenizer", "byte", "--out", out, "--frobnicate"}), 2,
               "unknown argument \"--frobnicate\"");
   check_error(prepare({"--input", text, "--tokenizer", "byte", "--out", out, "--val-fraction", "1"}), 2,

@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "train/safetensors.h"
+#include "train/io/safetensors.h"
 
 using namespace t6;
 namespace fs = std::filesystem;

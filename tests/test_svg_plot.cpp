@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "train/svg_plot.h"
+#include "train/io/svg_plot.h"
 
 using namespace t6;
 

@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "core/backend.h"
+#include "core/cpu/threads.h"
 #include "core/random.h"
 
 using namespace t6;

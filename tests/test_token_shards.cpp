@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "data_test_support.h"
-#include "train/token_shards.h"
+#include "train/data/token_shards.h"
 
 using t6::testing::error_message;
 using t6::testing::TempDir;

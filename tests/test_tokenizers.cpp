@@ -5,10 +5,10 @@
 #include <random>
 
 #include "data_test_support.h"
-#include "train/byte_tokenizer.h"
-#include "train/gpt2_tokenizer.h"
-#include "train/tokenizer.h"
-#include "train/unicode_classes.h"
+#include "train/data/byte_tokenizer.h"
+#include "train/data/gpt2_tokenizer.h"
+#include "train/data/tokenizer.h"
+#include "train/data/unicode_classes.h"
 
 using t6::testing::error_message;
 using t6::unicode::CharClass;
@@ -54,11 +54,11 @@ TEST_CASE("byte tokenizer: ids are byte values") {
   CHECK_THROWS_AS(tokenizer.decode_token(-1), t6::Error);
 }
 
-TEST_CASE("make_tokenizer: names the allowed values for an unknown name") {
-  CHECK(t6::make_tokenizer("byte")->name() == "byte");
-  const std::string message = error_message([] { t6::make_tokenizer("bpe"); });
-  CHECK(message.find("'bpe'") != std::string::npos);
-  CHECK(message.find("byte, gpt2") != std::string::npos);
+TEST_CASE("tokenizer names: parsed once, an unknown name lists the allowed values") {
+  CHECK(t6::make_tokenizer(t6::tokenizer_kind_names().parse("byte", "tokenizer"))->name() == "byte");
+  const std::string message = error_message([] { t6::tokenizer_kind_names().parse("bpe", "tokenizer"); });
+  CHECK(message.find("\"bpe\"") != std::string::npos);
+  CHECK(message.find("\"byte\", \"gpt2\"") != std::string::npos);
 }
 
 TEST_CASE("unicode: letter, number, space and other classes") {
@@ -138,7 +138,7 @@ TEST_CASE("gpt2 pre-tokenizer: pieces always add up to the text") {
 TEST_CASE("gpt2 tokenizer: known encodings") {
   const auto dir = t6::testing::gpt2_vocab_dir_for_tests();
   if (!dir) return;
-  const std::unique_ptr<t6::Tokenizer> tokenizer = t6::make_tokenizer("gpt2", *dir);
+  const std::unique_ptr<t6::Tokenizer> tokenizer = t6::make_tokenizer(t6::TokenizerKind::GPT2, *dir);
   CHECK(tokenizer->name() == "gpt2");
   CHECK(tokenizer->vocab_size() == 50257);
   CHECK(tokenizer->end_of_text() == 50256);
@@ -169,7 +169,7 @@ TEST_CASE("gpt2 tokenizer: known encodings") {
 TEST_CASE("gpt2 tokenizer: decode(encode(s)) == s, repeated encodes agree (merge cache)") {
   const auto dir = t6::testing::gpt2_vocab_dir_for_tests();
   if (!dir) return;
-  const std::unique_ptr<t6::Tokenizer> tokenizer = t6::make_tokenizer("gpt2", *dir);
+  const std::unique_ptr<t6::Tokenizer> tokenizer = t6::make_tokenizer(t6::TokenizerKind::GPT2, *dir);
   for (const std::string& text : round_trip_texts()) {
     const Ids ids = tokenizer->encode(text);
     for (const int32_t id : ids) CHECK((id >= 0 && id < 50256));  // never the end-of-text id

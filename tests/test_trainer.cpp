@@ -19,12 +19,12 @@
 
 #include "autograd/ops.h"
 #include "data_test_support.h"
-#include "train/batch_loader.h"
-#include "train/commands.h"
+#include "train/data/batch_loader.h"
+#include "train/cli/commands.h"
 #include "train/evaluate.h"
 #include "train/lr_schedule.h"
 #include "train/model_checkpoint.h"
-#include "train/prepare_command.h"
+#include "train/cli/prepare_command.h"
 #include "train/trainer.h"
 #include "train/training_state.h"
 
@@ -103,7 +103,7 @@ struct Corpus {
 
 t6::TrainResult train(const t6::TrainConfig& config, bool resume = false) {
   std::ostringstream out, err;
-  return t6::train_model(config, resume, out, err);
+  return t6::Trainer(config, resume, out, err).run();
 }
 
 using t6::testing::CommandResult;
@@ -343,7 +343,7 @@ TEST_CASE("trainer: samples every sample_every steps, without changing the run")
   talkative.train.sample_every = 2;
   train(quiet);
   std::ostringstream out, err;
-  t6::train_model(talkative, false, out, err);
+  t6::Trainer(talkative, false, out, err).run();
   CHECK(contains(out.str(), "step 2 sample: "));
   CHECK(contains(out.str(), "step 4 sample: "));
   CHECK_FALSE(contains(out.str(), "step 3 sample: "));
@@ -507,6 +507,32 @@ TEST_CASE("t6 eval: mean loss over N sequential batches, perplexity and bits per
   CHECK(text.status == 0);
   CHECK(contains(text.out, "nats/token | perplexity "));
   CHECK(contains(text.out, " batches, "));
+}
+
+// Regression: the default train.seq_len (then 128) of a config with only a model section blocked
+// evaluation and sampling of a model whose block_size is smaller.
+TEST_CASE("t6 eval and t6 generate read only the model and data sections of --config") {
+  Corpus corpus;
+  const t6::TrainConfig config = corpus.config("unused", 1);
+  nlohmann::json model_only = {{"model", config.model.to_json()}};
+  model_only["model"]["block_size"] = 32;
+  const std::string model_file = corpus.dir.write("model_only.json", model_only.dump());
+  t6::T6Model block32(t6::read_model_config(model_file));
+  const std::string bare = corpus.dir / "bare.safetensors";
+  t6::save_model(block32, bare);
+  const CommandResult eval = t6_command({"eval", "--checkpoint", bare, "--config", model_file, "--data", corpus.val,
+                                         "--batch-size", "2", "--seq-len", "16", "--json"});
+  CHECK_MESSAGE(eval.status == 0, eval.err);
+  const CommandResult sample = t6_command({"generate", "--checkpoint", bare, "--config", model_file, "--prompt", "ab",
+                                           "--max-new-tokens", "3", "--json"});
+  CHECK_MESSAGE(sample.status == 0, sample.err);
+  // A train section is still validated when training.
+  model_only["train"] = {{"seq_len", 64}};
+  const std::string too_long = corpus.dir.write("too_long.json", model_only.dump());
+  CHECK(contains(failure(t6_command({"train", "--config", too_long}), "train"),
+                 "train.seq_len (64) must be ≤ model.block_size (32)"));
+  // Left out, seq_len follows the model.
+  CHECK(t6::TrainConfig::from_json({{"model", {{"block_size", 32}}}}, "run.json").train.seq_len == 32);
 }
 
 TEST_CASE("t6 bench train: times training steps of a config on random tokens") {

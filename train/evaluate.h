@@ -2,7 +2,7 @@
 // loss of the trainer and `t6 eval`).
 #pragma once
 #include "nn/t6_model.h"
-#include "train/batch_loader.h"
+#include "train/data/batch_loader.h"
 
 namespace t6 {
 

@@ -15,11 +15,11 @@ namespace t6 {
 
 inline double learning_rate(const OptimConfig& o, int64_t it) {
   if (it < o.warmup_steps) return o.lr * static_cast<double>(it) / static_cast<double>(o.warmup_steps);
-  if (o.schedule == "constant") return o.lr;
+  if (o.schedule == Schedule::Constant) return o.lr;
   if (it > o.decay_steps) return o.min_lr;
   const double span = static_cast<double>(o.decay_steps - o.warmup_steps);
   const double progress = span > 0 ? static_cast<double>(it - o.warmup_steps) / span : 1.0;  // 0 → 1
-  const double coefficient = o.schedule == "cosine" ? 0.5 * (1.0 + std::cos(M_PI * progress)) : 1.0 - progress;
+  const double coefficient = o.schedule == Schedule::Cosine ? 0.5 * (1.0 + std::cos(M_PI * progress)) : 1.0 - progress;
   return o.min_lr + coefficient * (o.lr - o.min_lr);
 }
 

@@ -5,7 +5,6 @@
 #include <set>
 
 #include "autograd/node.h"
-#include "nn/parameter_layout.h"
 
 namespace t6 {
 
@@ -66,7 +65,7 @@ void load_model_weights(T6Model& model, const SafetensorsFile& file) {
   for (const SafetensorsTensor& t : file.tensors()) {
     const std::string name = t.name == kHeadName ? kTiedName : t.name;
     if (!expected.count(name)) {
-      problems.push_back(cat("unexpected tensor \"", t.name, "\" (not a parameter of this ", model.config.attention,
+      problems.push_back(cat("unexpected tensor \"", t.name, "\" (not a parameter of this ", model.config.attention_name(),
                              " model)"));
     } else if (t.dtype != "F32" && t.dtype != "F64" && t.dtype != "BF16") {
       problems.push_back(cat("tensor \"", t.name, "\" has dtype ", t.dtype, "; supported: F32, F64, BF16"));

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "nn/t6_model.h"
-#include "train/safetensors.h"
+#include "train/io/safetensors.h"
 
 namespace t6 {
 

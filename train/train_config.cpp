@@ -10,174 +10,172 @@
 
 namespace t6 {
 
+const EnumNames<Schedule>& schedule_names() {
+  static const EnumNames<Schedule> names = {
+      {Schedule::Cosine, "cosine"}, {Schedule::Linear, "linear"}, {Schedule::Constant, "constant"}};
+  return names;
+}
+
+const ConfigTable<DataConfig>& DataConfig::table() {
+  using C = DataConfig;
+  static const ConfigTable<C> t =
+      ConfigTable<C>()
+          .text("train", &C::train, "glob of the training token shards (t6 prepare writes them)")
+          .text("val", &C::val, "glob of the validation shards; \"\" for no validation", OnResume::MayChange)
+          .choice("tokenizer", &C::tokenizer, tokenizer_kind_names(), "what the token ids mean (for samples)")
+          .flag("shuffle", &C::shuffle, "visit the training windows in a seeded random order");
+  return t;
+}
+
+const ConfigTable<TrainSection>& TrainSection::table() {
+  using C = TrainSection;
+  const auto at_least = IntegerRange::at_least;
+  static const ConfigTable<C> t =
+      ConfigTable<C>()
+          .integer("batch_size", &C::batch_size, at_least(1, ""), "sequences per micro-batch (B)")
+          .integer("seq_len", &C::seq_len, at_least(1, ""), "tokens per sequence (T)")
+          .integer("grad_accum", &C::grad_accum, at_least(1, ""), "micro-batches per optimizer step")
+          .integer("steps", &C::steps, at_least(1, ""), "optimizer steps of the whole run", OnResume::MayChange)
+          .integer("eval_every", &C::eval_every, at_least(1, ""), "steps between validation runs", OnResume::MayChange)
+          .integer("eval_batches", &C::eval_batches, at_least(0, ""),
+                   "validation batches per evaluation; 0: every complete window", OnResume::MayChange)
+          .integer("save_every", &C::save_every, at_least(1, ""), "steps between checkpoints", OnResume::MayChange)
+          .integer("keep_checkpoints", &C::keep_checkpoints, at_least(1, ""), "newest checkpoints kept",
+                   OnResume::MayChange)
+          .integer("sample_every", &C::sample_every, at_least(0, ""), "steps between text samples; 0: none",
+                   OnResume::MayChange)
+          .seed("seed", &C::seed, "seed of the data order and the samples")
+          .text("init_from", &C::init_from, "a safetensors model to start from (read only when not resuming)",
+                OnResume::MayChange)
+          .text("out_dir", &C::out_dir, "where checkpoints, metrics.jsonl and loss.svg go", OnResume::MayChange,
+                /*may_be_empty=*/false)
+          .choice("device", &C::device, device_names(), "where the run computes", OnResume::MayChange)
+          .choice("dtype", &C::dtype, precision_names(),
+                  "fp32; tf32 or bf16 (mixed precision) on CUDA", OnResume::MayChange)
+          .integer("threads", &C::threads, IntegerRange::within(0, kMaxCpuThreads, ""),
+                   "CPU threads; 0: T6_NUM_THREADS, else OMP_NUM_THREADS, else every core", OnResume::MayChange);
+  return t;
+}
+
+const ConfigTable<OptimConfig>& OptimConfig::table() {
+  using C = OptimConfig;
+  static const ConfigTable<C> t =
+      ConfigTable<C>()
+          .number("lr", &C::lr, NumberRange::above(0), "peak learning rate", OnResume::Noted)
+          .number("min_lr", &C::min_lr, NumberRange::at_least(0), "learning rate at the end of the decay (≤ lr)",
+                  OnResume::Noted)
+          .integer("warmup_steps", &C::warmup_steps, IntegerRange::at_least(0), "linear warm-up from 0",
+                   OnResume::Noted)
+          .integer("decay_steps", &C::decay_steps, IntegerRange::at_least(1), "step where the decay reaches min_lr",
+                   OnResume::Noted)
+          .choice("schedule", &C::schedule, schedule_names(), "shape of the decay after the warm-up", OnResume::Noted)
+          .number("beta1", &C::beta1, NumberRange::half_open(0, 1), "AdamW first-moment decay", OnResume::Noted)
+          .number("beta2", &C::beta2, NumberRange::half_open(0, 1), "AdamW second-moment decay", OnResume::Noted)
+          .number("eps", &C::eps, NumberRange::above(0), "AdamW denominator epsilon", OnResume::Noted)
+          .number("weight_decay", &C::weight_decay, NumberRange::at_least(0), "decoupled weight decay",
+                  OnResume::Noted)
+          .number("grad_clip", &C::grad_clip, NumberRange::at_least(0, "0 turns clipping off"),
+                  "clip the global gradient norm to this", OnResume::Noted);
+  return t;
+}
+
 namespace {
 
-// Reads one section's keys into typed fields, rejecting unknown keys and wrong types by name.
-class SectionReader {
- public:
-  SectionReader(const nlohmann::json& j, std::string where, std::vector<std::string> keys)
-      : j_(j), where_(std::move(where)), keys_(std::move(keys)) {
-    T6_CHECK(j_.is_object(), where_, " must be a JSON object, got ", j_.dump());
-    for (const auto& [key, value] : j_.items()) {
-      T6_CHECK(std::find(keys_.begin(), keys_.end(), key) != keys_.end(), where_, ": unknown key \"", key, "\"",
-               did_you_mean(key, keys_), "; allowed keys: ", join_quoted(keys_));
-    }
-  }
-  void get(const char* key, std::string& out) const {
-    if (!j_.contains(key)) return;
-    T6_CHECK(j_[key].is_string(), where_, ".", key, " must be a string, got ", j_[key].dump());
-    out = j_[key].get<std::string>();
-  }
-  void get(const char* key, bool& out) const {
-    if (!j_.contains(key)) return;
-    T6_CHECK(j_[key].is_boolean(), where_, ".", key, " must be true or false, got ", j_[key].dump());
-    out = j_[key].get<bool>();
-  }
-  void get(const char* key, double& out) const {
-    if (!j_.contains(key)) return;
-    T6_CHECK(j_[key].is_number(), where_, ".", key, " must be a number, got ", j_[key].dump());
-    out = j_[key].get<double>();
-  }
-  void get(const char* key, int64_t& out) const {
-    if (!j_.contains(key)) return;
-    const nlohmann::json& v = j_[key];
-    const bool too_big = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
-    T6_CHECK(v.is_number_integer() && !too_big, where_, ".", key, " must be an integer (below 2^63), got ", v.dump());
-    out = v.get<int64_t>();
-  }
-  void get(const char* key, uint64_t& out) const {
-    if (!j_.contains(key)) return;
-    const nlohmann::json& v = j_[key];
-    T6_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), where_, ".", key,
-             " must be a non-negative integer, got ", v.dump());
-    out = v.get<uint64_t>();
-  }
+const std::vector<std::string> kSections = {"model", "data", "train", "optim"};
 
- private:
-  const nlohmann::json& j_;
-  std::string where_;
-  std::vector<std::string> keys_;
-};
+// The top level must be an object of known sections.
+void check_sections(const nlohmann::json& j, const std::string& where) {
+  T6_CHECK(j.is_object(), where, " must be a JSON object, got ", j.dump());
+  for (const auto& [key, value] : j.items()) {
+    T6_CHECK(std::find(kSections.begin(), kSections.end(), key) != kSections.end(), where, ": unknown key \"", key,
+             "\"", did_you_mean(key, kSections), "; allowed keys: ", join_quoted(kSections));
+  }
+}
 
-void one_of(const std::string& where, const char* key, const std::string& value, const std::vector<std::string>& allowed) {
-  T6_CHECK(std::find(allowed.begin(), allowed.end(), value) != allowed.end(), where, ".", key, " must be one of ",
-           join_quoted(allowed), ", got \"", value, "\"", did_you_mean(value, allowed));
+template <class Section>
+void read_section(const nlohmann::json& j, const char* name, Section& out, const std::string& where) {
+  if (j.contains(name)) Section::table().read(j[name], out, where + ": " + name);
+}
+
+// Calls visit(section name, the section's table, its value in a, its value in b) for every section.
+template <class Visit>
+void for_each_section(const TrainConfig& a, const TrainConfig& b, Visit visit) {
+  visit("model", ModelConfig::table(), a.model, b.model);
+  visit("data", DataConfig::table(), a.data, b.data);
+  visit("train", TrainSection::table(), a.train, b.train);
+  visit("optim", OptimConfig::table(), a.optim, b.optim);
 }
 
 }  // namespace
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& where) {
-  SectionReader top(j, where, {"model", "data", "train", "optim"});
+  check_sections(j, where);
   TrainConfig c;
   if (j.contains("model")) c.model = ModelConfig::from_json(j["model"], where + ": model");
-  if (j.contains("data")) {
-    SectionReader s(j["data"], where + ": data", {"train", "val", "tokenizer", "shuffle"});
-    s.get("train", c.data.train);
-    s.get("val", c.data.val);
-    s.get("tokenizer", c.data.tokenizer);
-    s.get("shuffle", c.data.shuffle);
-  }
-  if (j.contains("train")) {
-    SectionReader s(j["train"], where + ": train",
-                    {"batch_size", "seq_len", "grad_accum", "steps", "eval_every", "eval_batches", "save_every",
-                     "keep_checkpoints", "sample_every", "seed", "init_from", "out_dir", "device", "dtype", "threads"});
-    TrainSection& t = c.train;
-    s.get("batch_size", t.batch_size);
-    s.get("seq_len", t.seq_len);
-    s.get("grad_accum", t.grad_accum);
-    s.get("steps", t.steps);
-    s.get("eval_every", t.eval_every);
-    s.get("eval_batches", t.eval_batches);
-    s.get("save_every", t.save_every);
-    s.get("keep_checkpoints", t.keep_checkpoints);
-    s.get("sample_every", t.sample_every);
-    s.get("seed", t.seed);
-    s.get("init_from", t.init_from);
-    s.get("out_dir", t.out_dir);
-    s.get("device", t.device);
-    s.get("dtype", t.dtype);
-    s.get("threads", t.threads);
-  }
-  if (j.contains("optim")) {
-    SectionReader s(j["optim"], where + ": optim",
-                    {"lr", "min_lr", "warmup_steps", "decay_steps", "schedule", "beta1", "beta2", "eps", "weight_decay",
-                     "grad_clip"});
-    OptimConfig& o = c.optim;
-    s.get("lr", o.lr);
-    s.get("min_lr", o.min_lr);
-    s.get("warmup_steps", o.warmup_steps);
-    s.get("decay_steps", o.decay_steps);
-    s.get("schedule", o.schedule);
-    s.get("beta1", o.beta1);
-    s.get("beta2", o.beta2);
-    s.get("eps", o.eps);
-    s.get("weight_decay", o.weight_decay);
-    s.get("grad_clip", o.grad_clip);
-  }
+  c.train.seq_len = c.model.block_size;  // the default follows the model
+  read_section(j, "data", c.data, where);
+  read_section(j, "train", c.train, where);
+  read_section(j, "optim", c.optim, where);
   c.validate(where);
   return c;
 }
 
 void TrainConfig::validate(const std::string& where) const {
   model.validate(where + ": model");
-  one_of(where + ": data", "tokenizer", data.tokenizer, {"byte", "gpt2"});
-  T6_CHECK(data.tokenizer != "byte" || model.vocab_size >= 256, where,
+  T6_CHECK(data.tokenizer != TokenizerKind::Byte || model.vocab_size >= 256, where,
            ": model.vocab_size must be ≥ 256 for the byte tokenizer, got ", model.vocab_size);
-  T6_CHECK(data.tokenizer != "gpt2" || model.vocab_size >= 50257, where,
+  T6_CHECK(data.tokenizer != TokenizerKind::GPT2 || model.vocab_size >= 50257, where,
            ": model.vocab_size must be ≥ 50257 for the gpt2 tokenizer (the paper pads it to 50304), got ",
            model.vocab_size);
   const std::string t = where + ": train";
-  auto at_least = [](const std::string& section, const char* key, int64_t value, int64_t low) {
-    T6_CHECK(value >= low, section, ".", key, " must be ≥ ", low, ", got ", value);
-  };
-  at_least(t, "batch_size", train.batch_size, 1);
-  at_least(t, "seq_len", train.seq_len, 1);
   T6_CHECK(train.seq_len <= model.block_size, t, ".seq_len (", train.seq_len, ") must be ≤ model.block_size (",
            model.block_size, ")");
-  at_least(t, "grad_accum", train.grad_accum, 1);
-  at_least(t, "steps", train.steps, 1);
-  at_least(t, "eval_every", train.eval_every, 1);
-  at_least(t, "eval_batches", train.eval_batches, 0);
-  at_least(t, "save_every", train.save_every, 1);
-  at_least(t, "keep_checkpoints", train.keep_checkpoints, 1);
-  at_least(t, "sample_every", train.sample_every, 0);
-  at_least(t, "threads", train.threads, 0);
-  T6_CHECK(!train.out_dir.empty(), t, ".out_dir must not be empty");
-  one_of(t, "device", train.device, {"cpu", "cuda"});
-  one_of(t, "dtype", train.dtype, {"fp32", "tf32", "bf16"});
-  T6_CHECK(train.dtype == "fp32" || train.device == "cuda", t, ".dtype \"", train.dtype,
-           "\" needs train.device \"cuda\"; the CPU trains in fp32");
+  T6_CHECK(train.dtype == Precision::FP32 || train.device == Device::CUDA, t, ".dtype \"",
+           precision_names().name(train.dtype), "\" needs train.device \"cuda\"; the CPU trains in fp32");
   const std::string o = where + ": optim";
-  T6_CHECK(optim.lr > 0, o, ".lr must be > 0, got ", optim.lr);
-  T6_CHECK(optim.min_lr >= 0 && optim.min_lr <= optim.lr, o, ".min_lr must lie in [0, lr], got ", optim.min_lr);
-  at_least(o, "warmup_steps", optim.warmup_steps, 0);
-  at_least(o, "decay_steps", optim.decay_steps, 1);
-  one_of(o, "schedule", optim.schedule, {"cosine", "linear", "constant"});
-  T6_CHECK(optim.schedule == "constant" || optim.decay_steps >= optim.warmup_steps, o, ".decay_steps (",
-           optim.decay_steps, ") must be ≥ optim.warmup_steps (", optim.warmup_steps, "): the ", optim.schedule,
-           " decay starts after the warm-up");
-  T6_CHECK(optim.beta1 >= 0 && optim.beta1 < 1, o, ".beta1 must lie in [0, 1), got ", optim.beta1);
-  T6_CHECK(optim.beta2 >= 0 && optim.beta2 < 1, o, ".beta2 must lie in [0, 1), got ", optim.beta2);
-  T6_CHECK(optim.eps > 0, o, ".eps must be > 0, got ", optim.eps);
-  T6_CHECK(optim.weight_decay >= 0, o, ".weight_decay must be ≥ 0, got ", optim.weight_decay);
-  T6_CHECK(optim.grad_clip >= 0, o, ".grad_clip must be ≥ 0 (0 turns clipping off), got ", optim.grad_clip);
+  T6_CHECK(optim.min_lr <= optim.lr, o, ".min_lr must lie in [0, lr], got ", optim.min_lr);
+  T6_CHECK(optim.schedule == Schedule::Constant || optim.decay_steps >= optim.warmup_steps, o, ".decay_steps (",
+           optim.decay_steps, ") must be ≥ optim.warmup_steps (", optim.warmup_steps, "): the ",
+           schedule_names().name(optim.schedule), " decay starts after the warm-up");
 }
 
 nlohmann::json TrainConfig::to_json() const {
-  const TrainSection& t = train;
-  const OptimConfig& o = optim;
-  return {{"model", model.to_json()},
-          {"data", {{"train", data.train}, {"val", data.val}, {"tokenizer", data.tokenizer}, {"shuffle", data.shuffle}}},
-          {"train",
-           {{"batch_size", t.batch_size}, {"seq_len", t.seq_len}, {"grad_accum", t.grad_accum}, {"steps", t.steps},
-            {"eval_every", t.eval_every}, {"eval_batches", t.eval_batches}, {"save_every", t.save_every},
-            {"keep_checkpoints", t.keep_checkpoints}, {"sample_every", t.sample_every}, {"seed", t.seed},
-            {"init_from", t.init_from}, {"out_dir", t.out_dir}, {"device", t.device}, {"dtype", t.dtype},
-            {"threads", t.threads}}},
-          {"optim",
-           {{"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup_steps", o.warmup_steps}, {"decay_steps", o.decay_steps},
-            {"schedule", o.schedule}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
-            {"weight_decay", o.weight_decay}, {"grad_clip", o.grad_clip}}}};
+  nlohmann::json j;
+  for_each_section(*this, *this, [&](const char* name, const auto& table, const auto& section, const auto&) {
+    j[name] = table.write(section);
+  });
+  return j;
+}
+
+std::vector<ConfigChange> TrainConfig::changes_since(const nlohmann::json& saved) const {
+  std::vector<ConfigChange> changes;
+  const nlohmann::json now = to_json();
+  for_each_section(*this, *this, [&](const char* name, const auto& table, const auto&, const auto&) {
+    for (const auto& key : table.keys()) {
+      const nlohmann::json old_value = saved.contains(name) && saved[name].contains(key.name) ? saved[name][key.name]
+                                                                                              : nlohmann::json();
+      const nlohmann::json& new_value = now[name][key.name];
+      if (old_value != new_value) changes.push_back({cat(name, ".", key.name), old_value, new_value, key.on_resume});
+    }
+  });
+  return changes;
+}
+
+std::string TrainConfig::key_reference() {
+  const TrainConfig defaults;
+  std::string text = "| key | allowed values | default | on resume | meaning |\n|---|---|---|---|---|\n";
+  const auto on_resume = [](OnResume r) {
+    return r == OnResume::MustMatch ? "must match" : r == OnResume::MayChange ? "may change" : "may change (noted)";
+  };
+  for_each_section(defaults, defaults, [&](const char* name, const auto& table, const auto& section, const auto&) {
+    for (const auto& key : table.keys()) {
+      std::string shown = key.write(section).dump();
+      if (std::string(name) == "train" && key.name == "seq_len") shown = "model.block_size";
+      text += cat("| `", name, ".", key.name, "` | ", key.allowed, " | `", shown, "` | ", on_resume(key.on_resume),
+                  " | ", key.help, " |\n");
+    }
+  });
+  return text;
 }
 
 nlohmann::json read_json_file(const std::string& path) {
@@ -192,13 +190,26 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
-TrainConfig TrainConfig::load(const std::string& path) { return from_json(read_json_file(path), path); }
+namespace {
+bool is_training_config(const nlohmann::json& j) {
+  return j.is_object() && std::any_of(kSections.begin(), kSections.end(), [&](const std::string& s) { return j.contains(s); });
+}
+}  // namespace
 
 ModelConfig read_model_config(const std::string& path) {
   const nlohmann::json j = read_json_file(path);
-  if (j.is_object() && (j.contains("model") || j.contains("train") || j.contains("data") || j.contains("optim")))
-    return TrainConfig::from_json(j, path).model;
-  return ModelConfig::from_json(j, path);
+  if (!is_training_config(j)) return ModelConfig::from_json(j, path);
+  check_sections(j, path);
+  return j.contains("model") ? ModelConfig::from_json(j["model"], path + ": model") : ModelConfig{};
+}
+
+DataConfig read_data_config(const std::string& path) {
+  const nlohmann::json j = read_json_file(path);
+  DataConfig data;
+  if (!is_training_config(j)) return data;
+  check_sections(j, path);
+  read_section(j, "data", data, path);
+  return data;
 }
 
 void apply_override(nlohmann::json& config, const std::string& assignment) {

@@ -1,25 +1,35 @@
 // The one JSON file that describes a training run: model, data, train and optim sections. Every key
-// has a default; unknown keys, wrong types and impossible values are errors that name the section,
-// the key and the allowed values (with a "did you mean" hint).
+// is declared once, in the section's table (train/train_config.cpp, nn/model_config.cpp): its type,
+// allowed values, help line and whether a resumed run may change it. Defaults are the initialisers
+// below. Unknown keys, wrong types and impossible values are errors that name the section, the key
+// and the allowed values (with a "did you mean" hint).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "core/config_table.h"
+#include "core/device.h"
 #include "nn/model_config.h"
+#include "train/data/tokenizer.h"
+#include "train/execution.h"
 
 namespace t6 {
+
+enum class Schedule : uint8_t { Cosine, Linear, Constant };
+const EnumNames<Schedule>& schedule_names();  // "cosine", "linear", "constant"
 
 struct DataConfig {
   std::string train = "data/train_*.bin";  // glob of token shards
   std::string val = "data/val_*.bin";
-  std::string tokenizer = "byte";  // "byte" or "gpt2"
+  TokenizerKind tokenizer = TokenizerKind::Byte;
   bool shuffle = true;
+  static const ConfigTable<DataConfig>& table();
 };
 
 struct TrainSection {
   int64_t batch_size = 16;
-  int64_t seq_len = 128;
+  int64_t seq_len = 1024;  // when the config leaves it out: the model's block_size
   int64_t grad_accum = 1;
   int64_t steps = 2000;
   int64_t eval_every = 200;
@@ -30,9 +40,11 @@ struct TrainSection {
   uint64_t seed = 1337;
   std::string init_from;  // a safetensors model to start from
   std::string out_dir = "runs/NAME";
-  std::string device = "cpu";  // "cpu" or "cuda"
-  std::string dtype = "fp32";  // "fp32", "tf32" (CUDA) or "bf16" (CUDA mixed precision)
-  int64_t threads = 0;         // CPU threads; 0: T6_NUM_THREADS / OMP_NUM_THREADS / all cores
+  Device device = Device::CPU;
+  Precision dtype = Precision::FP32;
+  int64_t threads = 0;  // CPU threads; 0: T6_NUM_THREADS / OMP_NUM_THREADS / all cores
+  static const ConfigTable<TrainSection>& table();
+  ExecutionSettings execution() const { return {device, dtype, threads}; }
 };
 
 struct OptimConfig {
@@ -40,12 +52,20 @@ struct OptimConfig {
   double min_lr = 1e-4;
   int64_t warmup_steps = 100;
   int64_t decay_steps = 2000;
-  std::string schedule = "cosine";  // "cosine", "linear" or "constant"
+  Schedule schedule = Schedule::Cosine;
   double beta1 = 0.9;
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.1;
   double grad_clip = 1.0;  // 0: no clipping
+  static const ConfigTable<OptimConfig>& table();
+};
+
+// A key whose value differs between two configs, and what a resumed run may do about it.
+struct ConfigChange {
+  std::string key;  // "optim.lr"
+  nlohmann::json old_value, new_value;
+  OnResume on_resume;
 };
 
 struct TrainConfig {
@@ -56,9 +76,13 @@ struct TrainConfig {
 
   // Parses and validates; `where` (usually the file name) prefixes every message.
   static TrainConfig from_json(const nlohmann::json& j, const std::string& where);
-  static TrainConfig load(const std::string& path);  // read + parse + validate
   nlohmann::json to_json() const;
   void validate(const std::string& where) const;
+  // Every key whose value in `saved` (a config's to_json(), e.g. from a checkpoint) differs from this one.
+  std::vector<ConfigChange> changes_since(const nlohmann::json& saved) const;
+  // Every key of every section as a Markdown table (key, allowed values, default, on resume, meaning):
+  // the reference in README.md, printed by `t6 info --keys`.
+  static std::string key_reference();
 };
 
 // Applies "section.key=value" overrides (from --set) to a config's JSON before it is parsed. The value
@@ -68,8 +92,10 @@ void apply_override(nlohmann::json& config, const std::string& assignment);
 // Reads a JSON file; errors name the file, and the line and column of a syntax error.
 nlohmann::json read_json_file(const std::string& path);
 
-// The model config in a file that is either a training config (with a "model" section) or a bare
-// model config (model keys at the top level).
+// One section of a file that is either a training config or, for the model, a bare model config (model
+// keys at the top level). Only that section is read and validated: the defaults of a train section
+// the file does not have never stand in the way of evaluating or sampling a model.
 ModelConfig read_model_config(const std::string& path);
+DataConfig read_data_config(const std::string& path);
 
 }  // namespace t6

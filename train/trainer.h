@@ -1,20 +1,36 @@
-// The training loop of `t6 train`: batches from token shards, forward/backward with gradient
-// accumulation, global-norm clipping, AdamW on the spec's schedule, periodic evaluation, checkpoints,
-// samples, metrics.jsonl and loss.svg in out_dir. Deterministic: the same config gives bit-identical
-// losses on the CPU (with the same thread count), and --resume continues exactly as if never stopped.
+// Training a T6: `t6 train` runs Trainer::run, and `t6 bench train` times Trainer::step, so the step
+// that is benchmarked is the step that trains.
 //
-// Steps count optimizer updates from 1. Step s runs at learning_rate(optim, s − 1) (train/lr_schedule.h)
-// and writes {"step", "loss", "lr", "grad_norm", "tokens_per_s"} to metrics.jsonl, where loss is the mean
-// forward loss of its micro-batches before its update and grad_norm the global norm before clipping.
-// After every eval_every-th step and the last one: {"step", "val_loss"} (when there is validation data)
-// and loss.svg. After every save_every-th step and the last one: checkpoint step_NNNNNN (see
-// train/training_state.h), keeping the newest keep_checkpoints.
+// A step is one optimizer update: grad_accum micro-batches of forward and backward (each adding
+// 1/grad_accum of its gradient), global-norm clipping and AdamW at learning_rate(optim, s − 1) for step
+// s (train/lr_schedule.h). run() repeats it up to train.steps and, around it, writes {"step", "loss",
+// "lr", "grad_norm", "tokens_per_s"} to metrics.jsonl (loss: the mean forward loss of the step's
+// micro-batches; grad_norm: the global norm before clipping); after every eval_every-th step and the
+// last one {"step", "val_loss"} (when there is validation data) and loss.svg; after every
+// save_every-th step and the last one checkpoint step_NNNNNN (train/training_state.h), keeping the
+// newest keep_checkpoints. Deterministic: the same config gives bit-identical losses on the CPU (with
+// the same thread count), and a resumed run continues exactly as if never stopped.
 #pragma once
+#include <chrono>
+#include <memory>
+#include <optional>
 #include <ostream>
 
+#include "nn/t6_model.h"
+#include "train/adamw.h"
+#include "train/data/batch_loader.h"
+#include "train/data/tokenizer.h"
+#include "train/execution.h"
+#include "train/metrics_log.h"
 #include "train/train_config.h"
 
 namespace t6 {
+
+struct StepResult {
+  int64_t step = 0;  // counting from 1, the steps before a resume included
+  double loss = 0.0, lr = 0.0, grad_norm = 0.0;
+  double seconds = 0.0;  // wall time of the step, the device's work included
+};
 
 struct TrainResult {
   int64_t steps_done = 0;       // the last step taken (counting the steps before a resume)
@@ -23,14 +39,48 @@ struct TrainResult {
   bool interrupted = false;     // Ctrl-C: saved and stopped early
 };
 
-// Runs the training the config describes, writing progress to `out` and notes to `err`. With resume,
-// continues from the newest complete checkpoint in out_dir (an error if there is none, if train.steps
-// does not go past it, or if it was written with a config that differs in anything but bookkeeping
-// keys and optimizer settings). init_from is read only when not resuming. Throws t6::Error on bad
-// input, and on a non-finite loss, gradient norm or weight (naming the step; nothing is saved then,
-// so the newest checkpoint stays a good one).
-// Ctrl-C (SIGINT) while it runs finishes the current step, saves it and returns with interrupted set;
-// a second Ctrl-C kills the process. The previous SIGINT handler is restored on return.
-TrainResult train_model(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err);
+class Trainer {
+ public:
+  // For `t6 train`: batches from the config's token shards. With resume, continues from the newest
+  // complete checkpoint in out_dir (an error if there is none, if train.steps does not go past it, or
+  // if it was written with a config that differs in a key that must match); else starts out_dir,
+  // from init_from when set. Progress goes to `out`, notes to `err`. Throws t6::Error on bad input.
+  Trainer(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err);
+  // For `t6 bench train`: the same model, optimizer and step over `batches`, writing nothing.
+  Trainer(const TrainConfig& config, std::unique_ptr<BatchSource> batches);
+
+  // One optimizer update. A non-finite loss or gradient norm throws t6::Error naming the step before
+  // anything changes, and nothing is saved, so the newest checkpoint stays a good one.
+  StepResult step();
+  // Steps until train.steps, reporting, evaluating, sampling and saving as the config says. Ctrl-C
+  // (SIGINT) finishes the current step, saves it and returns with interrupted set.
+  TrainResult run();
+
+  const T6Model& model() const { return *model_; }
+  int64_t steps_done() const { return step_; }
+
+ private:
+  void start_fresh();
+  void resume_from_newest_checkpoint();
+  void report(const StepResult& s);
+  double evaluate_and_plot();
+  void save_checkpoint();
+  std::string sample_text() const;
+  [[noreturn]] void stop_non_finite(const std::string& what) const;
+
+  TrainConfig config_;
+  ExecutionScope execution_;
+  std::unique_ptr<BatchSource> train_data_;
+  std::unique_ptr<BatchLoader> val_data_;  // null without validation data
+  std::unique_ptr<Tokenizer> tokenizer_;   // for samples; null when there are none
+  std::unique_ptr<T6Model> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::optional<MetricsLog> metrics_;       // only for run()
+  std::ostream* out_ = nullptr;
+  std::ostream* err_ = nullptr;
+  int64_t step_ = 0;                        // steps done
+  int64_t first_step_ = 1;                  // of this run (after a resume: the resumed step + 1)
+  std::chrono::steady_clock::time_point started_;  // when this run's first step began
+};
 
 }  // namespace t6

@@ -6,7 +6,7 @@
 #include <regex>
 
 #include "train/model_checkpoint.h"
-#include "train/safetensors.h"
+#include "train/io/safetensors.h"
 
 namespace t6 {
 

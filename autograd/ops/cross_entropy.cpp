@@ -22,8 +22,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_ind
   Tensor losses = empty({n}, logits.dtype(), logits.device());
   Tensor lse = empty({n}, logits.dtype(), logits.device());
   // max(1, count of targets that are not ignored), left on the device: reading targets or a count back
-  // would make every training step wait for the GPU. Bad targets throw here on the CPU, and at the
-  // next synchronization on a GPU (core/backend.h, "deferred errors").
+  // would make every training step wait for it. A bad target throws from cross_entropy_forward where
+  // the backend checks_ids_at_once(), else at the backend's next wait for the device (core/backend.h,
+  // "deferred errors").
   Tensor divisor = empty({}, logits.dtype(), logits.device());
   backend_of(logits).cross_entropy_forward(flat_logits, flat_targets, losses, lse, divisor);
 

@@ -13,10 +13,10 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
            device_name(ids.device()));
   const int64_t vocab = weight.size(0), dim = weight.size(1);
   const Tensor flat_ids = ids.contiguous_data().view({ids.numel()});
-  // Ids in host memory are checked here, at once. Ids on a GPU are not read back (that would make every
-  // step wait for it): its kernel reports a bad id at the backend's next synchronization, with the same
-  // words (core/backend.h, "deferred errors").
-  if (ids.device() == Device::CPU) {
+  // Where the backend checks_ids_at_once() the ids are in host memory and checked here, at once.
+  // Elsewhere they are not read back (that would make every step wait for the device): the kernel
+  // reports a bad id at the backend's next wait, with the same words (core/backend.h, "deferred errors").
+  if (backend_of(ids).checks_ids_at_once()) {
     const int32_t* host_ids = flat_ids.data<int32_t>();
     for (int64_t i = 0; i < flat_ids.numel(); ++i) {
       T6_CHECK(host_ids[i] >= 0 && host_ids[i] < vocab, "embedding: token id ", host_ids[i], " at position ", i,

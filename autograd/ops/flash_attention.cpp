@@ -24,9 +24,10 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
                p.q_len <= p.kv_len,
            "flash_attention: q ", shape_str(q.shape()), " does not fit k/v ", shape_str(k.shape()),
            ": batch and head_dim must match, kv heads must divide the query heads, and Tq ≤ Tk");
-  // Mixed precision on a GPU multiplies bfloat16 copies of q, k, v and keeps those (half the size) for
-  // backward, as matmul does; the kernels read half the bytes for every tile. The CPU stays float32.
-  const bool bf16 = bf16_matmul_enabled() && q.dtype() == DType::F32 && q.device() != Device::CPU;
+  // Mixed precision multiplies bfloat16 copies of q, k, v and keeps those (half the size) for backward,
+  // as matmul does; the kernels read half the bytes for every tile. A backend without bfloat16
+  // products (multiplies_bf16() false) stays in the inputs' dtype.
+  const bool bf16 = bf16_matmul_enabled() && q.dtype() == DType::F32 && backend_of(q).multiplies_bf16();
   const auto operand = [bf16](const Tensor& x) { return bf16 ? x.to_dtype(DType::BF16) : x.contiguous_data(); };
   const Tensor qc = operand(q), kc = operand(k), vc = operand(v);
   Tensor out = empty({p.batch, p.q_len, p.heads, p.head_dim}, q.dtype(), q.device());  // (B,Tq,H,dh)

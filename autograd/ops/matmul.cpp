@@ -1,5 +1,6 @@
 // Matrix multiply, 2-D and batched, with transpose flags; forward and backward are gemm calls. Under
-// Bf16MatmulGuard on a GPU, both multiply bfloat16 copies of float32 inputs into float32 results.
+// Bf16MatmulGuard, on a backend that multiplies_bf16(), both multiply bfloat16 copies of float32
+// inputs into float32 results.
 #include "autograd/mixed_precision.h"
 #include "autograd/ops.h"
 #include "autograd/ops/checks.h"
@@ -80,8 +81,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   out_shape.push_back(n);
 
   // Mixed precision multiplies bfloat16 copies of the inputs, and backward keeps those copies (half the
-  // size) rather than the float32 inputs. The CPU has no bfloat16 gemm, so there the switch is ignored.
-  const bool bf16 = bf16_matmul_enabled() && a.dtype() == DType::F32 && a.device() != Device::CPU;
+  // size) rather than the float32 inputs. A backend without bfloat16 products ignores the switch.
+  const bool bf16 = bf16_matmul_enabled() && a.dtype() == DType::F32 && backend_of(a).multiplies_bf16();
   const DType operand_dtype = bf16 ? DType::BF16 : a.dtype();
   // a is the activation of a linear layer, often shared by several layers: its copy is reused
   const Tensor a_op = bf16 ? bf16_copy(a) : a, b_op = b.to_dtype(operand_dtype);

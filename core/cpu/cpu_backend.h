@@ -1,0 +1,88 @@
+// The CPU backend: core/backend.h in host memory, over OpenBLAS and OpenMP (core/cpu/threads.h sets
+// the threads). core/backend.cpp hands it out as backend(Device::CPU); everything else reaches it
+// through backend.h.
+//
+// The methods live by theme in the core/cpu/ files, file for file like the CUDA backend's: memory and
+// setup here in cpu_backend.cpp, the matrix multiply in gemm.cpp, and each kernel family in the
+// kernels_*.cpp file with the same stem as its twin in cuda/. There a method checks its operands
+// (cheap, before any loop runs) and dispatches on dtype to the loop kernel of the same name, a
+// function over raw pointers private to that file.
+#pragma once
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+
+namespace t6 {
+
+namespace cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+
+  Device device() const override { return Device::CPU; }
+  std::string describe() const override;
+
+  void* allocate(size_t bytes) override;
+  void deallocate(void* ptr, size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
+  void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
+  void synchronize() override {}
+  MemoryStats memory_stats() const override;
+
+  void fill(Tensor& out, double value) override;
+  void strided_copy(const Tensor& src, Tensor& dst) override;
+  void cast(const Tensor& src, Tensor& dst) override;
+
+  void unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) override;
+  void unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
+                      double alpha) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
+  void axpy(double alpha, const Tensor& x, Tensor& y) override;
+
+  void sum_axis(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64_t inner) override;
+  double sum_of_squares(const std::vector<Tensor>& tensors) override;
+
+  void gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) override;
+
+  void softmax_forward(const Tensor& x, Tensor& y, double scale, bool causal, int64_t tq) override;
+  void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) override;
+  void log_softmax_forward(const Tensor& x, Tensor& y) override;
+  void log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) override;
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                             Tensor& divisor) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& grad_losses,
+                              Tensor& glogits) override;
+  void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) override;
+  void embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) override;
+  void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) override;
+  void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) override;
+  void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) override;
+  void scatter_rows(const Tensor& values, const Tensor& slots, Tensor& buffer) override;
+  void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& gout, Tensor& ggate, Tensor& gup) override;
+  void tpa_product_forward(const TPAProduct& p, const Tensor& a, const Tensor& b, Tensor& out) override;
+  void tpa_product_backward(const TPAProduct& p, const Tensor& a, const Tensor& b, const Tensor& gout, Tensor& ga,
+                            Tensor& gb) override;
+  void flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                               Tensor& lse) override;
+  void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk,
+                                Tensor& gv) override;
+  void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) override;
+  void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
+                            const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
+                            Tensor& out) override;
+
+ private:
+  std::atomic<size_t> current_{0}, peak_{0};  // bytes handed out now / at most so far
+};
+
+}  // namespace cpu
+
+// The one CpuBackend, created on first use and never destroyed.
+Backend& cpu_backend();
+
+}  // namespace t6

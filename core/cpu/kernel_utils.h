@@ -1,0 +1,107 @@
+// Helpers shared by the CPU kernel files (the twin of cuda/kernel_utils.cuh): typed pointers, the
+// operand checks that turn a caller's mistake into an Error before any loop runs, the dtype dispatch,
+// the OpenMP work thresholds, and the row reductions (sums in double, max, logsumexp) of the row
+// kernels.
+//
+// Unless a comment says otherwise, the loop kernels take contiguous arrays, an output may alias an
+// input of the same shape (Tensor::scale_ runs `unary` in place), and no loop kernel throws: the
+// CpuBackend method validates first, since an exception must never escape an OpenMP region.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+
+#include "core/tensor.h"
+
+namespace t6::cpu {
+
+// Work sizes below which an OpenMP parallel region costs more than it saves: the break-even points
+// of each kind of loop timed serial and parallel on 2 cores (docs/PERF.md, "Thresholds in the CPU
+// kernels").
+constexpr int64_t kParallelElements = 1 << 14;   // cheap arithmetic per element
+constexpr int64_t kParallelExpensive = 1 << 11;  // exp, log, sqrt or a division per element
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+[[noreturn]] inline void unsupported(const char* kernel, DType dtype, const char* supported) {
+  throw Error(cat("cpu ", kernel, ": dtype ", dtype_name(dtype), " is not supported on the CPU (", supported, ")"));
+}
+
+// Calls f(T{}) with T the element type of a float32 or float64 tensor.
+template <class F>
+void dispatch_float(const char* kernel, DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::F32: return f(float{});
+    case DType::F64: return f(double{});
+    default: unsupported(kernel, dtype, "float32 and float64 are");
+  }
+}
+
+// The kernel contract of core/backend.h, checked once per call so that a caller's mistake is an Error
+// instead of a read past the end of a buffer: every operand defined, on the CPU, contiguous, of the
+// expected dtype and (where the kernel needs it) element count.
+struct Operand {
+  const char* name;
+  const Tensor& tensor;
+};
+
+inline void expect(const char* kernel, std::initializer_list<Operand> operands, DType dtype, int64_t numel = -1) {
+  for (const Operand& o : operands) {
+    T6_CHECK(o.tensor.defined(), "cpu ", kernel, ": ", o.name, " is an undefined tensor");
+    T6_CHECK(o.tensor.device() == Device::CPU, "cpu ", kernel, ": ", o.name, " is on ",
+             device_name(o.tensor.device()), "; every operand must be on the CPU");
+    T6_CHECK(o.tensor.is_contiguous(), "cpu ", kernel, ": ", o.name, " of shape ", shape_str(o.tensor.shape()),
+             " is not contiguous; pass contiguous_data()");
+    T6_CHECK(o.tensor.dtype() == dtype, "cpu ", kernel, ": ", o.name, " is ", dtype_name(o.tensor.dtype()),
+             ", expected ", dtype_name(dtype));
+    T6_CHECK(numel < 0 || o.tensor.numel() == numel, "cpu ", kernel, ": ", o.name, " of shape ",
+             shape_str(o.tensor.shape()), " has ", o.tensor.numel(), " elements, expected ", numel);
+  }
+}
+
+// The length of the rows a row kernel works on: the last axis.
+inline int64_t row_length(const Tensor& t) { return t.ndim() == 0 ? 1 : t.shape().back(); }
+inline int64_t row_count(const Tensor& t) { return row_length(t) == 0 ? 0 : t.numel() / row_length(t); }
+
+// Σ x[i] and Σ x[i]·y[i], accumulated in double (vectorised): float32 rows of any length lose no
+// accuracy to the sum, so results round once, at the end.
+template <class T>
+inline double sum_row(const T* x, int64_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]);
+  return s;
+}
+
+template <class T>
+inline double dot_row(const T* x, const T* y, int64_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(y[i]);
+  return s;
+}
+
+// max_j scale·x[j] (−inf for an empty row), and log Σ_j exp(x[j]) in double with the maximum subtracted
+// first: the softmax family and cross-entropy.
+template <class T>
+inline T row_max(const T* x, int64_t n, T scale) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < n; ++j) m = scale * x[j] > m ? scale * x[j] : m;
+  return m;
+}
+
+template <class T>
+inline double logsumexp(const T* x, int64_t n) {
+  const T m = row_max(x, n, T(1));
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) sum += static_cast<double>(std::exp(x[j] - m));
+  return static_cast<double>(m) + std::log(sum);
+}
+
+}  // namespace t6::cpu

@@ -1,0 +1,96 @@
+// Fused cross-entropy over rows of logits [N, V] with int32 targets (−1 = ignore), forward and
+// backward, float32 and float64; one row per loop iteration. The forward keeps only each row's
+// logsumexp for the backward, and counts the targets that are not ignored for the mean's divisor.
+// Targets are in host memory, so a bad one is counted in the same pass and thrown at once, in the
+// words of the cross_entropy op (checks_ids_at_once() holds here; core/backend.h, "deferred errors").
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu/cpu_backend.h"
+#include "core/cpu/kernel_utils.h"
+
+namespace t6::cpu {
+
+namespace {
+
+// The targets that count (in [0, vocab)) and the ones out of range (neither that nor −1).
+struct CrossEntropyCounts {
+  int64_t counted = 0, out_of_range = 0;
+};
+
+template <class T>
+CrossEntropyCounts cross_entropy_forward(const T* logits, const int32_t* targets, T* losses, T* lse, int64_t rows,
+                                         int64_t vocab) {
+  int64_t counted = 0, out_of_range = 0;
+#pragma omp parallel for reduction(+ : counted, out_of_range) if (parallel : rows * vocab > kParallelExpensive)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = logits + r * vocab;
+    const double l = logsumexp(xr, vocab);
+    const int32_t t = targets[r];
+    lse[r] = static_cast<T>(l);
+    if (t >= 0 && t < vocab) {
+      losses[r] = static_cast<T>(l - static_cast<double>(xr[t]));
+      ++counted;
+    } else {  // ignored (−1) or out of range: no loss; the caller reports the out-of-range count
+      losses[r] = T(0);
+      out_of_range += t != -1;
+    }
+  }
+  return {counted, out_of_range};
+}
+
+template <class T>
+void cross_entropy_backward(const T* logits, const int32_t* targets, const T* lse, const T* grad_losses,
+                            T* glogits, int64_t rows, int64_t vocab) {
+#pragma omp parallel for if (parallel : rows * vocab > kParallelExpensive)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = logits + r * vocab;
+    T* out = glogits + r * vocab;
+    const int32_t t = targets[r];
+    if (t < 0 || t >= vocab) {
+#pragma omp simd
+      for (int64_t j = 0; j < vocab; ++j) out[j] = T(0);
+      continue;
+    }
+    const T g = grad_losses[r], l = lse[r];
+#pragma omp simd
+    for (int64_t j = 0; j < vocab; ++j) out[j] = g * std::exp(xr[j] - l);
+    out[t] -= g;
+  }
+}
+
+}  // namespace
+
+void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
+                                       Tensor& divisor) {
+  const int64_t vocab = row_length(logits), rows = row_count(logits);
+  expect("cross_entropy_forward", {{"logits", logits}}, logits.dtype());
+  expect("cross_entropy_forward", {{"targets", targets}}, DType::I32, rows);
+  expect("cross_entropy_forward", {{"losses", losses}, {"lse", lse}}, logits.dtype(), rows);
+  expect("cross_entropy_forward", {{"divisor", divisor}}, logits.dtype(), 1);
+  CrossEntropyCounts counts;
+  dispatch_float("cross_entropy_forward", logits.dtype(), [&](auto t) {
+    using T = decltype(t);
+    counts = cpu::cross_entropy_forward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<T>(losses),
+                                        ptr<T>(lse), rows, vocab);
+    *ptr<T>(divisor) = static_cast<T>(std::max<int64_t>(1, counts.counted));
+  });
+  // The data's mistake, not the caller's: named in the words of the cross_entropy op (backend.h).
+  T6_CHECK(counts.out_of_range == 0, "cross_entropy: ", counts.out_of_range, " target ids lie outside [-1, ", vocab,
+           "); every target must be a token id below vocab_size or -1 (ignored)");
+}
+
+void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                        const Tensor& grad_losses, Tensor& glogits) {
+  const int64_t vocab = row_length(logits), rows = row_count(logits);
+  expect("cross_entropy_backward", {{"logits", logits}, {"glogits", glogits}}, logits.dtype(), logits.numel());
+  expect("cross_entropy_backward", {{"targets", targets}}, DType::I32, rows);
+  expect("cross_entropy_backward", {{"lse", lse}, {"grad_losses", grad_losses}}, logits.dtype(), rows);
+  dispatch_float("cross_entropy_backward", logits.dtype(), [&](auto t) {
+    using T = decltype(t);
+    cpu::cross_entropy_backward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<const T>(lse),
+                                ptr<const T>(grad_losses), ptr<T>(glogits), rows, vocab);
+  });
+}
+
+}  // namespace t6::cpu

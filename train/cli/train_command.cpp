@@ -1,0 +1,47 @@
+// `t6 train`: run the training a JSON config describes.
+#include <cmath>
+
+#include "core/error.h"
+
+#include "train/cli/cli_args.h"
+#include "train/cli/config_from_args.h"
+#include "train/cli/commands.h"
+#include "train/trainer.h"
+
+namespace t6 {
+
+namespace {
+const char* const kHelp = R"(usage: t6 train --config FILE.json [--set section.key=value ...] [--device cpu|cuda] [--resume] [--json]
+
+Trains the model described by FILE.json (sections model, data, train, optim; every key has a default;
+see configs/ and README.md). --set overrides one key, e.g. --set train.steps=100 --set optim.lr=3e-4.
+--device is short for --set train.device=... . --resume continues bit-identically from the newest
+checkpoint in train.out_dir. Writes out_dir/step_NNNNNN.safetensors (+ .state.safetensors),
+metrics.jsonl, loss.svg and config.json. Ctrl-C saves a checkpoint and stops (exit status 130).
+)";
+}  // namespace
+
+int run_train_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const ParsedArgs a("train", args,
+                     {{"--config"}, {"--set", true, true}, {"--device"}, {"--resume", false}, {"--json", false}, {"--help", false}});
+  if (a.has("--help")) {
+    out << kHelp;
+    return 0;
+  }
+  T6_CHECK(a.has("--config"), "t6 train needs --config FILE.json (configs/demo.json is a small example)");
+  const TrainConfig config = config_from_args(a);
+  Trainer trainer(config, a.has("--resume"), a.has("--json") ? err : out, err);
+  const TrainResult r = trainer.run();
+  if (a.has("--json")) {
+    out << nlohmann::json{{"steps", r.steps_done},
+                          {"final_train_loss", r.final_train_loss},
+                          {"final_val_loss", std::isnan(r.final_val_loss) ? nlohmann::json() : nlohmann::json(r.final_val_loss)},
+                          {"interrupted", r.interrupted},
+                          {"out_dir", config.train.out_dir}}
+               .dump()
+        << "\n";
+  }
+  return r.interrupted ? 130 : 0;
+}
+
+}  // namespace t6

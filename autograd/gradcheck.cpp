@@ -32,6 +32,9 @@ double* element(const Tensor& t, int64_t index) {
 
 void record(GradcheckResult& r, const GradcheckOptions& o, int input, int64_t index, bool direction,
             double analytic, double numeric, double& worst_ratio) {
+  if (!(std::fabs(numeric) >= r.resolution)) ++r.below_resolution;  // NaN counts as unresolved
+  r.smallest_magnitude = r.derivatives_checked == 0 ? std::fabs(numeric)
+                                                    : std::min(r.smallest_magnitude, std::fabs(numeric));
   const double abs_error = std::fabs(analytic - numeric);
   const double allowed = o.atol + o.rtol * std::fabs(numeric);
   r.max_abs_error = std::max(r.max_abs_error, abs_error);
@@ -59,7 +62,26 @@ std::string GradcheckResult::summary() const {
                 passed ? "passed" : "FAILED", static_cast<long long>(derivatives_checked), max_abs_error,
                 max_rel_error, worst_input, worst_is_direction ? "direction" : "element",
                 static_cast<long long>(worst_element), worst_analytic, worst_numeric);
-  return line;
+  char resolved[200];
+  std::snprintf(resolved, sizeof resolved,
+                "; resolution %.3g: %lld below it (the most: %.0f%% of input %d's), smallest |derivative| %.3g",
+                resolution, static_cast<long long>(below_resolution), 100.0 * least_resolved_share,
+                least_resolved_input, smallest_magnitude);
+  return std::string(line) + resolved;
+}
+
+Tensor weighted_cross_entropy(const Tensor& logits, const Tensor& targets, const std::vector<double>& weights) {
+  T6_CHECK(static_cast<int64_t>(weights.size()) == targets.numel(), "weighted_cross_entropy: ", weights.size(),
+           " weights for ", targets.numel(), " targets");
+  const std::vector<int32_t> all = targets.to_vector<int32_t>();
+  Tensor total = zeros({}, logits.dtype(), logits.device());
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i] == -1) continue;
+    std::vector<int32_t> only(all.size(), -1);  // target i alone counts: the mean over one target is its loss
+    only[i] = all[i];
+    total = add(total, scale(cross_entropy(logits, from_ints(only, targets.shape(), logits.device())), weights[i]));
+  }
+  return total;
 }
 
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
@@ -96,10 +118,12 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
   }
 
   GradcheckResult result;
+  result.resolution = o.atol / o.rtol;
   double worst_ratio = -1.0;
   for (size_t c = 0; c < checked.size(); ++c) {
     const Tensor& x = inputs[checked[c]];
     const int64_t n = x.numel();
+    const int64_t checked_before = result.derivatives_checked, below_before = result.below_resolution;
     if (n <= o.max_elements_per_input) {
       for (int64_t i = 0; i < n; ++i) {
         double* p = element(x, i);
@@ -131,6 +155,12 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
         for (int64_t i = 0; i < n; ++i) *element(x, i) = original[i];
         record(result, o, checked[c], k, true, along, (plus - minus) / (2 * o.eps), worst_ratio);
       }
+    }
+    const int64_t count = result.derivatives_checked - checked_before;
+    const double share = count == 0 ? 0.0 : static_cast<double>(result.below_resolution - below_before) / count;
+    if (result.least_resolved_input < 0 || share > result.least_resolved_share) {
+      result.least_resolved_input = checked[c];
+      result.least_resolved_share = share;
     }
   }
   return result;

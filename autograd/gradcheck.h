@@ -37,8 +37,28 @@ struct GradcheckResult {
   bool worst_is_direction = false;
   double worst_analytic = 0.0, worst_numeric = 0.0;
   int64_t derivatives_checked = 0;
+
+  // What the check could resolve. A derivative n passes with any error up to atol + rtol·|n|: from
+  // |n| = atol/rtol (the `resolution`) up that is at most 2·rtol·|n|, but below it the check holds n
+  // only to atol, and a small derivative can be wrong by a large factor and pass. A derivative that is
+  // exactly 0 is held to atol alone. So a check proves relative accuracy only for the derivatives at or
+  // above the resolution: below_resolution counts the others, and least_resolved_input names the input
+  // with the largest share of its derivatives below it (least_resolved_share, from 0 to 1).
+  double resolution = 0.0;
+  int64_t below_resolution = 0;
+  int least_resolved_input = -1;
+  double least_resolved_share = 0.0;
+  double smallest_magnitude = 0.0;  // the smallest |numeric| derivative checked
+
   std::string summary() const;  // one line for humans
 };
+
+// A scalar loss for checking a model: Σ_i w_i · cross_entropy(logits at i, targets[i]) over the targets
+// that are not −1, one w_i per target (weights has targets.numel() entries). The model's own loss, the
+// mean cross-entropy, is one number, so a check's random upstream is one factor and every target's
+// gradient is weighted alike; random w_i give each target's path its own factor. Each term calls the
+// cross_entropy op itself (on logits with every other target ignored), so its backward is checked too.
+Tensor weighted_cross_entropy(const Tensor& logits, const Tensor& targets, const std::vector<double>& weights);
 
 // Checks the gradient of f with respect to every input that is a float64 tensor requiring grad
 // (inputs that do not require grad, such as int32 ids, are held fixed). f must be deterministic.

@@ -1,8 +1,12 @@
 """Yardstick only (never a dependency of t6): a plain PyTorch T6 written from ../shared/T6-SPEC.md, timed
-on the same GPU as `t6 bench train`. Runs only on the GPU machine, where PyTorch is installed.
+on the same machine as `t6 bench train`: on the GPU (PyTorch 2), or with --device cpu on the CPU, where
+Debian's PyTorch 1.13 (apt install python3-torch) lacks F.rms_norm and F.scaled_dot_product_attention
+and the same formulas are spelled out instead.
 
 usage: python3 bench/pytorch_t6.py --layers 12 --embd 768 --heads 34 --batch 16 --seq 1024 [--dtype bf16|fp32|tf32]
-prints one JSON line: {"ms_per_step", "tokens_per_s", "peak_mem_mb", ...}
+       python3 bench/pytorch_t6.py --device cpu --threads 2 --dtype fp32 --vocab 256 --layers 4 --embd 256 \
+           --heads 8 --head-dim 32 --batch 16 --seq 128        # the model and batch of configs/bench_cpu.json
+prints one JSON line: {"ms_per_step", "tokens_per_s", "peak_mem_mb" (GPU only), ...}
 With --decode-context N: times an eager decode loop instead (batch --batch, N cached tokens, --new-tokens
 steps), the factor cache kept as A_k, rotated B_k, A_v, B_v and K, V formed from it at every step:
 {"decode_tokens_per_s", ...}.
@@ -11,6 +15,22 @@ import argparse, json, math, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def rms_norm(x):  # spec RMSNorm, no weight, eps = float32 machine epsilon
+    eps = torch.finfo(torch.float32).eps
+    if hasattr(F, "rms_norm"):
+        return F.rms_norm(x, (x.shape[-1],), eps=eps)
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)  # PyTorch < 2.4
+
+
+def causal_attention(q, k, v):  # (B,H,T,dh)
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    T = q.shape[-2]  # PyTorch < 2.0
+    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+    return torch.matmul(scores.masked_fill(mask, float("-inf")).softmax(-1), v)
 
 
 def rope(x, pos):  # x (B,T,R,dh), half-split convention of the spec
@@ -40,7 +60,7 @@ class TPA(nn.Module):
         q = torch.matmul(aq.view(B * T, s.H, s.RQ), bq.view(B * T, s.RQ, s.dh)).view(B, T, s.H, s.dh) / s.RQ
         k = torch.matmul(ak.view(B * T, s.H, s.R), bk.view(B * T, s.R, s.dh)).view(B, T, s.H, s.dh) / s.R
         v = torch.matmul(av.view(B * T, s.H, s.R), bv.view(B * T, s.R, s.dh)).view(B, T, s.H, s.dh) / s.R
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        y = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return s.c_proj(y.transpose(1, 2).reshape(B, T, s.H * s.dh))
 
     def decode(s, x, pos, cache):  # x (B,1,d) at position pos; cache: this layer's factors, slots [0, pos) filled
@@ -68,15 +88,13 @@ class Block(nn.Module):
         s.fc1, s.fc2, s.proj = nn.Linear(d, F_, bias=False), nn.Linear(d, F_, bias=False), nn.Linear(F_, d, bias=False)
 
     def forward(s, x):
-        eps = torch.finfo(torch.float32).eps
-        x = x + s.attn(F.rms_norm(x, (x.shape[-1],), eps=eps))
-        h = F.rms_norm(x, (x.shape[-1],), eps=eps)
+        x = x + s.attn(rms_norm(x))
+        h = rms_norm(x)
         return x + s.proj(F.silu(s.fc1(h)) * s.fc2(h))
 
     def decode(s, x, pos, cache):
-        eps = torch.finfo(torch.float32).eps
-        x = x + s.attn.decode(F.rms_norm(x, (x.shape[-1],), eps=eps), pos, cache)
-        h = F.rms_norm(x, (x.shape[-1],), eps=eps)
+        x = x + s.attn.decode(rms_norm(x), pos, cache)
+        h = rms_norm(x)
         return x + s.proj(F.silu(s.fc1(h)) * s.fc2(h))
 
 
@@ -90,7 +108,7 @@ class T6(nn.Module):
         x = s.wte(idx)
         for b in s.h:
             x = b(x)
-        x = F.rms_norm(x, (x.shape[-1],), eps=torch.finfo(torch.float32).eps)
+        x = rms_norm(x)
         logits = F.linear(x, s.wte.weight).float()
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), tgt.view(-1), ignore_index=-1)
 
@@ -110,7 +128,7 @@ def time_decode(model, a):
             x = model.wte(tok)
             for blk, cache in zip(model.h, caches):
                 x = blk.decode(x, pos, cache)
-            x = F.rms_norm(x, (x.shape[-1],), eps=torch.finfo(torch.float32).eps)
+            x = rms_norm(x)
             tok = F.linear(x, model.wte.weight).argmax(-1)
         torch.cuda.synchronize()
     steps = a.new_tokens - 4
@@ -125,32 +143,40 @@ def main():
         p.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp32", "tf32"])
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (torch.set_num_threads); 0: PyTorch's default")
     a = p.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     torch.backends.cuda.matmul.allow_tf32 = a.dtype == "tf32"
-    model = T6(a.vocab, a.layers, a.embd, a.heads, a.head_dim, a.q_rank, a.rank).cuda()
+    gpu = a.device == "cuda"
+    model = T6(a.vocab, a.layers, a.embd, a.heads, a.head_dim, a.q_rank, a.rank).to(a.device)
     if a.decode_context > 0:
         return time_decode(model, a)
-    opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1, **({"fused": True} if gpu else {}))
     step_fn = torch.compile(model) if a.compile else model
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     times = []
     for i in range(a.warmup + a.steps):
-        idx = torch.randint(0, a.vocab, (a.batch, a.seq), device="cuda")
-        torch.cuda.synchronize()
+        idx = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
+        sync()
         t0 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
             loss = step_fn(idx, idx)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
+        sync()
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
     ms = sorted(times)[len(times) // 2] * 1000
-    print(json.dumps({"impl": "pytorch" + ("+compile" if a.compile else ""), "dtype": a.dtype, "ms_per_step": ms,
-                      "tokens_per_s": a.batch * a.seq / (ms / 1000),
-                      "peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20,
-                      "params": sum(p.numel() for p in model.parameters())}))
+    result = {"impl": "pytorch" + ("+compile" if a.compile else ""), "torch": torch.__version__, "device": a.device,
+              "threads": torch.get_num_threads(), "dtype": a.dtype, "ms_per_step": ms,
+              "tokens_per_s": a.batch * a.seq / (ms / 1000), "params": sum(p.numel() for p in model.parameters())}
+    if gpu:
+        result["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,13 @@ class Backend {
     size_t current_bytes = 0, peak_bytes = 0;  // bytes handed out to tensors now / at most so far
     size_t reserved_bytes = 0;                 // held by a caching allocator, in use or not
   };
+  static size_t cached_unused(const MemoryStats& s) {
+    return s.reserved_bytes > s.current_bytes ? s.reserved_bytes - s.current_bytes : 0;
+  }
   virtual MemoryStats memory_stats() const { return {}; }
+  // Bytes this device can still hand out: what a command checks its estimated need against before it
+  // allocates, so that a request that cannot fit is refused at once with the numbers.
+  virtual size_t free_memory() const = 0;
   // Let float32 matmuls use TF32 tensor cores where the device has them; a backend without ignores it.
   virtual void allow_tf32(bool) {}
 

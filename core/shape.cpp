@@ -6,7 +6,11 @@ namespace t6 {
 
 int64_t numel_of(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) {
+    T6_CHECK(s >= 0, "shape ", shape_str(shape), " has a negative size");
+    T6_CHECK(!__builtin_mul_overflow(n, s, &n), "shape ", shape_str(shape),
+             " has more elements than fit in 64 bits; use smaller sizes");
+  }
   return n;
 }
 

@@ -87,4 +87,12 @@ void CudaBackend::wait_for_stream() {
 
 Backend::MemoryStats CudaBackend::memory_stats() const { return allocator_.stats(); }
 
+// What the driver has free, plus what the caching allocator holds unused (it hands that out first).
+size_t CudaBackend::free_memory() const {
+  size_t free_bytes = 0, total_bytes = 0;
+  T6_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const MemoryStats stats = allocator_.stats();
+  return free_bytes + cached_unused(stats);
+}
+
 }  // namespace t6

@@ -40,6 +40,7 @@ class CudaBackend final : public Backend {
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
   void synchronize() override;
   MemoryStats memory_stats() const override;
+  size_t free_memory() const override;
   void allow_tf32(bool allow) override { tf32_ = allow; }
   bool multiplies_bf16() const override { return true; }
   // the fused kernels keep a head row in registers

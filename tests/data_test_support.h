@@ -1,10 +1,12 @@
 // Helpers shared by the data tests (tokenizers, shards, batch loader, prepare): a temporary directory,
-// the message of an expected t6::Error, and where the GPT-2 vocabulary files are, if anywhere.
+// the message of an expected t6::Error, and where the GPT-2 vocabulary files are (the tests that need
+// them are skipped without them).
 #pragma once
 #include <stdlib.h>
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "skip_unless.h"
 #include "train/data/gpt2_tokenizer.h"
 
 namespace t6::testing {
@@ -74,19 +77,37 @@ CommandResult run_captured(Command command, const std::vector<std::string>& args
   return {status, out.str(), err.str()};
 }
 
-// The directory with encoder.json and vocab.bpe, or nothing: tests that need them then skip, with a
-// warning in the test output.
-inline std::optional<std::string> gpt2_vocab_dir_for_tests() {
-  std::vector<std::string> candidates = gpt2_vocab_dir_candidates();
+// The directory with encoder.json and vocab.bpe (where t6 itself looks, then the source tree), or
+// nothing when neither holds them. Looked up once, when the first test case registers: tests that set
+// or unset T6_GPT2_DIR later change neither which cases are skipped nor where the others read.
+inline const std::optional<std::string>& find_gpt2_vocab_dir_for_tests() {
+  static const std::optional<std::string> found = [] {
+    std::vector<std::string> candidates = gpt2_vocab_dir_candidates();
 #ifdef T6_SOURCE_DIR
-  candidates.push_back(T6_SOURCE_DIR "/third_party/gpt2");
+    candidates.push_back(T6_SOURCE_DIR "/third_party/gpt2");
 #endif
-  std::optional<std::string> found;
-  for (const std::string& dir : candidates)
-    if (!found && has_gpt2_vocab_files(dir)) found = dir;
-  WARN_MESSAGE(found.has_value(),
-               "skipping: GPT-2 vocabulary files not found; run scripts/fetch_gpt2_vocab.sh to enable this test");
+    for (const std::string& dir : candidates)
+      if (has_gpt2_vocab_files(dir)) return std::optional<std::string>(dir);
+    return std::optional<std::string>();
+  }();
   return found;
+}
+
+// The decorator of every test that reads OpenAI's GPT-2 vocabulary: without the files the case is
+// skipped (and says why), never passed. Except in CI (CI=true), which fetches the files: there a
+// missing file must fail the run, so the case runs and fails on gpt2_vocab_dir_for_tests().
+inline skip_unless needs_gpt2_vocab() {
+  const char* ci = std::getenv("CI");
+  const bool in_ci = ci != nullptr && std::string_view(ci) == "true";
+  return {in_ci || find_gpt2_vocab_dir_for_tests().has_value(),
+          "GPT-2 vocabulary files not found; run scripts/fetch_gpt2_vocab.sh (or set T6_GPT2_DIR) to run them"};
+}
+
+// The GPT-2 vocabulary directory, inside a case decorated with needs_gpt2_vocab().
+inline std::string gpt2_vocab_dir_for_tests() {
+  const std::optional<std::string>& dir = find_gpt2_vocab_dir_for_tests();
+  REQUIRE_MESSAGE(dir.has_value(), "GPT-2 vocabulary files not found; run scripts/fetch_gpt2_vocab.sh");
+  return *dir;
 }
 
 }  // namespace t6::testing

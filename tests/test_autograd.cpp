@@ -1,5 +1,6 @@
 // The autograd engine itself: graph shapes, accumulation, no-grad, graph freeing, in-place detection,
-// and the gradient checker catching a wrong derivative.
+// the gradient checker catching a wrong derivative and reporting what it could resolve, and the
+// weighted cross-entropy the sharp model checks use.
 #include <doctest/doctest.h>
 
 #include "test_helpers.h"
@@ -124,4 +125,53 @@ TEST_CASE("gradcheck checks large inputs along random directions") {
   CHECK(r.worst_is_direction);
   CHECK(r.derivatives_checked == options.directions);
   CHECK_THROWS_AS(gradcheck([](const std::vector<Tensor>& in) { return in[0]; }, {from_vector({1.0})}), Error);
+}
+
+TEST_CASE("gradcheck reports its resolution: below atol/rtol a wrong derivative can pass") {
+  Generator gen(7);
+  Tensor big = random_leaf({4}, gen), tiny = random_leaf({4}, gen);
+  // y = 10·big + 1e-6·tiny, so d/dbig = 10·g and d/dtiny = 1e-6·g for the random upstream g; the
+  // hand-written backward makes tiny's derivatives 50% too large
+  auto f = [](const std::vector<Tensor>& in) {
+    Tensor y;
+    {
+      NoGradGuard no_grad;
+      y = add(scale(in[0], 10.0), scale(in[1], 1e-6));
+    }
+    if (Node* node = make_node("half_wrong", y, {in[0], in[1]})) {
+      node->backward = [](const Tensor& gy) -> Grads { return {scale(gy, 10.0), scale(gy, 1.5e-6)}; };
+    }
+    return y;
+  };
+  const GradcheckResult loose = gradcheck(f, {big, tiny});  // atol 1e-5, rtol 1e-3: resolution 1e-2
+  CHECK(loose.passed);                                     // the 50% error hides under atol
+  CHECK(loose.resolution == doctest::Approx(1e-2));
+  CHECK(loose.below_resolution == 4);  // tiny's four derivatives
+  CHECK(loose.least_resolved_input == 1);
+  CHECK(loose.least_resolved_share == 1.0);
+  CHECK(loose.smallest_magnitude < 1e-5);
+  CHECK(loose.summary().find("resolution 0.01: 4 below it (the most: 100% of input 1's)") != std::string::npos);
+  GradcheckOptions sharp;
+  sharp.atol = 1e-8;  // above the rounding of these central differences (1e-16·|L|/ε, about 1e-9)
+  const GradcheckResult caught = gradcheck(f, {big, tiny}, sharp);
+  CHECK_FALSE(caught.passed);
+  CHECK(caught.worst_input == 1);
+  CHECK(caught.resolution == doctest::Approx(1e-5));
+}
+
+TEST_CASE("weighted_cross_entropy is Σ w_i · (−log_softmax at target i), skipping ignored targets") {
+  Generator gen(8);
+  Tensor logits = random_leaf({2, 3, 5}, gen, -2, 2);
+  const Tensor targets = from_ints({4, -1, 0, 2, 2, 1}, {2, 3});
+  const std::vector<double> weights = {0.5, 9.0, -1.25, 2.0, 0.75, -0.3};
+  const std::vector<double> lv = log_softmax(logits).to_double_vector();
+  const std::vector<int32_t> t = targets.to_vector<int32_t>();
+  double expected = 0;
+  for (int i = 0; i < 6; ++i)
+    if (t[i] != -1) expected -= weights[i] * lv[i * 5 + t[i]];
+  CHECK(weighted_cross_entropy(logits, targets, weights).item() == doctest::Approx(expected).epsilon(1e-13));
+  check_gradients([&](const std::vector<Tensor>& in) { return weighted_cross_entropy(in[0], targets, weights); },
+                  {logits});
+  CHECK_THROWS_WITH_AS(weighted_cross_entropy(logits, targets, {1.0}), doctest::Contains("1 weights for 6 targets"),
+                       Error);
 }

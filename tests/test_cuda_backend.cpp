@@ -58,7 +58,7 @@ Tensor operand(int64_t batch, int64_t rows, int64_t ld, Generator& gen, DType dt
 
 }  // namespace
 
-TEST_SUITE("cuda backend" * doctest::skip(!device_available(Device::CUDA))) {
+TEST_SUITE("cuda backend" * t6::testing::needs_cuda()) {
 
 TEST_CASE("cuda describe names the device") {
   const std::string d = gpu().describe();

@@ -95,7 +95,7 @@ ModelConfig tiny_config(const std::string& attention) {
 
 }  // namespace
 
-TEST_SUITE("cuda decode" * doctest::skip(!device_available(Device::CUDA))) {
+TEST_SUITE("cuda decode" * t6::testing::needs_cuda()) {
 
 TEST_CASE("cuda tpa_decode_attention matches the CPU: rows of 1, 37 and 300 tokens, factorized query") {
   check_gpu_matches_cpu(random_call(/*H=*/5, /*RQ=*/4, /*R=*/3, /*dh=*/38, /*M=*/311, {1, 37, 300}, 1));

@@ -1,5 +1,6 @@
 // The whole T6 model on the GPU against the CPU: loss and every parameter gradient, and a 20-step
-// training run. Skipped (reported as skipped) when no CUDA GPU is present.
+// training run; and float64 gradient checks of the moves to and from the GPU. Skipped (reported as
+// skipped) when no CUDA GPU is present.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -26,7 +27,31 @@ ModelConfig parity_config(const std::string& attention) {
 
 }  // namespace
 
-TEST_SUITE("cuda model" * doctest::skip(!device_available(Device::CUDA))) {
+TEST_SUITE("cuda model" * needs_cuda()) {
+  TEST_CASE("to() and cast() through the GPU: float64 gradient checks, a strided input, a random upstream") {
+    // The move's backward moves the gradient back (and cast's casts it back): a transposed input and a
+    // random upstream would show a gradient that comes back permuted, negated or on the wrong device.
+    Generator gen(9);
+    Tensor x = random_leaf({3, 4}, gen);
+    const Tensor w = uniform({4, 3}, -1, 1, gen, DType::F64).to_device(Device::CUDA);
+    check_gradients(
+        [&](const std::vector<Tensor>& in) {
+          return to(mul(to(transpose(in[0], 0, 1), Device::CUDA), w), Device::CPU);  // (4,3), back on the CPU
+        },
+        {x});
+    GradcheckOptions coarse;
+    coarse.eps = 0.125;  // float32 rounding on the way, as in tests/test_ops_shape.cpp's check of cast
+    const GradcheckResult r = gradcheck(
+        [](const std::vector<Tensor>& in) {
+          const Tensor on_gpu = to(transpose(in[0], 0, 1), Device::CUDA);
+          return to(cast(cast(on_gpu, DType::F32), DType::F64), Device::CPU);
+        },
+        {x}, coarse);
+    INFO(r.summary());
+    CHECK(r.passed);
+    CHECK(r.derivatives_checked == 12);
+  }
+
   TEST_CASE("GPU fp32 loss and every parameter gradient match the CPU (relative 1e-4)") {
     for (const std::string& variant : attention_kind_names().names()) {
       INFO("attention " << variant);

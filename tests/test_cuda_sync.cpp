@@ -36,7 +36,7 @@ bool holds_pattern(const Tensor& t, int64_t i) {
 
 }  // namespace
 
-TEST_SUITE("cuda without waits" * doctest::skip(!device_available(Device::CUDA))) {
+TEST_SUITE("cuda without waits" * t6::testing::needs_cuda()) {
 
 TEST_CASE("cuda copy_from_host: the host buffer may be overwritten or freed as soon as the call returns") {
   // Products queued first keep the GPU busy, so the copies below wait in the stream behind them while

@@ -120,7 +120,7 @@ TEST_CASE("flash_attention rejects shapes that do not fit, naming them") {
                        doctest::Contains("of one shape"), Error);
 }
 
-TEST_SUITE("cuda flash attention" * doctest::skip(!device_available(Device::CUDA))) {
+TEST_SUITE("cuda flash attention" * t6::testing::needs_cuda()) {
 
 namespace {
 

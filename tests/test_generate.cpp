@@ -369,10 +369,9 @@ TEST_CASE("t6 generate: each bad input is one clear error and a non-zero exit") 
   fails_with({"--checkpoint", dir / "missing.safetensors", "--prompt", "x"}, "missing.safetensors");
 }
 
-TEST_CASE("t6 generate with the GPT-2 tokenizer: starts from end-of-text, samples only real tokens") {
-  const auto vocab_dir = gpt2_vocab_dir_for_tests();
-  if (!vocab_dir) return;
-  ::setenv("T6_GPT2_DIR", vocab_dir->c_str(), 1);
+TEST_CASE("t6 generate with the GPT-2 tokenizer: starts from end-of-text, samples only real tokens" *
+          needs_gpt2_vocab()) {
+  ::setenv("T6_GPT2_DIR", gpt2_vocab_dir_for_tests().c_str(), 1);
   TempDir dir;
   ModelConfig c = small_config("tpa");
   c.vocab_size = 50304;  // GPT-2's 50257 padded, as the paper's models

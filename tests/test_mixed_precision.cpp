@@ -132,7 +132,7 @@ TEST_CASE("on the CPU, matmul and its gradients under Bf16MatmulGuard are exactl
   CHECK(under_guard.grad_b.to_double_vector() == fp32.grad_b.to_double_vector());
 }
 
-TEST_SUITE("cuda bf16 mixed precision" * doctest::skip(!device_available(Device::CUDA))) {
+TEST_SUITE("cuda bf16 mixed precision" * needs_cuda()) {
   TEST_CASE("bf16 matmul and both float32 gradients match float32 (relative 2e-2)") {
     struct Case {
       Shape a, b;

@@ -98,6 +98,10 @@ TEST_CASE("cross_entropy with ignore index equals the mean of −log_softmax at 
   // every target ignored: loss 0, gradient 0
   Tensor all_ignored = from_ints({-1, -1, -1, -1, -1, -1}, {2, 3});
   CHECK(cross_entropy(logits, all_ignored).item() == 0.0);
+  cross_entropy(logits, all_ignored).backward();
+  REQUIRE(logits.grad().defined());
+  for (double g : logits.grad().to_double_vector()) CHECK(g == 0.0);
+  logits.zero_grad();
   CHECK_THROWS_WITH_AS(cross_entropy(logits, from_ints({5, 0, 0, 0, 0, 0}, {2, 3})),
                        "cross_entropy: 1 target ids lie outside [-1, 5); every target must be a token id below "
                        "vocab_size or -1 (ignored)",

@@ -76,6 +76,46 @@ TEST_CASE("cast: values and gradients flow back in the source dtype") {
   CHECK(to(x, Device::CPU).to_double_vector() == x.to_double_vector());
 }
 
+TEST_CASE("cast, to and contiguous: float64 gradient checks on strided inputs with a random upstream") {
+  // A plain-sum upstream on a 1-D input would hide a gradient that comes back permuted; a transposed
+  // [3,4] input and a random upstream do not.
+  Generator gen(35);
+  Tensor x = random_leaf({3, 4}, gen);
+  Tensor p = random_leaf({2, 3, 4}, gen);
+
+  // float64 → float32 → float64: linear, but each evaluation rounds to float32 (a relative 6e-8), so
+  // the finite-difference step is large: the rounding adds at most 2^-24·|x|/ε to a derivative, 1e-6 here.
+  GradcheckOptions coarse;
+  coarse.eps = 0.125;
+  const auto through_f32 = [](const std::vector<Tensor>& in) {
+    return cast(cast(transpose(in[0], 0, 1), DType::F32), DType::F64);  // (4,3), float64 again
+  };
+  const GradcheckResult cast_check = gradcheck(through_f32, {x}, coarse);
+  INFO(cast_check.summary());
+  CHECK(cast_check.passed);
+  CHECK(cast_check.derivatives_checked == 12);
+  CHECK(through_f32({x}).dtype() == DType::F64);
+  const std::vector<double> v = x.to_double_vector(), t = through_f32({x}).to_double_vector();
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) CHECK(t[j * 3 + i] == static_cast<double>(static_cast<float>(v[i * 4 + j])));
+
+  // to(): a move to the same device is a view; its gradient comes back through the inverse permute
+  check_gradients([](const std::vector<Tensor>& in) { return to(transpose(in[0], 0, 1), Device::CPU); }, {x});
+  check_gradients([](const std::vector<Tensor>& in) { return to(permute(in[0], {2, 0, 1}), Device::CPU); }, {p});
+
+  // contiguous(): a packed copy of a strided view, and x itself when already packed
+  const Tensor packed = contiguous(permute(p, {2, 0, 1}));
+  CHECK(packed.is_contiguous());
+  CHECK(packed.shape() == Shape{4, 2, 3});
+  const std::vector<double> pv = p.to_double_vector(), cv = packed.to_double_vector();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 4; ++k) CHECK(cv[(k * 2 + i) * 3 + j] == pv[(i * 3 + j) * 4 + k]);
+  check_gradients([](const std::vector<Tensor>& in) { return contiguous(permute(in[0], {2, 0, 1})); }, {p});
+  check_gradients([](const std::vector<Tensor>& in) { return contiguous(slice(in[0], 1, 1, 3)); }, {x});
+  check_gradients([](const std::vector<Tensor>& in) { return mul(contiguous(in[0]), in[0]); }, {x});
+}
+
 TEST_CASE("sum and mean, over all elements and over one axis") {
   Generator gen(34);
   Tensor x = random_leaf({2, 3, 4}, gen);

@@ -91,10 +91,9 @@ TEST_CASE("prepare: a single document has no validation split, with a warning") 
   CHECK(shard_text(dir / "out/train_000000.bin") == "just one");
 }
 
-TEST_CASE("prepare: gpt2 tokenizer puts end-of-text before each document") {
-  const auto vocab_dir = t6::testing::gpt2_vocab_dir_for_tests();
-  if (!vocab_dir) return;
-  ::setenv("T6_GPT2_DIR", vocab_dir->c_str(), 1);  // prepare finds the files the usual way
+TEST_CASE("prepare: gpt2 tokenizer puts end-of-text before each document" * t6::testing::needs_gpt2_vocab()) {
+  // prepare finds the files the usual way
+  ::setenv("T6_GPT2_DIR", t6::testing::gpt2_vocab_dir_for_tests().c_str(), 1);
   TempDir dir;
   const Run run = prepare({"--input", dir.write("1.txt", "Hello world"), dir.write("2.txt", " the\n"), "--tokenizer",
                            "gpt2", "--out", dir / "out", "--json"});

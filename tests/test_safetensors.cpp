@@ -246,10 +246,10 @@ TEST_CASE("safetensors opens files with other dtypes but refuses to read them as
                        Error);
 }
 
-TEST_CASE("safetensors accepts tensors stored out of order, with gaps, and trailing bytes") {
-  TempPath file("gaps.safetensors");
-  std::vector<float> data = {1, 2, 3, 4, 5, 6};  // b at [0, 8), a at [12, 20), 4 unused bytes between
-  std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[12,20]},)"
+TEST_CASE("safetensors accepts tensors stored out of order; like the reference reader, it refuses gaps and trailing bytes") {
+  TempPath file("order.safetensors");
+  std::vector<float> data = {1, 2, 4, 5};  // b at [0, 8), a at [8, 16), the empty z between
+  std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
                        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                        R"("z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}   )";
   write_bytes(file.path, safetensors_bytes(header, raw_bytes(data)));
@@ -260,6 +260,19 @@ TEST_CASE("safetensors accepts tensors stored out of order, with gaps, and trail
   CHECK(loaded.tensors()[2].name == "a");
   CHECK(loaded.read_float32("a") == std::vector<float>{4, 5});
   CHECK(loaded.read_float32("b") == std::vector<float>{1, 2});
+
+  // A gap: 4 bytes between b and a belong to no tensor (a header and data that disagree).
+  std::vector<float> gapped = {1, 2, 3, 4, 5};
+  write_bytes(file.path, safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[12,20]},)"
+                                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                                           raw_bytes(gapped)));
+  CHECK_THROWS_WITH_AS(SafetensorsFile::open(file.path),
+                       doctest::Contains("bytes [8, 12) of the data section belong to no tensor (before \"a\")"), Error);
+  // Trailing bytes after the last tensor.
+  write_bytes(file.path, safetensors_bytes(R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                                           raw_bytes(data)));
+  CHECK_THROWS_WITH_AS(SafetensorsFile::open(file.path),
+                       doctest::Contains("the data section has 16 bytes but the tensors cover only 8"), Error);
 }
 
 TEST_CASE("safetensors reads the file it validated even if the path is replaced meanwhile") {

@@ -135,10 +135,9 @@ TEST_CASE("gpt2 pre-tokenizer: pieces always add up to the text") {
   }
 }
 
-TEST_CASE("gpt2 tokenizer: known encodings") {
-  const auto dir = t6::testing::gpt2_vocab_dir_for_tests();
-  if (!dir) return;
-  const std::unique_ptr<t6::Tokenizer> tokenizer = t6::make_tokenizer(t6::TokenizerKind::GPT2, *dir);
+TEST_CASE("gpt2 tokenizer: known encodings" * t6::testing::needs_gpt2_vocab()) {
+  const std::unique_ptr<t6::Tokenizer> tokenizer =
+      t6::make_tokenizer(t6::TokenizerKind::GPT2, t6::testing::gpt2_vocab_dir_for_tests());
   CHECK(tokenizer->name() == "gpt2");
   CHECK(tokenizer->vocab_size() == 50257);
   CHECK(tokenizer->end_of_text() == 50256);
@@ -166,10 +165,10 @@ TEST_CASE("gpt2 tokenizer: known encodings") {
   CHECK(message.find("0..50256") != std::string::npos);
 }
 
-TEST_CASE("gpt2 tokenizer: decode(encode(s)) == s, repeated encodes agree (merge cache)") {
-  const auto dir = t6::testing::gpt2_vocab_dir_for_tests();
-  if (!dir) return;
-  const std::unique_ptr<t6::Tokenizer> tokenizer = t6::make_tokenizer(t6::TokenizerKind::GPT2, *dir);
+TEST_CASE("gpt2 tokenizer: decode(encode(s)) == s, repeated encodes agree (merge cache)" *
+          t6::testing::needs_gpt2_vocab()) {
+  const std::unique_ptr<t6::Tokenizer> tokenizer =
+      t6::make_tokenizer(t6::TokenizerKind::GPT2, t6::testing::gpt2_vocab_dir_for_tests());
   for (const std::string& text : round_trip_texts()) {
     const Ids ids = tokenizer->encode(text);
     for (const int32_t id : ids) CHECK((id >= 0 && id < 50256));  // never the end-of-text id

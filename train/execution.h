@@ -15,9 +15,6 @@ namespace t6 {
 enum class Precision : uint8_t { FP32, TF32, BF16 };
 const EnumNames<Precision>& precision_names();  // "fp32", "tf32", "bf16"
 
-// The most CPU threads a run may ask for (train.threads).
-inline constexpr int64_t kMaxCpuThreads = 1024;
-
 struct ExecutionSettings {
   Device device = Device::CPU;
   Precision precision = Precision::FP32;

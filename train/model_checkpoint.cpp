@@ -104,7 +104,14 @@ void load_model_weights(T6Model& model, const SafetensorsFile& file) {
 
   // 2. Read every tensor into host memory; only when all reads succeeded, copy into the parameters.
   std::vector<std::pair<Tensor, std::vector<float>>> staged;
-  for (const auto& [name, p] : model.named_parameters()) staged.emplace_back(p, file.read_float32(source[name]->name));
+  for (const auto& [name, p] : model.named_parameters()) {
+    std::vector<float> values = file.read_float32(source[name]->name);
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    T6_CHECK(bad == values.end(), file.path(), ": tensor \"", source[name]->name, "\" holds a non-finite value (",
+             *bad, " at element ", bad - values.begin(), "); the checkpoint is corrupt or comes from a diverged run: "
+             "use an earlier checkpoint");
+    staged.emplace_back(p, std::move(values));
+  }
   NoGradGuard no_grad;
   for (auto& [param, values] : staged) {
     Tensor host = empty(param.shape(), DType::F32);

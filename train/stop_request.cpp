@@ -5,22 +5,26 @@
 namespace t6 {
 
 namespace {
-std::atomic<bool> stop_requested{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the SIGINT handler needs a lock-free flag");
-extern "C" void request_stop(int) { stop_requested = true; }
+std::atomic<int> stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free flag");
+extern "C" void request_stop(int signal) { stop_signal = signal; }
 }  // namespace
 
-StopOnCtrlC::StopOnCtrlC() {
-  stop_requested = false;
+StopOnSignal::StopOnSignal() {
+  stop_signal = 0;
   struct sigaction action {};
   action.sa_handler = request_stop;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESETHAND | SA_RESTART;  // SA_RESETHAND: a second Ctrl-C kills
-  sigaction(SIGINT, &action, &previous_);
+  action.sa_flags = SA_RESETHAND | SA_RESTART;  // SA_RESETHAND: a second signal kills
+  sigaction(SIGINT, &action, &previous_int_);
+  sigaction(SIGTERM, &action, &previous_term_);
 }
 
-StopOnCtrlC::~StopOnCtrlC() { sigaction(SIGINT, &previous_, nullptr); }
+StopOnSignal::~StopOnSignal() {
+  sigaction(SIGINT, &previous_int_, nullptr);
+  sigaction(SIGTERM, &previous_term_, nullptr);
+}
 
-bool StopOnCtrlC::requested() const { return stop_requested; }
+int StopOnSignal::requested() const { return stop_signal; }
 
 }  // namespace t6

@@ -1,21 +1,23 @@
-// Ctrl-C during training: the first SIGINT only asks the loop to stop after the current step (which
-// then saves); a second one kills the process as usual. The previous handler comes back when the
-// guard goes, however training ends, an exception included.
+// Ctrl-C (SIGINT) or SIGTERM (what `kill` and job schedulers send) during training: the first one only
+// asks the loop to stop after the current step, which then saves; a second one kills the process as
+// usual. The previous handlers come back when the guard goes, however training ends, an exception
+// included.
 #pragma once
 #include <signal.h>
 
 namespace t6 {
 
-class StopOnCtrlC {
+class StopOnSignal {
  public:
-  StopOnCtrlC();
-  ~StopOnCtrlC();
-  StopOnCtrlC(const StopOnCtrlC&) = delete;
-  StopOnCtrlC& operator=(const StopOnCtrlC&) = delete;
-  bool requested() const;
+  StopOnSignal();
+  ~StopOnSignal();
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+  // The signal that asked to stop (SIGINT or SIGTERM), or 0.
+  int requested() const;
 
  private:
-  struct sigaction previous_ {};
+  struct sigaction previous_int_ {}, previous_term_ {};
 };
 
 }  // namespace t6

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "core/did_you_mean.h"
+#include "core/cpu/threads.h"
 #include "core/error.h"
 
 namespace t6 {
@@ -128,6 +131,11 @@ void TrainConfig::validate(const std::string& where) const {
            ": model.vocab_size must be ≥ 50257 for the gpt2 tokenizer (the paper pads it to 50304), got ",
            model.vocab_size);
   const std::string t = where + ": train";
+  int64_t tokens_per_step = 0;
+  T6_CHECK(!__builtin_mul_overflow(train.batch_size, train.seq_len, &tokens_per_step) &&
+               !__builtin_mul_overflow(tokens_per_step, train.grad_accum, &tokens_per_step),
+           t, ".batch_size × seq_len × grad_accum (", train.batch_size, " × ", train.seq_len, " × ", train.grad_accum,
+           ") does not fit in 64 bits; use sizes a step can hold");
   T6_CHECK(train.seq_len <= model.block_size, t, ".seq_len (", train.seq_len, ") must be ≤ model.block_size (",
            model.block_size, ")");
   T6_CHECK(train.dtype == Precision::FP32 || train.device == Device::CUDA, t, ".dtype \"",
@@ -179,14 +187,34 @@ std::string TrainConfig::key_reference() {
 }
 
 nlohmann::json read_json_file(const std::string& path) {
+  std::error_code error;
+  T6_CHECK(std::filesystem::is_regular_file(path, error), path, ": ",
+           std::filesystem::exists(path, error) ? "not a regular file (a directory?); give the path of a JSON file"
+                                                : "cannot open the file (does it exist and is it readable?)");
   std::ifstream in(path);
   T6_CHECK(in.good(), path, ": cannot open the file (does it exist and is it readable?)");
   std::stringstream text;
   text << in.rdbuf();
+  // The parser keeps only one of two equal keys; which one a user meant is ambiguous, so say so.
+  std::vector<std::set<std::string>> keys_by_depth;
+  auto no_duplicate_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    const auto level = static_cast<size_t>(depth);
+    if (event == Event::object_start) {
+      keys_by_depth.resize(std::max(keys_by_depth.size(), level + 2));
+      keys_by_depth[level + 1].clear();
+    } else if (event == Event::key) {
+      const std::string& key = parsed.get_ref<const std::string&>();
+      T6_CHECK(keys_by_depth[level].insert(key).second, path, ": the key \"", key,
+               "\" appears twice in one object; keep one");
+    }
+    return true;
+  };
   try {
-    return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(cat(path, ": not valid JSON: ", e.what()));
+    return nlohmann::json::parse(text.str(), no_duplicate_keys);
+  } catch (const nlohmann::json::exception& e) {  // syntax errors, and numbers no double can hold
+    const std::string what = e.what();  // "[json.exception.parse_error.101] parse error at line …": drop the id
+    throw Error(cat(path, ": not valid JSON: ", what.substr(what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2)));
   }
 }
 

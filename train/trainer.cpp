@@ -8,11 +8,13 @@
 #include <filesystem>
 
 #include "core/backend.h"
+#include "core/memory_summary.h"
 #include "nn/generate.h"
 #include "train/evaluate.h"
 #include "train/io/atomic_file.h"
 #include "train/io/safetensors.h"
 #include "train/lr_schedule.h"
+#include "train/memory_estimate.h"
 #include "train/model_checkpoint.h"
 #include "train/stop_request.h"
 #include "train/training_state.h"
@@ -40,6 +42,11 @@ std::string describe(const std::vector<ConfigChange>& changes, OnResume policy) 
   return text;
 }
 
+// A resume that must not fall back to an older checkpoint: the config or train.steps rule it out.
+struct ResumeRefused : Error {
+  using Error::Error;
+};
+
 std::unique_ptr<T6Model> build_model(const TrainConfig& config, bool load_init_from, Device device) {
   auto model = std::make_unique<T6Model>(config.model);
   if (load_init_from && !config.train.init_from.empty())
@@ -53,14 +60,17 @@ std::unique_ptr<T6Model> build_model(const TrainConfig& config, bool load_init_f
 Trainer::Trainer(const TrainConfig& config, std::unique_ptr<BatchSource> batches)
     : config_(config),
       execution_(config.train.execution(), "train.device"),
-      train_data_(std::move(batches)),
-      model_(build_model(config_, /*load_init_from=*/false, execution_.device())),
-      optimizer_(std::make_unique<AdamW>(model_->parameters(), config_.optim)) {}
+      train_data_(std::move(batches)) {
+  check_memory();
+  model_ = build_model(config_, /*load_init_from=*/false, execution_.device());
+  optimizer_ = std::make_unique<AdamW>(model_->parameters(), config_.optim);
+}
 
 Trainer::Trainer(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err)
     : config_(config), execution_(config.train.execution(), "train.device"), out_(&out), err_(&err) {
   const TrainSection& t = config_.train;
-  // Data first: a missing or malformed shard should fail before any model work.
+  check_memory();
+  // Data next: a missing or malformed shard should fail before any model work.
   train_data_ = std::make_unique<BatchLoader>(config_.data.train, t.batch_size, t.seq_len, config_.model.vocab_size,
                                               config_.data.shuffle, t.seed);
   if (!config_.data.val.empty())
@@ -75,10 +85,19 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::ostream& out, std:
   }
   model_ = build_model(config_, /*load_init_from=*/!resume, execution_.device());
   optimizer_ = std::make_unique<AdamW>(model_->parameters(), config_.optim);
+  for (const std::string& name : remove_stale_temporaries(t.out_dir))
+    err << "note: removed " << name << ", left in " << t.out_dir << " by a save that was killed\n";
   resume ? resume_from_newest_checkpoint() : start_fresh();
   write_file_atomically((fs::path(t.out_dir) / "config.json").string(), config_.to_json().dump(2) + "\n");
   err << "model: " << model_->parameter_count() << " parameters, attention " << config_.model.attention_name()
       << ", on " << backend(execution_.device()).describe() << "\n";
+}
+
+void Trainer::check_memory() const {
+  const TrainSection& t = config_.train;
+  check_memory_fits(training_memory(config_.model, t.batch_size, t.seq_len, execution_.device()), execution_.device(),
+                    "lower train.batch_size or train.seq_len (train.grad_accum keeps the tokens per step), or the "
+                    "model's size (model.n_layer, model.n_embd)");
 }
 
 void Trainer::start_fresh() {
@@ -95,21 +114,45 @@ void Trainer::resume_from_newest_checkpoint() {
   const std::string& dir = config_.train.out_dir;
   const std::vector<int64_t> steps = list_checkpoints(dir);
   T6_CHECK(!steps.empty(), dir, ": no checkpoint to resume from; run without --resume to start training");
-  const TrainingProgress p = load_checkpoint(dir, steps.back(), *model_, *optimizer_);
-  const std::vector<ConfigChange> changes = config_.changes_since(p.config);
-  const std::string fixed = describe(changes, OnResume::MustMatch);
-  T6_CHECK(fixed.empty(), dir, ": the checkpoint at step ", p.step, " was written with a different config (", fixed,
-           "); resume with the config it was trained with, or start a new run in another out_dir");
-  if (const std::string noted = describe(changes, OnResume::Noted); !noted.empty())
-    *err_ << "note: resuming with changed optimizer settings (" << noted << ")\n";
-  T6_CHECK(config_.train.steps > p.step, dir, ": the run already reached step ", p.step, " and train.steps is ",
-           config_.train.steps, "; raise train.steps (e.g. --set train.steps=", p.step + config_.train.steps,
-           ") to train further");
-  train_data_->restore(p.data_state);
-  step_ = p.step;
-  first_step_ = p.step + 1;
+  // Newest first; an unreadable checkpoint (a disk fault, a file damaged by hand) gives way to the
+  // one before it. A config that does not match is not damage: it stops the resume at once.
+  std::optional<TrainingProgress> resumed;
+  std::string unreadable;  // why each skipped checkpoint could not be read
+  for (auto step = steps.rbegin(); step != steps.rend() && !resumed; ++step) {
+    try {
+      const TrainingProgress p = read_progress(dir, *step);
+      check_resumable(p);
+      load_checkpoint(dir, p, *model_, *optimizer_);
+      resumed = p;
+    } catch (const ResumeRefused&) {
+      throw;
+    } catch (const Error& e) {
+      *err_ << "warning: skipping the checkpoint of step " << *step << ", which cannot be read: " << e.what() << "\n";
+      unreadable += cat("\n  - step ", *step, ": ", e.what());
+    }
+  }
+  T6_CHECK(resumed, dir, ": no checkpoint in it can be read; start a new run in another out_dir, or restore the "
+           "checkpoint files:", unreadable);
+  train_data_->restore(resumed->data_state);
+  step_ = resumed->step;
+  first_step_ = step_ + 1;
   metrics_.emplace(MetricsLog::resume((fs::path(dir) / "metrics.jsonl").string(), step_));
   *err_ << "resumed from " << checkpoint_model_path(dir, step_) << " at step " << step_ << "\n";
+}
+
+void Trainer::check_resumable(const TrainingProgress& p) const {
+  const std::string& dir = config_.train.out_dir;
+  const std::vector<ConfigChange> changes = config_.changes_since(p.config);
+  const std::string fixed = describe(changes, OnResume::MustMatch);
+  if (!fixed.empty())
+    throw ResumeRefused(cat(dir, ": the checkpoint at step ", p.step, " was written with a different config (", fixed,
+                            "); resume with the config it was trained with, or start a new run in another out_dir"));
+  if (config_.train.steps <= p.step)
+    throw ResumeRefused(cat(dir, ": the run already reached step ", p.step, " and train.steps is ",
+                            config_.train.steps, "; raise train.steps (e.g. --set train.steps=",
+                            p.step + config_.train.steps, ") to train further"));
+  if (const std::string noted = describe(changes, OnResume::Noted); !noted.empty())
+    *err_ << "note: resuming with changed optimizer settings (" << noted << ")\n";
 }
 
 StepResult Trainer::step() {
@@ -154,7 +197,7 @@ TrainResult Trainer::run() {
   const TrainSection& t = config_.train;
   TrainResult result;
   result.final_val_loss = std::nan("");
-  const StopOnCtrlC ctrl_c;
+  const StopOnSignal stop;
   const bool live = isatty(fileno(stderr));
   started_ = std::chrono::steady_clock::now();
   while (step_ < t.steps) {
@@ -172,9 +215,9 @@ TrainResult Trainer::run() {
       *out_ << "step " << s.step << " sample: " << sample_text() << "\n" << std::flush;
     }
     const bool saves = s.step % t.save_every == 0 || last;
-    if (saves || ctrl_c.requested()) save_checkpoint();
-    if (ctrl_c.requested()) {
-      result.interrupted = true;
+    if (saves || stop.requested()) save_checkpoint();
+    if (stop.requested()) {
+      result.stop_signal = stop.requested();
       *err_ << "\ninterrupted: saved step " << s.step << " to " << checkpoint_model_path(t.out_dir, s.step)
             << "; continue with --resume\n";
       break;
@@ -196,10 +239,17 @@ void Trainer::report(const StepResult& s) {
   std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %s elapsed | ETA %s",
                 static_cast<long long>(s.step), static_cast<long long>(t.steps), s.loss, s.lr, s.grad_norm, tokens_per_s,
                 clock_text(elapsed).c_str(), clock_text(eta).c_str());
-  if (isatty(fileno(stderr))) {
+  const bool live = isatty(fileno(stderr));
+  if (live) {
     *err_ << "\r" << line << "\x1b[K" << std::flush;
   } else if (s.step % 10 == 0 || s.step == t.steps || s.step == first_step_) {
     *err_ << line << "\n";
+  }
+  // After the first step the backend holds what every later step needs (evaluation and samples add
+  // little): the one memory line of the run.
+  if (s.step == first_step_) {
+    *err_ << (live ? "\n" : "") << "memory on " << device_name(execution_.device()) << ": "
+          << memory_summary(backend(execution_.device()).memory_stats()) << "\n";
   }
 }
 

@@ -23,6 +23,7 @@
 #include "train/execution.h"
 #include "train/metrics_log.h"
 #include "train/train_config.h"
+#include "train/training_state.h"
 
 namespace t6 {
 
@@ -36,7 +37,7 @@ struct TrainResult {
   int64_t steps_done = 0;       // the last step taken (counting the steps before a resume)
   double final_train_loss = 0.0;
   double final_val_loss = 0.0;  // of the last evaluation; NaN when there was none (data.val = "")
-  bool interrupted = false;     // Ctrl-C: saved and stopped early
+  int stop_signal = 0;          // SIGINT (Ctrl-C) or SIGTERM: saved and stopped early; 0 when not
 };
 
 class Trainer {
@@ -53,15 +54,17 @@ class Trainer {
   // anything changes, and nothing is saved, so the newest checkpoint stays a good one.
   StepResult step();
   // Steps until train.steps, reporting, evaluating, sampling and saving as the config says. Ctrl-C
-  // (SIGINT) finishes the current step, saves it and returns with interrupted set.
+  // (SIGINT) or SIGTERM finishes the current step, saves it and returns with stop_signal set.
   TrainResult run();
 
   const T6Model& model() const { return *model_; }
   int64_t steps_done() const { return step_; }
 
  private:
+  void check_memory() const;  // refuses a config that cannot fit before anything is allocated
   void start_fresh();
   void resume_from_newest_checkpoint();
+  void check_resumable(const TrainingProgress& progress) const;
   void report(const StepResult& s);
   double evaluate_and_plot();
   void save_checkpoint();

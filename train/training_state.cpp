@@ -80,7 +80,7 @@ void prune_checkpoints(const std::string& out_dir, int64_t keep) {
   }
 }
 
-TrainingProgress load_checkpoint(const std::string& out_dir, int64_t step, T6Model& model, AdamW& optimizer) {
+TrainingProgress read_progress(const std::string& out_dir, int64_t step) {
   const SafetensorsFile state = SafetensorsFile::open(checkpoint_state_path(out_dir, step));
   auto it = state.metadata().find(kProgressKey);
   T6_CHECK(it != state.metadata().end(), state.path(), ": not a t6 training-state file (no \"", kProgressKey,
@@ -92,6 +92,11 @@ TrainingProgress load_checkpoint(const std::string& out_dir, int64_t step, T6Mod
            state.path(), ": the training-state record is damaged; resume from an earlier checkpoint or start anew");
   T6_CHECK(record["step"].get<int64_t>() == step, state.path(), ": records step ", record["step"].dump(),
            " but its name says step ", step, "; was it renamed? Resume from an earlier checkpoint or start anew");
+  return {record["step"].get<int64_t>(), record["data"], record["config"], record["optimizer_steps"].get<int64_t>()};
+}
+
+void load_checkpoint(const std::string& out_dir, const TrainingProgress& progress, T6Model& model, AdamW& optimizer) {
+  const SafetensorsFile state = SafetensorsFile::open(checkpoint_state_path(out_dir, progress.step));
   std::vector<Tensor> exp_avg, exp_avg_sq;
   for (const auto& [name, p] : model.named_parameters()) {
     for (auto [prefix, out] : {std::pair{"exp_avg.", &exp_avg}, {"exp_avg_sq.", &exp_avg_sq}}) {
@@ -102,9 +107,8 @@ TrainingProgress load_checkpoint(const std::string& out_dir, int64_t step, T6Mod
       out->push_back(host);
     }
   }
-  load_model_weights(model, SafetensorsFile::open(checkpoint_model_path(out_dir, step)));
-  optimizer.set_state(exp_avg, exp_avg_sq, record["optimizer_steps"].get<int64_t>());
-  return {record["step"].get<int64_t>(), record["data"], record["config"]};
+  load_model_weights(model, SafetensorsFile::open(checkpoint_model_path(out_dir, progress.step)));
+  optimizer.set_state(exp_avg, exp_avg_sq, progress.optimizer_steps);
 }
 
 }  // namespace t6

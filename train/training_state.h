@@ -15,8 +15,9 @@ namespace t6 {
 
 struct TrainingProgress {
   int64_t step = 0;             // optimizer updates completed
-  nlohmann::json data_state;    // BatchLoader::state()
+  nlohmann::json data_state;    // BatchSource::state()
   nlohmann::json config;        // the run's full config, to refuse resuming with a different one
+  int64_t optimizer_steps = 0;  // AdamW's count, for bias correction
 };
 
 std::string checkpoint_model_path(const std::string& out_dir, int64_t step);
@@ -30,7 +31,11 @@ std::vector<int64_t> list_checkpoints(const std::string& out_dir);
 // Removes all but the newest `keep` complete checkpoints.
 void prune_checkpoints(const std::string& out_dir, int64_t keep);
 
-// Loads the model weights and optimizer state of checkpoint `step`; returns its progress record.
-TrainingProgress load_checkpoint(const std::string& out_dir, int64_t step, T6Model& model, AdamW& optimizer);
+// The progress record of checkpoint `step` alone (its state file's metadata): what a resume checks
+// against its config before it reads any tensor.
+TrainingProgress read_progress(const std::string& out_dir, int64_t step);
+// Loads the model weights and optimizer state of the checkpoint `progress` describes. Everything is
+// validated before the model changes (a truncated or corrupt file throws and leaves it as it was).
+void load_checkpoint(const std::string& out_dir, const TrainingProgress& progress, T6Model& model, AdamW& optimizer);
 
 }  // namespace t6

@@ -1,12 +1,10 @@
-// The CPU backend's setup and memory: 64-byte-aligned host allocations with a count of the bytes in
-// use, copies that are plain memcpy, and its description. The kernels are in the kernels_*.cpp files
+// The CPU backend's setup and memory: host blocks from the caching allocator (caching_allocator.h),
+// copies that are plain memcpy, and its description. The kernels are in the kernels_*.cpp files
 // and gemm.cpp.
 #include "core/cpu/cpu_backend.h"
 
 #include <cblas.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -35,34 +33,23 @@ std::string CpuBackend::describe() const {
 }
 
 void* CpuBackend::allocate(size_t bytes) {
-  // 64-byte alignment for whole-cache-line vector loads; zero bytes still get a unique pointer.
-  const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
-  T6_CHECK(p != nullptr, "cpu: out of memory allocating ", bytes, " bytes (", current_ / (1 << 20),
-           " MiB already in use)");
-  const size_t now = current_ += bytes;
-  size_t peak = peak_;
-  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
-  }
-  return p;
+  const auto timing = timer_.time("allocate");
+  return allocator_.allocate(bytes);
 }
 
 void CpuBackend::deallocate(void* p, size_t bytes) {
-  std::free(p);
-  current_ -= bytes;
+  const auto timing = timer_.time("deallocate");
+  allocator_.deallocate(p, bytes);
 }
 
 void CpuBackend::copy_to_host(void* host_dst, const void* device_src, size_t bytes) {
+  const auto timing = timer_.time("copy_to_host");
   if (bytes > 0) std::memcpy(host_dst, device_src, bytes);
 }
 
 void CpuBackend::copy_from_host(void* device_dst, const void* host_src, size_t bytes) {
+  const auto timing = timer_.time("copy_from_host");
   if (bytes > 0) std::memcpy(device_dst, host_src, bytes);
-}
-
-Backend::MemoryStats CpuBackend::memory_stats() const {
-  // No caching allocator: everything held is in use.
-  return {current_.load(), peak_.load(), current_.load()};
 }
 
 }  // namespace cpu

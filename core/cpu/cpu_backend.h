@@ -6,13 +6,16 @@
 // setup here in cpu_backend.cpp, the matrix multiply in gemm.cpp, and each kernel family in the
 // kernels_*.cpp file with the same stem as its twin in cuda/. There a method checks its operands
 // (cheap, before any loop runs) and dispatches on dtype to the loop kernel of the same name, a
-// function over raw pointers private to that file.
+// function over raw pointers private to that file. Memory comes from a caching allocator
+// (caching_allocator.h), and each method opens a KernelTimer scope at its top, which times it while
+// `t6 bench train --profile` asks (kernel_timer.h).
 #pragma once
-#include <atomic>
 #include <string>
 #include <vector>
 
 #include "core/backend.h"
+#include "core/cpu/caching_allocator.h"
+#include "core/cpu/kernel_timer.h"
 
 namespace t6 {
 
@@ -30,7 +33,12 @@ class CpuBackend final : public Backend {
   void copy_to_host(void* host_dst, const void* device_src, size_t bytes) override;
   void copy_from_host(void* device_dst, const void* host_src, size_t bytes) override;
   void synchronize() override {}
-  MemoryStats memory_stats() const override;
+  MemoryStats memory_stats() const override { return allocator_.stats(); }
+  size_t free_memory() const override;  // core/cpu/free_memory.cpp
+  bool caches_memory() const { return allocator_.caching(); }
+  void release_cached_memory() { allocator_.release_cached(); }  // gives cached blocks back to the system
+  void set_kernel_timing(bool on) override { timer_.set_enabled(on); }
+  std::vector<KernelTime> kernel_times() override { return timer_.totals(); }
 
   void fill(Tensor& out, double value) override;
   void strided_copy(const Tensor& src, Tensor& dst) override;
@@ -77,7 +85,8 @@ class CpuBackend final : public Backend {
                             Tensor& out) override;
 
  private:
-  std::atomic<size_t> current_{0}, peak_{0};  // bytes handed out now / at most so far
+  CachingAllocator allocator_{cpu_cache_from_environment()};
+  KernelTimer timer_;
 };
 
 }  // namespace cpu

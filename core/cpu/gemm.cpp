@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <string>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/kernel_utils.h"
@@ -145,9 +146,16 @@ void check_gemm_operand(const char* name, const Tensor& t, int64_t rows, int64_t
            " matrices of ", rows, "×", cols, " with leading dimension ", ld, " and batch stride ", stride);
 }
 
+// Named by dtype, transposes and sizes, so a profile tells the model's products apart.
+std::string gemm_name(const Backend::Gemm& g, DType dtype) {
+  return cat("gemm ", dtype_name(dtype), g.trans_a ? " Aᵀ" : "", g.trans_b ? " Bᵀ" : "", " ", g.m, "x", g.n, "x",
+             g.k, g.batch > 1 ? cat(" batch ", g.batch) : std::string());
+}
+
 }  // namespace
 
 void CpuBackend::gemm(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c) {
+  const auto timing = timer_.enabled() ? timer_.time(gemm_name(g, c.dtype())) : KernelTimer::Scope();
   T6_CHECK(c.dtype() != DType::BF16 && a.dtype() != DType::BF16,
            "cpu gemm: bfloat16 matrices are not supported on the CPU (bfloat16 matmul is the CUDA backend's "
            "mixed-precision path); cast the operands to float32");

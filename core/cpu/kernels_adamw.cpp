@@ -32,6 +32,7 @@ void adamw_step(float* param, const float* grad, float* exp_avg, float* exp_avg_
 }  // namespace
 
 void CpuBackend::adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) {
+  const auto timing = timer_.time("adamw_step");
   T6_CHECK(h.step >= 1, "cpu adamw_step: step ", h.step, " must count from 1 (bias correction divides by 1 − β^step)");
   for (AdamWSlot& s : slots) {
     expect("adamw_step", {{"param", s.param}}, DType::F32);

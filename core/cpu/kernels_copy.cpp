@@ -166,6 +166,7 @@ void scatter_rows(const T* values, const int32_t* slots, T* buffer, int64_t rows
 }  // namespace
 
 void CpuBackend::fill(Tensor& out, double value) {
+  const auto timing = timer_.time("fill");
   expect("fill", {{"out", out}}, out.dtype());
   dispatch_any(out.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -174,6 +175,7 @@ void CpuBackend::fill(Tensor& out, double value) {
 }
 
 void CpuBackend::strided_copy(const Tensor& src, Tensor& dst) {
+  const auto timing = timer_.time("strided_copy");
   T6_CHECK(src.shape() == dst.shape() && src.dtype() == dst.dtype(), "cpu strided_copy: source ",
            shape_str(src.shape()), " ", dtype_name(src.dtype()), " and destination ", shape_str(dst.shape()), " ",
            dtype_name(dst.dtype()), " differ");
@@ -184,6 +186,7 @@ void CpuBackend::strided_copy(const Tensor& src, Tensor& dst) {
 }
 
 void CpuBackend::cast(const Tensor& src, Tensor& dst) {
+  const auto timing = timer_.time("cast");
   expect("cast", {{"src", src}}, src.dtype(), dst.numel());
   expect("cast", {{"dst", dst}}, dst.dtype());
   dispatch_any(src.dtype(), [&](auto from) {
@@ -196,6 +199,7 @@ void CpuBackend::cast(const Tensor& src, Tensor& dst) {
 }
 
 void CpuBackend::scatter_rows(const Tensor& values, const Tensor& slots, Tensor& buffer) {
+  const auto timing = timer_.time("scatter_rows");
   const int64_t rows = slots.numel(), n = rows > 0 ? values.numel() / rows : 0;
   expect("scatter_rows", {{"slots", slots}}, DType::I32);
   expect("scatter_rows", {{"values", values}}, buffer.dtype(), rows * n);

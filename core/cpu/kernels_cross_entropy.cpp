@@ -63,6 +63,7 @@ void cross_entropy_backward(const T* logits, const int32_t* targets, const T* ls
 
 void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
                                        Tensor& divisor) {
+  const auto timing = timer_.time("cross_entropy_forward");
   const int64_t vocab = row_length(logits), rows = row_count(logits);
   expect("cross_entropy_forward", {{"logits", logits}}, logits.dtype());
   expect("cross_entropy_forward", {{"targets", targets}}, DType::I32, rows);
@@ -82,6 +83,7 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targe
 
 void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                         const Tensor& grad_losses, Tensor& glogits) {
+  const auto timing = timer_.time("cross_entropy_backward");
   const int64_t vocab = row_length(logits), rows = row_count(logits);
   expect("cross_entropy_backward", {{"logits", logits}, {"glogits", glogits}}, logits.dtype(), logits.numel());
   expect("cross_entropy_backward", {{"targets", targets}}, DType::I32, rows);

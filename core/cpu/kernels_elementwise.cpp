@@ -157,6 +157,7 @@ void axpy(T alpha, const T* x, T* y, int64_t n) {
 }  // namespace
 
 void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
+  const auto timing = timer_.time("unary");
   expect("unary", {{"x", x}, {"y", y}}, x.dtype(), x.numel());
   dispatch_float("unary", x.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -166,6 +167,7 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& y, double alpha) {
 
 void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx,
                                 double alpha) {
+  const auto timing = timer_.time("unary_backward");
   const int64_t n = gy.numel();
   expect("unary_backward", {{"gy", gy}, {"gx", gx}}, gy.dtype(), n);
   const UnaryInputs needs = unary_backward_needs(op);
@@ -179,6 +181,7 @@ void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, co
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
+  const auto timing = timer_.time("binary");
   expect("binary", {{"a", a}, {"b", b}, {"out", out}}, out.dtype());
   const int64_t n = out.numel(), na = a.numel(), nb = b.numel();
   if (n == 0) return;
@@ -192,6 +195,7 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& o
 }
 
 void CpuBackend::axpy(double alpha, const Tensor& x, Tensor& y) {
+  const auto timing = timer_.time("axpy");
   expect("axpy", {{"x", x}, {"y", y}}, y.dtype(), y.numel());
   dispatch_float("axpy", y.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -200,6 +204,7 @@ void CpuBackend::axpy(double alpha, const Tensor& x, Tensor& y) {
 }
 
 void CpuBackend::swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const auto timing = timer_.time("swiglu_forward");
   expect("swiglu_forward", {{"gate", gate}, {"up", up}, {"out", out}}, gate.dtype(), gate.numel());
   dispatch_float("swiglu_forward", gate.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -209,6 +214,7 @@ void CpuBackend::swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& ou
 
 void CpuBackend::swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& gout, Tensor& ggate,
                                  Tensor& gup) {
+  const auto timing = timer_.time("swiglu_backward");
   expect("swiglu_backward", {{"gate", gate}, {"up", up}, {"gout", gout}, {"ggate", ggate}, {"gup", gup}},
          gate.dtype(), gate.numel());
   dispatch_float("swiglu_backward", gate.dtype(), [&](auto t) {

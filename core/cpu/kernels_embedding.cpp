@@ -49,6 +49,7 @@ void check_ids(const char* kernel, const Tensor& ids, int64_t limit) {
 }  // namespace
 
 void CpuBackend::embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) {
+  const auto timing = timer_.time("embedding_forward");
   T6_CHECK(weight.ndim() == 2, "cpu embedding_forward: weight must be [rows, dim], got ", shape_str(weight.shape()));
   const int64_t dim = weight.size(1);
   expect("embedding_forward", {{"ids", ids}}, DType::I32);
@@ -62,6 +63,7 @@ void CpuBackend::embedding_forward(const Tensor& weight, const Tensor& ids, Tens
 }
 
 void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) {
+  const auto timing = timer_.time("embedding_backward");
   T6_CHECK(gweight.ndim() == 2, "cpu embedding_backward: gweight must be [rows, dim], got ",
            shape_str(gweight.shape()));
   const int64_t dim = gweight.size(1);

@@ -115,6 +115,7 @@ void flash_attention_backward(const Backend::FlashAttention& p, const T* q, cons
 
 void CpuBackend::flash_attention_forward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
                                          Tensor& out, Tensor& lse) {
+  const auto timing = timer_.time("flash_attention_forward");
   const int64_t q_elements = p.batch * p.q_len * p.heads * p.head_dim;
   const int64_t kv_elements = p.batch * p.kv_len * p.kv_heads * p.head_dim;
   expect("flash_attention_forward", {{"q", q}, {"out", out}}, q.dtype(), q_elements);
@@ -129,6 +130,7 @@ void CpuBackend::flash_attention_forward(const FlashAttention& p, const Tensor& 
 void CpuBackend::flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
                                           const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
                                           Tensor& gk, Tensor& gv) {
+  const auto timing = timer_.time("flash_attention_backward");
   const int64_t q_elements = p.batch * p.q_len * p.heads * p.head_dim;
   const int64_t kv_elements = p.batch * p.kv_len * p.kv_heads * p.head_dim;
   expect("flash_attention_backward", {{"q", q}, {"out", out}, {"gout", gout}, {"gq", gq}}, q.dtype(), q_elements);

@@ -72,6 +72,7 @@ double sum_of_squares(const T* x, int64_t n) {
 }  // namespace
 
 void CpuBackend::sum_axis(const Tensor& x, Tensor& y, int64_t outer, int64_t n, int64_t inner) {
+  const auto timing = timer_.time("sum_axis");
   T6_CHECK(outer >= 0 && n >= 0 && inner >= 0, "cpu sum_axis: negative extent in [", outer, ", ", n, ", ", inner, "]");
   expect("sum_axis", {{"x", x}}, x.dtype(), outer * n * inner);
   expect("sum_axis", {{"y", y}}, x.dtype(), outer * inner);
@@ -82,6 +83,7 @@ void CpuBackend::sum_axis(const Tensor& x, Tensor& y, int64_t outer, int64_t n, 
 }
 
 double CpuBackend::sum_of_squares(const std::vector<Tensor>& tensors) {
+  const auto timing = timer_.time("sum_of_squares");
   double total = 0.0;
   for (const Tensor& t : tensors) {
     expect("sum_of_squares", {{"tensor", t}}, t.dtype());

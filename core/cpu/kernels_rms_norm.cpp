@@ -41,6 +41,7 @@ void rms_norm_backward(const T* x, const T* rstd, const T* gy, T* gx, int64_t ro
 }  // namespace
 
 void CpuBackend::rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) {
+  const auto timing = timer_.time("rms_norm_forward");
   const int64_t d = row_length(x), rows = row_count(x);
   expect("rms_norm_forward", {{"x", x}, {"y", y}}, x.dtype(), x.numel());
   expect("rms_norm_forward", {{"rstd", rstd}}, x.dtype(), rows);
@@ -51,6 +52,7 @@ void CpuBackend::rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, doub
 }
 
 void CpuBackend::rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) {
+  const auto timing = timer_.time("rms_norm_backward");
   const int64_t d = row_length(x), rows = row_count(x);
   expect("rms_norm_backward", {{"x", x}, {"gy", gy}, {"gx", gx}}, x.dtype(), x.numel());
   expect("rms_norm_backward", {{"rstd", rstd}}, x.dtype(), rows);

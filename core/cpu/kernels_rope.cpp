@@ -38,6 +38,7 @@ void rope(const T* x, const int32_t* positions, T* y, int64_t P, int64_t inner, 
 }  // namespace
 
 void CpuBackend::rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) {
+  const auto timing = timer_.time("rope");
   const int64_t dh = row_length(x), P = positions.numel();
   expect("rope", {{"positions", positions}}, DType::I32);
   expect("rope", {{"x", x}, {"y", y}}, x.dtype(), P * inner * dh);

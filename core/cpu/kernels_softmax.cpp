@@ -75,6 +75,7 @@ void log_softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t 
 }  // namespace
 
 void CpuBackend::softmax_forward(const Tensor& x, Tensor& y, double scale, bool causal, int64_t tq) {
+  const auto timing = timer_.time("softmax_forward");
   expect("softmax_forward", {{"x", x}, {"y", y}}, x.dtype(), x.numel());
   const int64_t n = row_length(x), rows = row_count(x);
   T6_CHECK(!causal || (tq > 0 && rows % tq == 0), "cpu softmax_forward: causal mask with tq = ", tq,
@@ -86,6 +87,7 @@ void CpuBackend::softmax_forward(const Tensor& x, Tensor& y, double scale, bool 
 }
 
 void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) {
+  const auto timing = timer_.time("softmax_backward");
   expect("softmax_backward", {{"y", y}, {"gy", gy}, {"gx", gx}}, y.dtype(), y.numel());
   dispatch_float("softmax_backward", y.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -95,6 +97,7 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx,
 }
 
 void CpuBackend::log_softmax_forward(const Tensor& x, Tensor& y) {
+  const auto timing = timer_.time("log_softmax_forward");
   expect("log_softmax_forward", {{"x", x}, {"y", y}}, x.dtype(), x.numel());
   dispatch_float("log_softmax_forward", x.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -103,6 +106,7 @@ void CpuBackend::log_softmax_forward(const Tensor& x, Tensor& y) {
 }
 
 void CpuBackend::log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) {
+  const auto timing = timer_.time("log_softmax_backward");
   expect("log_softmax_backward", {{"y", y}, {"gy", gy}, {"gx", gx}}, y.dtype(), y.numel());
   dispatch_float("log_softmax_backward", y.dtype(), [&](auto t) {
     using T = decltype(t);

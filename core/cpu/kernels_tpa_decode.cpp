@@ -157,6 +157,7 @@ void tpa_decode_attention(const Backend::TPADecode& p, const T* a_q, const T* b_
 void CpuBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                                       const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
                                       Tensor& out) {
+  const auto timing = timer_.time("tpa_decode_attention");
   const int64_t B = p.batch, H = p.heads, RQ = p.q_rank, R = p.rank, dh = p.head_dim, M = p.capacity;
   const DType dtype = out.dtype();
   if (RQ > 0) expect("tpa_decode_attention", {{"a_q", a_q}}, dtype, B * H * RQ);

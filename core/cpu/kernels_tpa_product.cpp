@@ -59,6 +59,7 @@ void tpa_product_backward(const Backend::TPAProduct& p, const T* a, const T* b, 
 }  // namespace
 
 void CpuBackend::tpa_product_forward(const TPAProduct& p, const Tensor& a, const Tensor& b, Tensor& out) {
+  const auto timing = timer_.time("tpa_product_forward");
   expect("tpa_product_forward", {{"a", a}}, a.dtype(), p.tokens * p.heads * p.rank);
   expect("tpa_product_forward", {{"b", b}}, a.dtype(), p.tokens * p.rank * p.head_dim);
   expect("tpa_product_forward", {{"out", out}}, a.dtype(), p.tokens * p.heads * p.head_dim);
@@ -70,6 +71,7 @@ void CpuBackend::tpa_product_forward(const TPAProduct& p, const Tensor& a, const
 
 void CpuBackend::tpa_product_backward(const TPAProduct& p, const Tensor& a, const Tensor& b, const Tensor& gout,
                                       Tensor& ga, Tensor& gb) {
+  const auto timing = timer_.time("tpa_product_backward");
   expect("tpa_product_backward", {{"a", a}, {"ga", ga}}, a.dtype(), p.tokens * p.heads * p.rank);
   expect("tpa_product_backward", {{"b", b}, {"gb", gb}}, a.dtype(), p.tokens * p.rank * p.head_dim);
   expect("tpa_product_backward", {{"gout", gout}}, a.dtype(), p.tokens * p.heads * p.head_dim);

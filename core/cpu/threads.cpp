@@ -21,8 +21,9 @@ int parse_thread_count(const char* variable, const char* value) {
   errno = 0;
   char* end = nullptr;
   const long n = std::strtol(value, &end, 10);
-  const bool valid = end != value && (*end == '\0' || *end == ',') && errno == 0 && n > 0 && n <= 4096;
-  T6_CHECK(valid, variable, "=\"", value, "\" is not a thread count; set it to a positive integer such as 2");
+  const bool valid = end != value && (*end == '\0' || *end == ',') && errno == 0 && n > 0 && n <= kMaxCpuThreads;
+  T6_CHECK(valid, variable, "=\"", value, "\" is not a thread count; set it to an integer from 1 to ", kMaxCpuThreads,
+           ", such as 2");
   return static_cast<int>(n);
 }
 
@@ -37,8 +38,8 @@ int default_thread_count() {
 }  // namespace
 
 void set_cpu_threads(int threads) {
-  T6_CHECK(threads >= 0, "set_cpu_threads: ", threads,
-           " threads; pass a positive count, or 0 for T6_NUM_THREADS, else OMP_NUM_THREADS, else every core");
+  T6_CHECK(threads >= 0 && threads <= kMaxCpuThreads, "set_cpu_threads: ", threads,
+           " threads; pass a count up to ", kMaxCpuThreads, ", or 0 for T6_NUM_THREADS, else OMP_NUM_THREADS, else every core");
   const int n = threads > 0 ? threads : default_thread_count();
   omp_set_num_threads(n);
   // OpenBLAS stays single-threaded: the CPU gemm runs one BLAS call per thread of its own OpenMP

@@ -3,11 +3,12 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "core/backend.h"
+#include "core/memory_summary.h"
 #include "train/cli/cli_args.h"
 #include "train/cli/config_from_args.h"
 #include "train/cli/commands.h"
@@ -22,19 +23,61 @@ const char* const kHelp = R"(usage: t6 bench train --config FILE [--steps N] [--
                      [--device cpu|cuda] [--json] [--profile]
 
 Times N training steps (default 20, after 3 warm-up steps) of the config's model at its batch size,
-sequence length and gradient accumulation, on random tokens, and prints the median ms/step, tokens/s
-and peak resident memory ({"ms_per_step", "tokens_per_s", "peak_rss_mb"} with --json; on CUDA also
-"peak_device_mb"). CPU threads follow train.threads / T6_NUM_THREADS / OMP_NUM_THREADS.
---profile (CUDA): also times every kernel of the timed steps on the GPU and prints the time per
-kernel per step, largest first ("kernels" with --json). Timing adds an event pair per launch, so the
-step itself runs slower while profiling.
+sequence length and gradient accumulation, on random tokens, and prints the median ms/step, tokens/s,
+peak resident memory, minor page faults per timed step and the backend's memory statistics
+({"ms_per_step", "tokens_per_s", "peak_rss_mb"} with --json; on CUDA also "peak_device_mb"). CPU
+threads follow train.threads / T6_NUM_THREADS / OMP_NUM_THREADS; T6_CPU_CACHE=0 turns the CPU caching
+allocator off (for comparisons).
+--profile: also times every kernel of the timed steps (on the GPU: GPU time, with an event pair per
+launch; on the CPU: the wall time of each backend call) and prints the time per kernel per step,
+largest first ("kernels", "minor_faults_per_step" and "memory" with --json). The step itself runs a
+little slower while profiling.
 )";
 
-double peak_rss_mb() {
+rusage usage_now() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports kilobytes
+  return usage;
 }
+
+double peak_rss_mb() { return static_cast<double>(usage_now().ru_maxrss) / 1024.0; }  // Linux reports kilobytes
+
+double mb(size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+// The kernels of a profile, per step (the totals cover every timed step).
+nlohmann::json kernels_per_step(Backend& device, int64_t steps) {
+  nlohmann::json kernels = nlohmann::json::array();
+  for (const Backend::KernelTime& k : device.kernel_times()) {
+    kernels.push_back({{"kernel", k.kernel},
+                       {"ms_per_step", k.ms / static_cast<double>(steps)},
+                       {"calls_per_step", static_cast<double>(k.calls) / static_cast<double>(steps)}});
+  }
+  return kernels;
+}
+
+// The profile as a table, largest first, after a line that splits the step: products (gemm), the other
+// kernels, and what ran outside any kernel (the autograd graph, the host's bookkeeping, idle time).
+void print_profile(std::ostream& out, const nlohmann::json& kernels, double step_ms) {
+  double total = 0, products = 0;
+  for (const auto& k : kernels) {
+    total += k["ms_per_step"].get<double>();
+    if (k["kernel"].get<std::string>().rfind("gemm", 0) == 0) products += k["ms_per_step"].get<double>();
+  }
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "time per step by kernel: %.1f ms of the mean %.1f ms step (gemm %.1f ms, other kernels %.1f ms, "
+                "outside kernels %.1f ms)\n",
+                total, step_ms, products, total - products, std::max(0.0, step_ms - total));
+  out << line;
+  for (const auto& k : kernels) {
+    const double ms = k["ms_per_step"].get<double>();
+    if (ms < 0.005 * total) continue;
+    std::snprintf(line, sizeof line, "%6.1f%% %9.3f ms %7.0f calls  ", 100.0 * ms / total, ms,
+                  k["calls_per_step"].get<double>());
+    out << line << k["kernel"].get<std::string>() << "\n";
+  }
+}
+
 }  // namespace
 
 int run_bench_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -42,7 +85,7 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
     out << kHelp;
     return 0;
   }
-  T6_CHECK(!args.empty() && args[0] == "train", "t6 bench: the only benchmark is \"train\"; see t6 bench --help");
+  T6_CHECK(!args.empty() && args[0] == "train", "the only benchmark is \"train\"; see t6 bench --help");
   const ParsedArgs a("bench train", std::vector<std::string>(args.begin() + 1, args.end()),
                      {{"--config"}, {"--steps"}, {"--warmup"}, {"--set", true, true}, {"--device"}, {"--json", false},
                       {"--profile", false}, {"--help", false}});
@@ -53,56 +96,49 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
   T6_CHECK(a.has("--config"), "t6 bench train needs --config FILE");
   const TrainConfig config = config_from_args(a);
   const int64_t steps = a.get_int("--steps", 20), warmup = a.get_int("--warmup", 3);
-  T6_CHECK(steps >= 1 && warmup >= 0, "t6 bench train: --steps must be ≥ 1 and --warmup ≥ 0");
+  T6_CHECK(steps >= 1 && warmup >= 0, "--steps must be ≥ 1 and --warmup ≥ 0");
   const TrainSection& t = config.train;
   Trainer trainer(config, std::make_unique<RandomBatches>(t.batch_size, t.seq_len, config.model.vocab_size, t.seed));
   Backend& device = backend(config.train.device);
   std::vector<double> ms;
   const bool profile = a.has("--profile");
+  long faults = 0;  // minor page faults during the timed steps
   for (int64_t i = 0; i < warmup + steps; ++i) {
-    if (profile && i == warmup) device.set_kernel_timing(true);
+    if (i == warmup) {
+      device.set_kernel_timing(profile);
+      faults = -usage_now().ru_minflt;
+    }
     const StepResult step = trainer.step();
     if (i >= warmup) ms.push_back(1000.0 * step.seconds);
   }
+  faults += usage_now().ru_minflt;
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
   const double tokens_per_s = static_cast<double>(t.batch_size * t.seq_len * t.grad_accum) / (median / 1000.0);
+  const double faults_per_step = static_cast<double>(faults) / static_cast<double>(steps);
+  const Backend::MemoryStats memory = device.memory_stats();
   nlohmann::json result = {{"ms_per_step", median}, {"tokens_per_s", tokens_per_s}, {"peak_rss_mb", peak_rss_mb()}};
-  if (config.train.device != Device::CPU)
-    result["peak_device_mb"] = static_cast<double>(device.memory_stats().peak_bytes) / (1 << 20);
+  if (config.train.device != Device::CPU) result["peak_device_mb"] = mb(memory.peak_bytes);
   if (profile) {
-    // Per step: the totals cover all timed steps.
-    nlohmann::json kernels = nlohmann::json::array();
-    for (const Backend::KernelTime& k : device.kernel_times()) {
-      kernels.push_back({{"kernel", k.kernel},
-                         {"ms_per_step", k.ms / static_cast<double>(steps)},
-                         {"calls_per_step", static_cast<double>(k.calls) / static_cast<double>(steps)}});
-    }
+    result["kernels"] = kernels_per_step(device, steps);
     device.set_kernel_timing(false);
-    result["kernels"] = kernels;
+    result["minor_faults_per_step"] = faults_per_step;
+    result["memory"] = {{"current_mb", mb(memory.current_bytes)}, {"peak_mb", mb(memory.peak_bytes)},
+                        {"reserved_mb", mb(memory.reserved_bytes)}};
   }
   if (a.has("--json")) {
     out << result.dump() << "\n";
-  } else {
-    err << "model " << trainer.model().parameter_count() << " parameters on " << device.describe() << "; batch "
-        << t.batch_size << "x" << t.seq_len << " x" << t.grad_accum << " accumulation, " << steps << " timed steps\n";
-    out << "median " << median << " ms/step | " << tokens_per_s << " tokens/s | peak RSS " << peak_rss_mb() << " MB";
-    if (result.contains("peak_device_mb")) out << " | peak device " << result["peak_device_mb"].get<double>() << " MB";
-    out << "\n";
-    if (profile) {
-      double total = 0;
-      for (const auto& k : result["kernels"]) total += k["ms_per_step"].get<double>();
-      out << "GPU time per step by kernel (" << total << " ms in all):\n";
-      for (const auto& k : result["kernels"]) {
-        const double ms = k["ms_per_step"].get<double>();
-        if (ms < 0.005 * total) continue;
-        char line[256];
-        std::snprintf(line, sizeof line, "%6.1f%% %9.3f ms %7.0f calls  ", 100.0 * ms / total, ms,
-                      k["calls_per_step"].get<double>());
-        out << line << k["kernel"].get<std::string>() << "\n";
-      }
-    }
+    return 0;
   }
+  err << "model " << trainer.model().parameter_count() << " parameters on " << device.describe() << "; batch "
+      << t.batch_size << "x" << t.seq_len << " x" << t.grad_accum << " accumulation, " << steps << " timed steps\n";
+  out << "median " << median << " ms/step | " << tokens_per_s << " tokens/s | peak RSS " << peak_rss_mb() << " MB | "
+      << faults_per_step << " minor faults/step";
+  if (result.contains("peak_device_mb")) out << " | peak device " << result["peak_device_mb"].get<double>() << " MB";
+  out << "\nmemory on " << device_name(config.train.device) << ": " << memory_summary(memory) << "\n";
+  // The kernel totals are means over the timed steps, so the step they are split from is the mean too.
+  if (profile)
+    print_profile(out, result["kernels"], std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(steps));
   return 0;
 }
 

@@ -8,8 +8,7 @@
 namespace t6 {
 
 ParsedArgs::ParsedArgs(const std::string& command, const std::vector<std::string>& args,
-                       const std::vector<FlagSpec>& flags)
-    : command_(command) {
+                       const std::vector<FlagSpec>& flags) {
   std::vector<std::string> names;
   for (const FlagSpec& f : flags) names.push_back(f.name);
   for (size_t i = 0; i < args.size(); ++i) {
@@ -20,20 +19,20 @@ ParsedArgs::ParsedArgs(const std::string& command, const std::vector<std::string
       name = name.substr(0, name.find('='));
     }
     auto spec = std::find_if(flags.begin(), flags.end(), [&](const FlagSpec& f) { return f.name == name; });
-    T6_CHECK(spec != flags.end(), "t6 ", command, ": unknown argument \"", args[i], "\"", did_you_mean(name, names),
+    T6_CHECK(spec != flags.end(), "unknown argument \"", args[i], "\"", did_you_mean(name, names),
              "; see t6 ", command, " --help");
     std::vector<std::string>& slot = values_[name];
     if (!spec->takes_value) {
-      T6_CHECK(!has_inline, "t6 ", command, ": ", name, " takes no value");
+      T6_CHECK(!has_inline, name, " takes no value");
       slot.push_back("true");
       continue;
     }
-    T6_CHECK(spec->repeatable || slot.empty(), "t6 ", command, ": ", name, " given twice");
+    T6_CHECK(spec->repeatable || slot.empty(), name, " given twice");
     if (has_inline) {
       slot.push_back(inline_value);
       continue;
     }
-    T6_CHECK(i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0, "t6 ", command, ": ", name, " needs a value");
+    T6_CHECK(i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0, name, " needs a value (write a value that begins with \"--\" as ", name, "=VALUE)");
     slot.push_back(args[++i]);
     // a repeatable flag also takes the following plain words: --input a.txt b.txt
     while (spec->repeatable && i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) slot.push_back(args[++i]);
@@ -60,7 +59,7 @@ int64_t ParsedArgs::get_int(const std::string& flag, int64_t fallback) const {
   } catch (const std::exception&) {
     used = 0;
   }
-  T6_CHECK(used == text.size() && !text.empty(), "t6 ", command_, ": ", flag, " expects an integer, got \"", text, "\"");
+  T6_CHECK(used == text.size() && !text.empty(), flag, " expects an integer, got \"", text, "\"");
   return value;
 }
 
@@ -74,7 +73,7 @@ double ParsedArgs::get_double(const std::string& flag, double fallback) const {
   } catch (const std::exception&) {
     used = 0;
   }
-  T6_CHECK(used == text.size() && !text.empty(), "t6 ", command_, ": ", flag, " expects a number, got \"", text, "\"");
+  T6_CHECK(used == text.size() && !text.empty(), flag, " expects a number, got \"", text, "\"");
   return value;
 }
 

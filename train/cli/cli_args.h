@@ -16,7 +16,8 @@ struct FlagSpec {
 
 class ParsedArgs {
  public:
-  // Parses `args` for `command`; throws t6::Error on unknown flags or missing values.
+  // Parses `args` for `command`; throws t6::Error on unknown flags or missing values. Messages name the
+  // flag, not the command: the command line prefixes every error line with "t6 COMMAND: error: " once.
   ParsedArgs(const std::string& command, const std::vector<std::string>& args, const std::vector<FlagSpec>& flags);
 
   bool has(const std::string& flag) const { return values_.count(flag) > 0; }
@@ -26,7 +27,6 @@ class ParsedArgs {
   double get_double(const std::string& flag, double fallback) const;
 
  private:
-  std::string command_;
   std::map<std::string, std::vector<std::string>> values_;
 };
 

@@ -1,5 +1,6 @@
 // `t6 COMMAND ...`: dispatch to the subcommands and the top-level help.
 #include <map>
+#include <new>
 
 #include "core/did_you_mean.h"
 #include "core/error.h"
@@ -50,8 +51,13 @@ int run_command_line(const std::vector<std::string>& args, std::ostream& out, st
   } catch (const Error& e) {
     err << "t6 " << args[0] << ": error: " << e.what() << "\n";
     return 1;
-  } catch (const std::exception& e) {  // out of memory and other failures outside t6's own checks
-    err << "t6 " << args[0] << ": internal error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {  // past the estimate every command checks before it allocates
+    err << "t6 " << args[0] << ": error: out of memory; lower the batch size, the sequence length or the model's "
+        << "size, or free memory for this process\n";
+    return 1;
+  } catch (const std::exception& e) {  // a failure outside t6's own checks: a bug to report
+    err << "t6 " << args[0] << ": error: unexpected failure (" << e.what()
+        << "); this is a bug in t6: please report it with the command that caused it\n";
     return 1;
   }
 }

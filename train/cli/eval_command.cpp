@@ -7,6 +7,7 @@
 #include "train/evaluate.h"
 #include "train/model_checkpoint.h"
 #include "train/execution.h"
+#include "train/memory_estimate.h"
 #include "train/train_config.h"
 
 namespace t6 {
@@ -33,14 +34,19 @@ int run_eval_command(const std::vector<std::string>& args, std::ostream& out, st
   T6_CHECK(a.has("--checkpoint") && a.has("--data"), "t6 eval needs --checkpoint FILE and --data GLOB");
   std::optional<ModelConfig> supplied;
   if (a.has("--config")) supplied = read_model_config(a.get("--config"));
-  std::unique_ptr<T6Model> model = load_model(a.get("--checkpoint"), supplied);
+  const SafetensorsFile file = SafetensorsFile::open(a.get("--checkpoint"));
+  const ModelConfig config = checkpoint_config(file, supplied);
   const ExecutionScope execution({parse_device(a.get("--device", "cpu"))}, "--device");
+  const int64_t B = a.get_int("--batch-size", 8), T = a.get_int("--seq-len", config.block_size);
+  T6_CHECK(B >= 1 && T >= 1 && T <= config.block_size, "--batch-size must be ≥ 1 and --seq-len in [1, ",
+           config.block_size, "] (the model's block_size)");
+  check_memory_fits(inference_memory(config, B, T, 0, execution.device()), execution.device(),
+                    "lower --batch-size or --seq-len");
+  auto model = std::make_unique<T6Model>(config);
+  load_model_weights(*model, file);
   model->to(execution.device());
-  const int64_t B = a.get_int("--batch-size", 8), T = a.get_int("--seq-len", model->config.block_size);
-  T6_CHECK(B >= 1 && T >= 1 && T <= model->config.block_size, "t6 eval: --batch-size must be ≥ 1 and --seq-len in [1, ",
-           model->config.block_size, "] (the model's block_size)");
   const int64_t batches = a.get_int("--batches", 0);
-  T6_CHECK(batches >= 0, "t6 eval: --batches must be ≥ 0 (0: every complete window), got ", batches);
+  T6_CHECK(batches >= 0, "--batches must be ≥ 0 (0: every complete window), got ", batches);
   const BatchLoader data(a.get("--data"), B, T, model->config.vocab_size, false, 0);
   const EvalResult r = evaluate(*model, data, batches);
   if (a.has("--json")) {

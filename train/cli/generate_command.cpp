@@ -12,6 +12,7 @@
 #include "train/model_checkpoint.h"
 #include "train/data/tokenizer.h"
 #include "train/execution.h"
+#include "train/memory_estimate.h"
 #include "train/train_config.h"
 
 namespace t6 {
@@ -118,9 +119,12 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
   std::optional<ModelConfig> supplied;
   if (a.has("--config")) supplied = read_model_config(a.get("--config"));
   const SafetensorsFile file = SafetensorsFile::open(a.get("--checkpoint"));
-  T6Model model(checkpoint_config(file, supplied));
-  load_model_weights(model, file);
+  const ModelConfig config = checkpoint_config(file, supplied);
   const ExecutionScope execution({parse_device(a.get("--device", "cpu"))}, "--device");
+  check_memory_fits(inference_memory(config, 1, config.block_size, config.block_size, execution.device()),
+                    execution.device(), "use a smaller model");
+  T6Model model(config);
+  load_model_weights(model, file);
   model.to(execution.device());
   const ModelConfig& c = model.config;
   const std::unique_ptr<Tokenizer> tokenizer = make_tokenizer(tokenizer_kind(file, a, c));

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/backend.h"
+#include "core/cpu/cpu_backend.h"
 #include "core/cpu/threads.h"
+#include "core/memory_summary.h"
 #include "nn/kv_cache.h"
 #include "nn/parameter_layout.h"
 #include "train/cli/cli_args.h"
@@ -36,6 +38,14 @@ std::string millions(int64_t n) {
   return buf;
 }
 
+// Whether the CPU backend caches its memory, and its statistics (small here: t6 info allocates little).
+std::string cpu_memory_line() {
+  const auto& cpu = static_cast<const cpu::CpuBackend&>(cpu_backend());
+  return cat(cpu.caches_memory() ? "caching allocator (T6_CPU_CACHE=0 turns it off)"
+                                 : "uncached (T6_CPU_CACHE=0, or a sanitizer build)",
+             "; ", memory_summary(cpu.memory_stats()));
+}
+
 }  // namespace
 
 int run_info_command(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
@@ -53,6 +63,7 @@ int run_info_command(const std::vector<std::string>& args, std::ostream& out, st
     const nlohmann::json build = {{"blas", blas_description()},
                                   {"cpu_threads", cpu_threads()},
                                   {"cpu", backend(Device::CPU).describe()},
+                                  {"cpu_memory", cpu_memory_line()},
                                   {"cuda", device_available(Device::CUDA) ? backend(Device::CUDA).describe() : "not available"}};
     if (json) {
       out << build.dump(2) << "\n";

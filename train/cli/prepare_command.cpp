@@ -50,7 +50,7 @@ struct PrepareCommand {
   bool json = false;
 };
 
-// Throws t6::Error, with a message that starts "t6 prepare: ", for any mistake in the command line.
+// Throws t6::Error for any mistake in the command line.
 PrepareCommand parse_options(const std::vector<std::string>& args) {
   const ParsedArgs a("prepare", args,
                      {{"--input", true, true}, {"--tokenizer"}, {"--out"}, {"--val-fraction"}, {"--doc-separator"},
@@ -59,20 +59,20 @@ PrepareCommand parse_options(const std::vector<std::string>& args) {
   PrepareOptions& options = command.options;
   const char* const see_help = "; see t6 prepare --help";
   options.inputs = a.all("--input");
-  T6_CHECK(!options.inputs.empty(), "t6 prepare: missing --input PATH...", see_help);
-  T6_CHECK(a.has("--tokenizer"), "t6 prepare: missing --tokenizer byte|gpt2; see t6 prepare --help");
-  options.tokenizer = tokenizer_kind_names().parse(a.get("--tokenizer"), "t6 prepare: --tokenizer");
+  T6_CHECK(!options.inputs.empty(), "missing --input PATH...", see_help);
+  T6_CHECK(a.has("--tokenizer"), "missing --tokenizer byte|gpt2; see t6 prepare --help");
+  options.tokenizer = tokenizer_kind_names().parse(a.get("--tokenizer"), "--tokenizer");
   options.out_dir = a.get("--out");
   options.val_fraction = a.get_double("--val-fraction", options.val_fraction);
   if (a.has("--doc-separator")) options.doc_separator = a.get("--doc-separator");
   options.shard_tokens = a.get_int("--shard-tokens", options.shard_tokens);
   command.json = a.has("--json");
 
-  T6_CHECK(!options.out_dir.empty(), "t6 prepare: missing --out DIR", see_help);
+  T6_CHECK(!options.out_dir.empty(), "missing --out DIR", see_help);
   T6_CHECK(options.val_fraction >= 0.0 && options.val_fraction < 1.0,
-           "t6 prepare: --val-fraction must be in [0, 1), got ", a.get("--val-fraction"));
+           "--val-fraction must be in [0, 1), got ", a.get("--val-fraction"));
   T6_CHECK(options.shard_tokens >= 1 && options.shard_tokens <= INT32_MAX,
-           "t6 prepare: --shard-tokens must be from 1 to ", INT32_MAX, ", got ", options.shard_tokens);
+           "--shard-tokens must be from 1 to ", INT32_MAX, ", got ", options.shard_tokens);
   return command;
 }
 
@@ -99,7 +99,7 @@ int run_prepare_command(const std::vector<std::string>& args, std::ostream& out,
   try {
     command = parse_options(args);
   } catch (const std::exception& e) {
-    err << e.what() << "\n";
+    err << "t6 prepare: " << e.what() << "\n";
     return 2;
   }
   try {

@@ -17,7 +17,7 @@ Trains the model described by FILE.json (sections model, data, train, optim; eve
 see configs/ and README.md). --set overrides one key, e.g. --set train.steps=100 --set optim.lr=3e-4.
 --device is short for --set train.device=... . --resume continues bit-identically from the newest
 checkpoint in train.out_dir. Writes out_dir/step_NNNNNN.safetensors (+ .state.safetensors),
-metrics.jsonl, loss.svg and config.json. Ctrl-C saves a checkpoint and stops (exit status 130).
+metrics.jsonl, loss.svg and config.json. Ctrl-C or SIGTERM saves a checkpoint and stops (exit status 130 or 143).
 )";
 }  // namespace
 
@@ -36,12 +36,12 @@ int run_train_command(const std::vector<std::string>& args, std::ostream& out, s
     out << nlohmann::json{{"steps", r.steps_done},
                           {"final_train_loss", r.final_train_loss},
                           {"final_val_loss", std::isnan(r.final_val_loss) ? nlohmann::json() : nlohmann::json(r.final_val_loss)},
-                          {"interrupted", r.interrupted},
+                          {"interrupted", r.stop_signal != 0},
                           {"out_dir", config.train.out_dir}}
                .dump()
         << "\n";
   }
-  return r.interrupted ? 130 : 0;
+  return r.stop_signal != 0 ? 128 + r.stop_signal : 0;  // the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 }
 
 }  // namespace t6

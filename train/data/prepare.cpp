@@ -45,6 +45,18 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
   return files;
 }
 
+// Shards and the summary are written into out_dir: reading anything from there as text would feed a
+// run's own output (or an earlier run's) back into the corpus.
+void check_not_in_output(const std::vector<std::string>& files, const std::string& out_dir) {
+  std::error_code error;
+  const fs::path out = fs::weakly_canonical(out_dir, error);
+  for (const std::string& file : files) {
+    const fs::path parent = fs::weakly_canonical(file, error).parent_path();
+    T6_CHECK(parent != out, "input '", file, "' lies in the output directory '", out_dir,
+             "', where prepare writes its shards; move the text elsewhere or choose another --out");
+  }
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   T6_CHECK(file, "cannot open input '", path, "'");
@@ -232,6 +244,7 @@ nlohmann::json split_summary(const ShardSink& sink, size_t documents) {
 
 nlohmann::json prepare_shards(const PrepareOptions& options, std::ostream& err) {
   const std::vector<std::string> files = expand_inputs(options.inputs);
+  check_not_in_output(files, options.out_dir);
   const std::unique_ptr<Tokenizer> tokenizer = make_tokenizer(options.tokenizer);
   T6_CHECK(tokenizer->vocab_size() <= 65536, "tokenizer ", tokenizer->name(), " has ", tokenizer->vocab_size(),
            " ids, more than the uint16 tokens of a shard can hold");

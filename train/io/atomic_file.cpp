@@ -1,10 +1,13 @@
 #include "train/io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <regex>
 
 #include "core/error.h"
 
@@ -66,6 +69,23 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   write_file_atomically(path, [&](std::FILE* file) {
     if (!bytes.empty()) std::fwrite(bytes.data(), 1, bytes.size(), file);
   });
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> removed;
+  std::error_code error;
+  if (!fs::is_directory(dir, error)) return removed;
+  const std::regex temporary(R"(.+\.tmp\.(\d{1,9}))");
+  for (fs::directory_iterator entry(dir, error), end; !error && entry != end; entry.increment(error)) {
+    std::smatch m;
+    const std::string name = entry->path().filename().string();
+    if (!std::regex_match(name, m, temporary)) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(m[1]));
+    const bool writer_gone = ::kill(pid, 0) != 0 && errno == ESRCH;
+    if (writer_gone && fs::remove(entry->path(), error)) removed.push_back(name);
+  }
+  return removed;
 }
 
 }  // namespace t6

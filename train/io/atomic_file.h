@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace t6 {
 
@@ -19,5 +20,9 @@ void write_file_atomically(const std::string& path, const std::function<void(std
 
 // The same for content that is already in memory.
 void write_file_atomically(const std::string& path, std::string_view bytes);
+
+// Removes the "<name>.tmp.<pid>" files in `dir` that a killed write left behind: those whose process no
+// longer runs. Returns their names. A directory that does not exist holds none.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
 
 }  // namespace t6

@@ -224,6 +224,28 @@ static void check_overlaps(std::vector<SafetensorsTensor> tensors, std::vector<s
   }
 }
 
+// The reference reader also insists that the tensors fill the data section exactly: byte ranges that
+// follow one another from 0 to its end. A gap or trailing bytes mean the header and data disagree
+// (a header length off by one shifts every tensor), so the values read would be garbage.
+static void check_coverage(std::vector<SafetensorsTensor> tensors, uint64_t data_size,
+                           std::vector<std::string>& problems) {
+  std::sort(tensors.begin(), tensors.end(), [](const SafetensorsTensor& a, const SafetensorsTensor& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t covered = 0;
+  for (const SafetensorsTensor& tensor : tensors) {
+    if (tensor.begin == tensor.end) continue;
+    if (tensor.begin > covered) {
+      problems.push_back(cat("bytes [", covered, ", ", tensor.begin, ") of the data section belong to no tensor (before \"",
+                             tensor.name, "\"): the header length or the data offsets are wrong"));
+    }
+    covered = std::max(covered, tensor.end);
+  }
+  if (covered < data_size)
+    problems.push_back(cat("the data section has ", data_size, " bytes but the tensors cover only ", covered,
+                           ": the header length or the data offsets are wrong, or bytes were appended"));
+}
+
 static std::string problems_message(const std::string& path, const std::vector<std::string>& problems) {
   if (problems.size() == 1) return cat("safetensors file '", path, "' is invalid: ", problems[0]);
   std::string message = cat("safetensors file '", path, "' is invalid (", problems.size(), " problems):");
@@ -307,6 +329,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     if (parse_tensor_entry(key, value, data_size, tensor, problems)) result.tensors_.push_back(std::move(tensor));
   }
   check_overlaps(result.tensors_, problems);
+  if (problems.empty()) check_coverage(result.tensors_, data_size, problems);
   if (!problems.empty()) throw Error(problems_message(path, problems));
 
   std::sort(result.tensors_.begin(), result.tensors_.end(),

@@ -5,12 +5,16 @@
 # them; a mutation no test fails on is reported as NOT CAUGHT. Run by hand and before a release, not in
 # CI (about a minute per mutation on 2 cores). docs/MUTATION.md holds the last table.
 #
-# Usage: bash scripts/mutation_check.sh [--only REGEX] [--from N] [--list] [--keep] [--scratch DIR]
-#   --only REGEX   run only the mutations whose file or description matches REGEX (grep -E)
-#   --from N       start at mutation N (as numbered by --list)
-#   --list         print the mutations and exit
-#   --keep         keep the scratch directory (default: deleted at the end)
-#   --scratch DIR  build there (reused when it already holds a build: only changed files recompile)
+# Usage: bash scripts/mutation_check.sh [--only REGEX] [--from N] [--tests FILTER] [--list] [--keep]
+#                                        [--scratch DIR]
+#   --only REGEX     run only the mutations whose file or description matches REGEX (grep -E)
+#   --from N         start at mutation N (as numbered by --list)
+#   --tests FILTER   run only these test cases (doctest's --test-case filter): which mutations do they catch?
+#   --list           print the mutations and exit
+#   --keep           keep the scratch directory (default: deleted at the end)
+#   --scratch DIR    build there (reused when it already holds a build: only changed files recompile)
+# Environment: JOBS (build jobs; default: every core), TEST_TIMEOUT (seconds one run of the suite may
+# take before its running case counts as hung; default 300), OMP_NUM_THREADS (default 2).
 # Exits 0 when every mutation was caught, 1 when one was not, 2 on an error (a pattern that no longer
 # matches its file exactly once, a mutation that does not compile, or a suite that fails unmutated).
 set -euo pipefail
@@ -56,10 +60,10 @@ autograd/ops/reduce.cpp @@ return {repeat_reduced(gy, in_shape, reduced)}; @@ re
 autograd/ops/reduce.cpp @@ return scale(sum(x), 1.0 / static_cast<double>(x.numel())); @@ return sum(x); @@ mean: missing 1/n
 autograd/ops/softmax.cpp @@ softmax_backward(y, gy.contiguous_data(), gx, scale); @@ softmax_backward(y, gy.contiguous_data(), gx, 1.0); @@ softmax backward: drops the scale s
 core/cpu/kernels_softmax.cpp @@ out[j] = scale * yr[j] * (gr[j] - dot); @@ out[j] = scale * yr[j] * gr[j]; @@ cpu softmax backward: drops the Σ_j gy_j·y_j term
-core/cpu/kernels_softmax.cpp @@ out[j] = gr[j] - std::exp(yr[j]) * total; @@ out[j] = gr[j]; @@ cpu log_softmax backward: drops the softmax·Σ gy term
+core/cpu/kernels_softmax.cpp @@ out[j] = gr[j] - @@ out[j] = gr[j] + 0 * @@ cpu log_softmax backward: drops the softmax·Σ gy term
 autograd/ops/cross_entropy.cpp @@ lse.device()), div(gloss, divisor)); @@ lse.device()), gloss); @@ cross_entropy backward: drops the 1/count of the mean
 core/cpu/kernels_cross_entropy.cpp @@ out[t] -= g; @@ out[t] += g; @@ cpu cross_entropy backward: wrong sign of the one-hot term
-core/cpu/kernels_cross_entropy.cpp @@ out[j] = g * std::exp(xr[j] - l); @@ out[j] = std::exp(xr[j] - l); @@ cpu cross_entropy backward: drops the upstream factor of the softmax term
+core/cpu/kernels_cross_entropy.cpp @@ out[j] = g * @@ out[j] = @@ cpu cross_entropy backward: drops the upstream factor of the softmax term
 core/cpu/kernels_cross_entropy.cpp @@ for (int64_t j = 0; j < vocab; ++j) out[j] = T(0); @@ for (int64_t j = 0; j < vocab; ++j) out[j] = grad_losses[r]; @@ cpu cross_entropy backward: ignored targets get a gradient
 autograd/ops/embedding.cpp @@ return {gweight}; @@ return {neg(gweight)}; @@ embedding backward: wrong sign
 core/cpu/kernels_embedding.cpp @@ for (int64_t c = c0; c < c1; ++c) w[c] += g[c]; @@ for (int64_t c = c0; c < c1; ++c) w[c] = g[c]; @@ cpu embedding backward: repeated ids overwrite instead of adding up
@@ -100,15 +104,16 @@ nn/t6_model.cpp @@ return transformer.wte.logits(rms_norm(x, config.norm_eps)); 
 EOF
 )
 
-only="" from=1 list=false keep=false scratch=""
+only="" from=1 tests="" list=false keep=false scratch=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --only) only="$2"; shift 2 ;;
     --from) from="$2"; shift 2 ;;
+    --tests) tests="$2"; shift 2 ;;
     --list) list=true; shift ;;
     --keep) keep=true; shift ;;
     --scratch) scratch="$2"; keep=true; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "mutation_check.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -167,7 +172,7 @@ first_failure() {  # $1: log file prefix
     rc=0
     # killed outright at the timeout: doctest must not get to finish the hung case as a crash
     (cd "$build" && timeout --signal=KILL "$timeout" stdbuf -oL ./t6_tests --duration=true --abort-after=1 \
-       ${exclude:+"--test-case-exclude=$exclude"} >"$out" 2>&1) || rc=$?
+       ${tests:+"--test-case=$tests"} ${exclude:+"--test-case-exclude=$exclude"} >"$out" 2>&1) 2>/dev/null || rc=$?
     [ "$rc" -eq 0 ] && { [ -z "$hung" ] || echo "NOT CAUGHT except by hanging in: $hung"; return 0; }
     # With --duration every case prints a "TEST CASE:" header; a failing one (a failed check, an
     # exception, a crash) follows its header with a "file:line: ERROR:" or "FATAL ERROR:" line, also
@@ -179,7 +184,8 @@ first_failure() {  # $1: log file prefix
       return 1
     fi
     last=$(grep -E '^[0-9.]+ s: ' "$out" | tail -n 1 | sed -E 's/^[0-9.]+ s: //')
-    next=$(cd "$build" && ./t6_tests --list-test-cases ${exclude:+"--test-case-exclude=$exclude"} |
+    next=$(cd "$build" && ./t6_tests --list-test-cases ${tests:+"--test-case=$tests"} \
+             ${exclude:+"--test-case-exclude=$exclude"} |
            sed -n '/^====/,/^====/p' | grep -v '^====' |
            if [ -n "$last" ]; then grep -A 1 -x -F -- "$last" | tail -n 1; else head -n 1; fi)
     hung="${hung:+$hung; }$next"
@@ -214,7 +220,7 @@ EOF
 
 table="$scratch/mutation_table.md"
 {
-  echo "| # | file | planted bug | caught by (first failing test case) |"
+  echo "| # | file | planted bug | caught by (first failing test case${tests:+ of $tests}) |"
   echo "|---|---|---|---|"
 } >"$table"
 caught=0 missed=0 errors=0 number=0

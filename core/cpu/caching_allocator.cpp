@@ -1,8 +1,6 @@
 // The caching host allocator (see caching_allocator.h).
 #include "core/cpu/caching_allocator.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
@@ -22,17 +20,6 @@ constexpr size_t kMaxRequest = size_t{1} << 60;
 size_t round_up(size_t bytes, size_t step) { return (bytes + step - 1) / step * step; }
 
 std::string mib(size_t bytes) { return cat(bytes >> 20, " MiB"); }
-
-// A fresh block from the C library, or nullptr when it has none. posix_memalign, not aligned_alloc:
-// a huge-page-aligned block need not be a whole number of huge pages.
-void* fresh_block(size_t size, bool huge) {
-  if (std::getenv("T6_THP_EXPERIMENT") != nullptr) huge = huge && std::getenv("T6_THP_EXPERIMENT")[0] == '1';
-  void* block = nullptr;
-  if (posix_memalign(&block, huge ? CachingAllocator::kHugePage : kAlignment, size) != 0) return nullptr;
-  // Advice only: where transparent huge pages are off, the block simply stays in small pages.
-  if (huge) madvise(block, size, MADV_HUGEPAGE);
-  return block;
-}
 
 }  // namespace
 
@@ -58,12 +45,10 @@ void* CachingAllocator::allocate(size_t bytes) {
     block = cached->second.back();
     cached->second.pop_back();
   } else {
-    // Huge pages only for blocks that are kept: one freed at once would be faulted in afresh anyway.
-    const bool huge = caching_ && size >= kHugePage;
-    block = fresh_block(size, huge);
+    block = std::aligned_alloc(kAlignment, size);  // size is a whole number of cache lines
     if (block == nullptr) {
       release_cached_locked();
-      block = fresh_block(size, huge);
+      block = std::aligned_alloc(kAlignment, size);
     }
     T6_CHECK(block != nullptr, "cpu: out of memory allocating ", bytes, " bytes (", mib(current_bytes_),
              " in tensors, ", mib(reserved_bytes_), " held in all); reduce the batch size or sequence length");

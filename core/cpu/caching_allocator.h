@@ -8,8 +8,8 @@
 //
 // Sizes are rounded up to classes (multiples of 64 bytes up to 256, then four classes per power of two,
 // so at most 25% is wasted). Blocks are never split or merged. Every block is 64-byte aligned (whole
-// cache lines for vector loads); a block of kHugePage bytes or more is aligned to a huge page and
-// advised as one (transparent huge pages), which takes its first touch from 512 faults per 2 MiB to one.
+// cache lines for vector loads). Advising large blocks as transparent huge pages measured no faster
+// (docs/PERF.md), so they stay in ordinary pages.
 //
 // Uncached (T6_CPU_CACHE=0, and always in the sanitizer build, where AddressSanitizer must see every
 // use after free), every block goes straight back to the C library when freed, as before the cache.
@@ -42,7 +42,6 @@ class CachingAllocator {
   bool caching() const { return caching_; }
 
   static size_t size_class(size_t bytes);
-  static constexpr size_t kHugePage = size_t{2} << 20;
 
  private:
   size_t block_size(size_t bytes) const;  // the size class, or (uncached) the bytes rounded to 64

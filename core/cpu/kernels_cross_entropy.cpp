@@ -54,7 +54,7 @@ void cross_entropy_backward(const T* logits, const int32_t* targets, const T* ls
     }
     const T g = grad_losses[r], l = lse[r];
 #pragma omp simd
-    for (int64_t j = 0; j < vocab; ++j) out[j] = g * std::exp(xr[j] - l);
+    for (int64_t j = 0; j < vocab; ++j) out[j] = g * exp_fast(xr[j] - l);
     out[t] -= g;
   }
 }

@@ -14,7 +14,7 @@ namespace {
 // below the smallest normal float), so no finite input yields NaN or a spurious overflow.
 template <class T>
 inline T sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(-v));
+  return T(1) / (T(1) + exp_fast(-v));
 }
 
 // y[i] = f(x[i])
@@ -36,7 +36,7 @@ void unary(UnaryOp op, const T* x, T* y, int64_t n, T alpha) {
   const int64_t cheap = kParallelElements, costly = kParallelExpensive;
   switch (op) {
     case UnaryOp::Neg: return map(x, y, n, cheap, [](T v) { return -v; });
-    case UnaryOp::Exp: return map(x, y, n, costly, [](T v) { return std::exp(v); });
+    case UnaryOp::Exp: return map(x, y, n, costly, [](T v) { return exp_fast(v); });
     case UnaryOp::Log: return map(x, y, n, costly, [](T v) { return std::log(v); });
     case UnaryOp::Sqrt: return map(x, y, n, costly, [](T v) { return std::sqrt(v); });
     case UnaryOp::Rsqrt: return map(x, y, n, costly, [](T v) { return T(1) / std::sqrt(v); });

@@ -23,7 +23,7 @@ void softmax_forward(const T* x, T* y, int64_t rows, int64_t n, T scale, bool ca
     double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < valid; ++j) {
-      const T e = std::exp(scale * xr[j] - m);
+      const T e = exp_fast(scale * xr[j] - m);
       yr[j] = e;
       sum += static_cast<double>(e);
     }
@@ -68,7 +68,7 @@ void log_softmax_backward(const T* y, const T* gy, T* gx, int64_t rows, int64_t 
     T* out = gx + r * n;
     const T total = static_cast<T>(sum_row(gr, n));
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = gr[j] - std::exp(yr[j]) * total;
+    for (int64_t j = 0; j < n; ++j) out[j] = gr[j] - exp_fast(yr[j]) * total;
   }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The built-in demo: on a fresh Debian 12 machine (as root) installs what is missing, builds t6,
 # turns Debian's fortune-cookie files into byte-level token shards, trains the small T6 of
-# configs/demo.json on the CPU (about seven minutes on 2 cores), reports the validation loss in bits per
+# configs/demo.json on the CPU (about six minutes on 2 cores), reports the validation loss in bits per
 # byte next to the unigram baseline of the same data, and prints samples.
 # Usage: bash scripts/demo.sh [extra t6 train arguments, e.g. --set train.steps=100]
 set -euo pipefail

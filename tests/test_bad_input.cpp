@@ -163,8 +163,16 @@ TEST_CASE("bad input, signals: SIGTERM saves like Ctrl-C, stale temporaries go, 
   const std::string long_run = s.write_config({{"steps", 1000000}, {"save_every", 1000000}});
   const std::string metrics = s.out_dir + "/metrics.jsonl";
   const Run stopped = run_t6({"train", "--config", long_run}, {}, [&](pid_t pid) {
+    // Wait for the first step's line, but not for ever: a child that died early, or never got going,
+    // fails the checks below instead of hanging the suite.
     std::error_code ignored;
-    while (!fs::exists(metrics, ignored) || fs::file_size(metrics, ignored) == 0)
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    const auto running = [pid] {  // without reaping it: run_t6 collects the status
+      siginfo_t info{};
+      return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+    };
+    while ((!fs::exists(metrics, ignored) || fs::file_size(metrics, ignored) == 0) && running() &&
+           std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     kill(pid, SIGTERM);
   });

@@ -67,8 +67,8 @@ inline void expect(const char* kernel, std::initializer_list<Operand> operands, 
 
 // e^x for the hot loops. float32: Cephes' degree-6 polynomial of e^r on [−ln2/2, ln2/2] times 2^n put
 // into the exponent bits (within 1e-7 relative of e^x; checked against exp for all 2^32 inputs), which
-// GCC vectorises inside `omp simd` loops, where std::exp stays one library call per element: SwiGLU's
-// and softmax's kernels run 1.5–2× faster (docs/PERF.md, "CPU memory and the caching allocator").
+// GCC vectorises inside `omp simd` loops, where std::exp stays one library call per element, and e^x is
+// most of the work of the SwiGLU, softmax and cross-entropy kernels.
 // Results below e^−86 (at the subnormal range) are 0. The edge cases (|x| > 100, ±inf, NaN) are chosen
 // with integer masks, not float comparisons: under GCC's default -ftrapping-math a float comparison
 // keeps the loop scalar. float64 keeps std::exp.

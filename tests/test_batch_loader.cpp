@@ -140,7 +140,11 @@ TEST_CASE("batch loader: errors name the data and the fix") {
   CHECK(message.find(dir / "val_*.bin") != std::string::npos);
   CHECK(message.find("t6 prepare") != std::string::npos);
 
-  message = error_message([&] { t6::BatchLoader(pattern, 1, 1, 5, false, 0); });  // tokens are 0..5
+  // Token ids are checked as their window is read (tokens are 0..5; window 4 holds 4 and 5).
+  t6::BatchLoader small_vocab(pattern, 1, 1, 5, false, 0);
+  Ids inputs, targets;
+  for (int w = 0; w < 4; ++w) small_vocab.next_batch(inputs, targets);
+  message = error_message([&] { small_vocab.next_batch(inputs, targets); });
   CHECK(message.find(dir / "train_000000.bin") != std::string::npos);
   CHECK(message.find("token 5 at offset 5") != std::string::npos);
 

@@ -7,6 +7,11 @@
 // shuffling, each epoch visits every window once in a random order drawn from (seed, epoch), so a
 // resumed run can rebuild it from its saved state() and continue bit-identically.
 //
+// The shards are memory-mapped (MappedTokenShard), not read: opening data of any size costs no memory,
+// a batch reads only its own tokens, and the resident memory stays flat however large the data. Token
+// ids are checked when their window is read (checking them all up front would read every shard): an
+// out-of-range id stops training with an error naming the shard and the offset.
+//
 // Data parallelism: with N ranks and a per-rank batch B, the global batch is G = N·B and rank r gets
 // rows [r·B, (r+1)·B) of each window, i.e. the tokens [w·G·T + r·B·T, w·G·T + (r+1)·B·T + 1). So N
 // ranks together consume the same windows, in the same order, as one rank with batch N·B. Evaluation
@@ -20,6 +25,7 @@
 #include <vector>
 
 #include "train/data/batch_source.h"
+#include "train/data/token_shards.h"
 
 namespace t6 {
 
@@ -32,9 +38,10 @@ struct RankSlice {
 
 class BatchLoader : public BatchSource {
  public:
-  // Reads every shard matched by `pattern` (glob(3) syntax, e.g. "data/tiny/train_*.bin") and checks
-  // each token is < vocab_size. B is the batch of this rank; windows have world_size·B rows. A pattern
-  // matching nothing, an invalid shard, or too few tokens for one window is a t6::Error.
+  // Maps every shard matched by `pattern` (glob(3) syntax, e.g. "data/tiny/train_*.bin") and checks
+  // their headers. B is the batch of this rank; windows have world_size·B rows. A pattern matching
+  // nothing, an invalid shard, or too few tokens for one window is a t6::Error; so is a token ≥
+  // vocab_size, when the window holding it is read.
   BatchLoader(const std::string& pattern, int64_t B, int64_t T, int64_t vocab_size, bool shuffle, uint64_t seed,
               RankSlice slice = {});
 
@@ -57,7 +64,7 @@ class BatchLoader : public BatchSource {
   void restore(const nlohmann::json& state) override;
 
   int64_t num_windows() const { return num_windows_; }
-  int64_t total_tokens() const { return static_cast<int64_t>(tokens_.size()); }
+  int64_t total_tokens() const { return shard_starts_.back(); }
   const std::vector<std::string>& files() const { return files_; }
   int64_t epoch() const { return epoch_; }
   int64_t index_in_epoch() const { return index_; }
@@ -68,6 +75,8 @@ class BatchLoader : public BatchSource {
 
  private:
   void start_epoch(int64_t epoch);  // sets epoch_ and, when shuffling, order_
+  // Copies the tokens [begin, begin + count) of the concatenated shards to out, checking their ids.
+  void copy_tokens(int64_t begin, int64_t count, int32_t* out) const;
 
   std::string pattern_;
   int64_t B_, T_;
@@ -75,7 +84,9 @@ class BatchLoader : public BatchSource {
   bool shuffle_;
   uint64_t seed_;
   std::vector<std::string> files_;
-  std::vector<uint16_t> tokens_;  // all shards, concatenated in name order
+  int64_t vocab_size_;
+  std::vector<MappedTokenShard> shards_;  // in name order
+  std::vector<int64_t> shard_starts_;     // shard s holds tokens [starts[s], starts[s + 1]) of the concatenation
   int64_t num_windows_ = 0;
 
   int64_t epoch_ = 0;

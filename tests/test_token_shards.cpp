@@ -80,3 +80,53 @@ TEST_CASE("token shards: an unwritable destination is an error naming it") {
   const std::string message = error_message([&] { t6::write_token_shard(path, std::vector<uint16_t>{1}); });
   CHECK(contains(message, dir / "no_such_dir/train_000000.bin"));
 }
+
+TEST_CASE("token shards: a mapped shard copies ranges, checks their ids, and survives a change of its file") {
+  TempDir dir;
+  const std::string path = dir / "train_000000.bin";
+  t6::write_token_shard(path, std::vector<uint16_t>{5, 6, 7, 300, 9});
+  const t6::MappedTokenShard shard(path);  // opening reads the header only: token 300 passes
+  CHECK(shard.size() == 5);
+  std::vector<int32_t> out(3);
+  shard.copy_tokens(0, 3, 256, out.data());
+  CHECK(out == std::vector<int32_t>{5, 6, 7});
+  std::string message = error_message([&] { shard.copy_tokens(2, 3, 256, out.data()); });
+  CHECK(contains(message, path));
+  CHECK(contains(message, "token 300 at offset 3"));
+  CHECK(contains(error_message([&] { shard.copy_tokens(4, 2, 256, out.data()); }), "outside its 5 tokens"));
+
+  // Replaced (a new file renamed over it, as t6 prepare does): the mapping keeps the old tokens.
+  t6::write_token_shard(path, std::vector<uint16_t>{1});
+  shard.copy_tokens(0, 3, 256, out.data());
+  CHECK(out == std::vector<int32_t>{5, 6, 7});
+
+  // Truncated in place: one clear error instead of SIGBUS.
+  const std::string other = dir / "train_000001.bin";
+  t6::write_token_shard(other, std::vector<uint16_t>(10000, 4));
+  const t6::MappedTokenShard mapped(other);
+  std::filesystem::resize_file(other, 1024 + 2);
+  message = error_message([&] { mapped.copy_tokens(9000, 3, 256, out.data()); });
+  CHECK(contains(message, other));
+  CHECK(contains(message, "was truncated to 1026 bytes"));
+}
+
+TEST_CASE("token shards: a shard written in pieces, shortened, committed or abandoned") {
+  TempDir dir;
+  const std::string path = dir / "val_000000.bin";
+  {
+    t6::TokenShardWriter writer(path);
+    writer.append(std::vector<uint16_t>{1, 2, 3});
+    writer.append(std::vector<uint16_t>{4, 5});
+    CHECK(writer.size() == 5);
+    CHECK_FALSE(std::filesystem::exists(path));  // nothing at the final path before commit()
+    writer.finish();
+    writer.keep_first(4);
+    CHECK(writer.commit() == path);
+  }
+  CHECK(t6::read_token_shard(path, 256) == std::vector<uint16_t>{1, 2, 3, 4});
+  {
+    t6::TokenShardWriter abandoned(dir / "val_000001.bin");
+    abandoned.append(std::vector<uint16_t>{7});
+  }
+  CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator()) == 1);
+}

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "core/cpu/threads.h"
 #include "core/error.h"
 #include "train/cli/cli_args.h"
 #include "train/data/prepare.h"
@@ -27,6 +28,7 @@ with the summary.
   --doc-separator LINE  split each file into documents at the lines equal to LINE (e.g. "%" for fortune
                         files); without it, each file is one document
   --shard-tokens N      tokens per shard file (default 100000000)
+  --threads N           tokenizing threads (default 0: every core)
   --json                print the summary as one JSON object
   -h, --help            show this help
 
@@ -39,7 +41,12 @@ Validation split: the last documents of the input, in order, taken from the end 
 F of all tokens. With F > 0 and two or more documents, at least one document goes to validation and at
 least one stays in training; a single document is not split (there is then no val shard).
 
-Shards left in DIR by an earlier run that this run does not overwrite are deleted.
+Streaming: the text is read in blocks and the shards are written as the tokens come, so inputs of any
+size fit in memory; long documents are cut at pre-token boundaries and tokenized on all cores, with the
+same output as whole. On stderr, progress (MB/s, tokens/s, time left) and the throughput at the end.
+
+Shards left in DIR by an earlier run that this run does not overwrite are deleted; a run that fails
+leaves them as they were.
 )";
 }
 
@@ -54,7 +61,7 @@ struct PrepareCommand {
 PrepareCommand parse_options(const std::vector<std::string>& args) {
   const ParsedArgs a("prepare", args,
                      {{"--input", true, true}, {"--tokenizer"}, {"--out"}, {"--val-fraction"}, {"--doc-separator"},
-                      {"--shard-tokens"}, {"--json", false}});
+                      {"--shard-tokens"}, {"--threads"}, {"--json", false}});
   PrepareCommand command;
   PrepareOptions& options = command.options;
   const char* const see_help = "; see t6 prepare --help";
@@ -66,6 +73,7 @@ PrepareCommand parse_options(const std::vector<std::string>& args) {
   options.val_fraction = a.get_double("--val-fraction", options.val_fraction);
   if (a.has("--doc-separator")) options.doc_separator = a.get("--doc-separator");
   options.shard_tokens = a.get_int("--shard-tokens", options.shard_tokens);
+  const int64_t threads = a.get_int("--threads", 0);
   command.json = a.has("--json");
 
   T6_CHECK(!options.out_dir.empty(), "missing --out DIR", see_help);
@@ -73,6 +81,9 @@ PrepareCommand parse_options(const std::vector<std::string>& args) {
            "--val-fraction must be in [0, 1), got ", a.get("--val-fraction"));
   T6_CHECK(options.shard_tokens >= 1 && options.shard_tokens <= INT32_MAX,
            "--shard-tokens must be from 1 to ", INT32_MAX, ", got ", options.shard_tokens);
+  T6_CHECK(threads >= 0 && threads <= kMaxCpuThreads, "--threads must be from 0 (every core) to ", kMaxCpuThreads,
+           ", got ", threads);
+  options.threads = static_cast<int>(threads);
   return command;
 }
 

@@ -115,6 +115,26 @@ std::vector<std::string> gpt2_pretokens(std::string_view text) {
   return pieces;
 }
 
+// Why the split is exact. No pre-token holds a non-space character followed by a space: the pattern's
+// alternatives are contractions (no space), " ?X+" (a space only first) and runs of white space. So the
+// pre-tokens of the whole text have a boundary at pos. Left of pos the matcher never decides anything
+// from the bytes at pos or after: a run of letters, numbers or "other" stops at the space either way,
+// runs of white space left of pos end at a non-space character before pos, and no character decoded
+// left of pos reaches pos (pos holds an ASCII byte, which is never a continuation byte). Right of pos
+// the matcher starts afresh at a character boundary and never looks back.
+bool is_gpt2_pretoken_boundary(std::string_view text, size_t pos) {
+  if (pos == 0 || pos >= text.size()) return false;
+  const auto at = static_cast<unsigned char>(text[pos]);
+  if (at >= 0x80 || unicode::classify(at) != unicode::CharClass::Space) return false;
+  // The character that ends at pos: a valid sequence of 1 to 4 bytes. (A lead byte is never a
+  // continuation byte, so no character decoded from further left can cover it.)
+  for (int length = 1; length <= 4 && static_cast<size_t>(length) <= pos; ++length) {
+    const unicode::Utf8Char c = unicode::decode_utf8(text, pos - length);
+    if (c.valid && c.length == length) return unicode::classify(c.codepoint) != unicode::CharClass::Space;
+  }
+  return false;
+}
+
 // ---- loading the vocabulary ---------------------------------------------------------------------------
 
 Gpt2Tokenizer::Gpt2Tokenizer(const std::string& dir) {
@@ -222,19 +242,20 @@ void Gpt2Tokenizer::encode_pretoken(std::string_view piece, std::vector<int32_t>
     ids.push_back(byte_ids_[static_cast<unsigned char>(piece[0])]);
     return;
   }
+  CachePart& part = cache_[std::hash<std::string_view>{}(piece) % cache_.size()];
   const std::string key(piece);
   {
-    const std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (const auto it = cache_.find(key); it != cache_.end()) {
+    const std::lock_guard<std::mutex> lock(part.mutex);
+    if (const auto it = part.entries.find(key); it != part.entries.end()) {
       ids.insert(ids.end(), it->second.begin(), it->second.end());
       return;
     }
   }
   std::vector<int32_t> tokens = apply_merges(piece);
   ids.insert(ids.end(), tokens.begin(), tokens.end());
-  const std::lock_guard<std::mutex> lock(cache_mutex_);
-  if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-  cache_.emplace(key, std::move(tokens));
+  const std::lock_guard<std::mutex> lock(part.mutex);
+  if (part.entries.size() >= kMaxCacheEntries / cache_.size()) part.entries.clear();
+  part.entries.emplace(key, std::move(tokens));
 }
 
 std::vector<int32_t> Gpt2Tokenizer::encode(std::string_view text) const {

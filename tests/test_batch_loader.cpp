@@ -151,3 +151,114 @@ TEST_CASE("batch loader: errors name the data and the fix") {
   state.erase("seed");
   CHECK(error_message([&] { loader.restore(state); }).find("'seed'") != std::string::npos);
 }
+
+namespace {
+
+// The next n batches of a loader, concatenated inputs and targets per batch.
+std::vector<std::pair<Ids, Ids>> next_batches(t6::BatchLoader& loader, int n) {
+  std::vector<std::pair<Ids, Ids>> batches(n);
+  for (auto& [inputs, targets] : batches) loader.next_batch(inputs, targets);
+  return batches;
+}
+
+// The next n batches of `world_size` rank loaders of batch B, each batch the ranks' rows in rank order.
+std::vector<std::pair<Ids, Ids>> next_batches_of_ranks(const std::string& pattern, int world_size, int64_t B,
+                                                        bool shuffle, int n) {
+  std::vector<std::pair<Ids, Ids>> joined(n);
+  for (int r = 0; r < world_size; ++r) {
+    t6::BatchLoader rank(pattern, B, 3, 300, shuffle, 5, {r, world_size});
+    CHECK(rank.B() == B);
+    CHECK(rank.global_batch() == world_size * B);
+    for (auto& [inputs, targets] : joined) {
+      Ids x, y;
+      rank.next_batch(x, y);
+      CHECK(x.size() == static_cast<size_t>(B * 3));
+      inputs.insert(inputs.end(), x.begin(), x.end());
+      targets.insert(targets.end(), y.begin(), y.end());
+    }
+  }
+  return joined;
+}
+
+}  // namespace
+
+TEST_CASE("batch loader: N ranks of batch B read the windows of one rank of batch N*B, row by row") {
+  TempDir dir;
+  write_counting_shards(dir, {100, 61});  // T = 3, global batch 4 -> floor(160 / 12) = 13 windows
+  const std::string pattern = dir / "train_*.bin";
+  for (const bool shuffle : {false, true}) {
+    CAPTURE(shuffle);
+    t6::BatchLoader one(pattern, 4, 3, 300, shuffle, 5);
+    const auto reference = next_batches(one, 30);  // into the third epoch
+    CHECK(next_batches_of_ranks(pattern, 2, 2, shuffle, 30) == reference);
+    CHECK(next_batches_of_ranks(pattern, 4, 1, shuffle, 30) == reference);
+    CHECK(next_batches_of_ranks(pattern, 1, 4, shuffle, 30) == reference);
+  }
+
+  // Evaluation: the ranks' rows of window w, in rank order, are the 1-rank window w.
+  const t6::BatchLoader one(pattern, 4, 3, 300, false, 0);
+  const t6::BatchLoader rank0(pattern, 2, 3, 300, false, 0, {0, 2}), rank1(pattern, 2, 3, 300, false, 0, {1, 2});
+  CHECK(rank0.num_windows() == one.num_windows());
+  CHECK(rank1.eval_batch_count(0) == one.eval_batch_count(0));
+  for (int64_t w = 0; w < one.num_windows(); ++w) {
+    Ids x, y, x0, y0, x1, y1;
+    one.read_window(w, x, y);
+    rank0.read_window(w, x0, y0);
+    rank1.read_window(w, x1, y1);
+    CHECK(x0 == Ids(x.begin(), x.begin() + 6));
+    CHECK(x1 == Ids(x.begin() + 6, x.end()));
+    CHECK(y0 == Ids(y.begin(), y.begin() + 6));
+    CHECK(y1 == Ids(y.begin() + 6, y.end()));
+  }
+}
+
+TEST_CASE("batch loader: a position saved by N ranks resumes on M ranks with the same global batch") {
+  TempDir dir;
+  write_counting_shards(dir, {200});  // T = 3, global batch 4 -> 16 windows
+  const std::string pattern = dir / "train_*.bin";
+  for (const bool shuffle : {false, true}) {
+    CAPTURE(shuffle);
+    t6::BatchLoader saver(pattern, 2, 3, 300, shuffle, 5, {1, 2});
+    next_batches(saver, 21);
+    const nlohmann::json saved = nlohmann::json::parse(saver.state().dump());
+    CHECK(saved["B"] == 4);  // the global batch
+
+    t6::BatchLoader one(pattern, 4, 3, 300, shuffle, 5);
+    one.restore(saved);
+    const auto reference = next_batches(one, 20);
+    t6::BatchLoader uninterrupted(pattern, 4, 3, 300, shuffle, 5);
+    next_batches(uninterrupted, 21);
+    CHECK(next_batches(uninterrupted, 20) == reference);
+
+    std::vector<std::pair<Ids, Ids>> joined(20);
+    for (int r = 0; r < 4; ++r) {
+      t6::BatchLoader rank(pattern, 1, 3, 300, shuffle, 5, {r, 4});
+      rank.restore(saved);
+      for (auto& [inputs, targets] : joined) {
+        Ids x, y;
+        rank.next_batch(x, y);
+        inputs.insert(inputs.end(), x.begin(), x.end());
+        targets.insert(targets.end(), y.begin(), y.end());
+      }
+    }
+    CHECK(joined == reference);
+
+    t6::BatchLoader other_global_batch(pattern, 2, 3, 300, shuffle, 5, {0, 1});
+    const std::string message = error_message([&] { other_global_batch.restore(saved); });
+    CHECK(message.find("does not match") != std::string::npos);
+    CHECK(message.find("global batch") != std::string::npos);
+  }
+}
+
+TEST_CASE("batch loader: a rank outside the world is an error") {
+  TempDir dir;
+  write_counting_shards(dir, {50});
+  const std::string pattern = dir / "train_*.bin";
+  CHECK(error_message([&] { t6::BatchLoader(pattern, 1, 1, 100, false, 0, {2, 2}); }).find("rank 2 of 2") !=
+        std::string::npos);
+  CHECK(error_message([&] { t6::BatchLoader(pattern, 1, 1, 100, false, 0, {0, 0}); }).find("rank 0 of 0") !=
+        std::string::npos);
+  const std::string message = error_message([&] { t6::BatchLoader(pattern, 10, 5, 100, false, 0, {0, 2}); });
+  CHECK(message.find("B=20 by T=5") != std::string::npos);
+  CHECK(message.find("2 ranks of 10") != std::string::npos);
+}

@@ -18,6 +18,9 @@ struct EvalResult {
 };
 
 // Reads windows 0, 1, … of `data` (all complete windows when batches ≤ 0) without recording a graph.
+// With a data-parallel loader (RankSlice), every rank evaluates its rows of the same windows: the mean
+// of the ranks' mean_loss is the loss of one rank reading whole windows; tokens and the unigram
+// entropy are this rank's own.
 EvalResult evaluate(const T6Model& model, const BatchLoader& data, int64_t batches);
 
 }  // namespace t6

@@ -43,20 +43,25 @@ T state_value(const nlohmann::json& state, const char* key) {
 }  // namespace
 
 BatchLoader::BatchLoader(const std::string& pattern, int64_t B, int64_t T, int64_t vocab_size, bool shuffle,
-                         uint64_t seed)
-    : pattern_(pattern), B_(B), T_(T), shuffle_(shuffle), seed_(seed) {
+                         uint64_t seed, RankSlice slice)
+    : pattern_(pattern), B_(B), T_(T), slice_(slice), shuffle_(shuffle), seed_(seed) {
   T6_CHECK(B >= 1 && T >= 1, "batch loader: B and T must be at least 1, got B=", B, " T=", T);
   T6_CHECK(vocab_size >= 1, "batch loader: vocab_size must be at least 1, got ", vocab_size);
+  T6_CHECK(slice.world_size >= 1 && slice.rank >= 0 && slice.rank < slice.world_size,
+           "batch loader: rank ", slice.rank, " of ", slice.world_size, " processes does not exist; the rank must be "
+           "from 0 to world_size - 1");
   files_ = glob_files(pattern);
   for (const std::string& file : files_) {
     const std::vector<uint16_t> shard = read_token_shard(file, vocab_size);
     tokens_.insert(tokens_.end(), shard.begin(), shard.end());
   }
-  // A window needs B·T + 1 tokens (the targets run one past the inputs), and windows start every B·T.
-  num_windows_ = tokens_.empty() ? 0 : (total_tokens() - 1) / (B * T);
+  // A window needs G·T + 1 tokens (the targets run one past the inputs), and windows start every G·T.
+  const int64_t G = global_batch();
+  num_windows_ = tokens_.empty() ? 0 : (total_tokens() - 1) / (G * T);
   T6_CHECK(num_windows_ > 0, "data '", pattern, "' (", files_.size(), " shard(s), ", total_tokens(),
-           " tokens) is too small for one batch of B=", B, " by T=", T, ", which needs B*T+1 = ", B * T + 1,
-           " tokens; use a smaller B or T, or more data");
+           " tokens) is too small for one batch of B=", G, " by T=", T, ", which needs B*T+1 = ", G * T + 1,
+           " tokens", slice.world_size > 1 ? cat(" (B is the global batch: ", slice.world_size, " ranks of ", B, ")") : "",
+           "; use a smaller B or T, or more data");
   start_epoch(0);
 }
 
@@ -83,9 +88,10 @@ void BatchLoader::next_batch(std::vector<int32_t>& inputs, std::vector<int32_t>&
 
 void BatchLoader::read_window(int64_t w, std::vector<int32_t>& inputs, std::vector<int32_t>& targets) const {
   T6_CHECK(w >= 0 && w < num_windows_, "batch loader: window ", w, " does not exist; '", pattern_, "' has ",
-           num_windows_, " windows of B=", B_, " by T=", T_);
+           num_windows_, " windows of B=", global_batch(), " by T=", T_);
   const size_t size = static_cast<size_t>(B_ * T_);
-  const uint16_t* window = tokens_.data() + w * B_ * T_;  // B·T + 1 tokens
+  // This rank's rows: B·T + 1 tokens, r·B rows into the window.
+  const uint16_t* window = tokens_.data() + (w * global_batch() + slice_.rank * B_) * T_;
   inputs.resize(size);
   targets.resize(size);
   for (size_t i = 0; i < size; ++i) {
@@ -100,7 +106,7 @@ int64_t BatchLoader::eval_batch_count(int64_t requested) const {
 
 nlohmann::json BatchLoader::state() const {
   return {{"epoch", epoch_}, {"index", index_}, {"seed", seed_}, {"shuffle", shuffle_},
-          {"windows", num_windows_}, {"B", B_}, {"T", T_}};
+          {"windows", num_windows_}, {"B", global_batch()}, {"T", T_}};
 }
 
 void BatchLoader::restore(const nlohmann::json& state) {
@@ -114,10 +120,12 @@ void BatchLoader::restore(const nlohmann::json& state) {
   const auto describe = [](uint64_t s, bool shuffled, int64_t b, int64_t t, int64_t n) {
     return cat("seed ", s, ", shuffle ", shuffled ? "on" : "off", ", B=", b, ", T=", t, ", ", n, " windows");
   };
-  T6_CHECK(seed == seed_ && shuffle == shuffle_ && B == B_ && T == T_ && windows == num_windows_,
+  // B is the global batch: a run saved by N ranks of batch B continues on M ranks of batch B' = N·B/M.
+  T6_CHECK(seed == seed_ && shuffle == shuffle_ && B == global_batch() && T == T_ && windows == num_windows_,
            "batch loader: the saved position (", describe(seed, shuffle, B, T, windows),
-           ") does not match this loader (", describe(seed_, shuffle_, B_, T_, num_windows_), " of '", pattern_,
-           "'); resume with the same data and settings, or start a new run");
+           ") does not match this loader (", describe(seed_, shuffle_, global_batch(), T_, num_windows_), " of '",
+           pattern_, "'); resume with the same data and settings (B is the global batch, ranks times the batch of "
+           "one rank), or start a new run");
   T6_CHECK(epoch >= 0 && index >= 0 && index < num_windows_, "batch loader: the saved position (epoch ", epoch,
            ", index ", index, ") is invalid for ", num_windows_, " windows");
   start_epoch(epoch);

@@ -22,6 +22,14 @@ bool launched_by_mpirun() {
   return false;
 }
 
+std::string rank_label() {
+  const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
+  if (rank != nullptr && size != nullptr) return cat(" (rank ", rank, " of ", size, ")");
+  if (const char* pmix_rank = std::getenv("PMIX_RANK")) return cat(" (rank ", pmix_rank, ")");
+  return "";
+}
+
 World& World::get() {
   // Never destroyed before main returns: MPI_Finalize runs from the static destructor, after every
   // collective of the program.
@@ -55,14 +63,13 @@ World::~World() {
   if (!finalized) MPI_Finalize();
 }
 
-void World::abort_all(const std::string& message) {
-  if (!launched_) {
-    std::cerr << "t6: error: " << message << "\n" << std::flush;
-    std::exit(1);
-  }
-  std::cerr << "t6: error (rank " << rank_ << " of " << size_ << "): " << message << "\n" << std::flush;
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  std::_Exit(1);  // MPI_Abort does not return; this says so to the compiler
+void end_all_ranks(int status) {
+  std::cerr << std::flush;
+  int started = 0, finalized = 0;
+  MPI_Initialized(&started);
+  MPI_Finalized(&finalized);
+  if (started && !finalized) MPI_Abort(MPI_COMM_WORLD, status);
+  std::_Exit(status);
 }
 
 #else  // built without MPI: one process, and a clear error when mpirun starts several
@@ -75,9 +82,9 @@ World::World() {
 
 World::~World() = default;
 
-void World::abort_all(const std::string& message) {
-  std::cerr << "t6: error: " << message << "\n" << std::flush;
-  std::exit(1);
+void end_all_ranks(int status) {
+  std::cerr << std::flush;
+  std::_Exit(status);
 }
 
 #endif

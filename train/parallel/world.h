@@ -3,8 +3,8 @@
 // t6 runs exactly as a single process always has.
 //
 // A failure on one rank must stop them all, never leave the others waiting in a collective: main()
-// hands every uncaught error to abort_all(), which prints it with the rank and ends every process
-// (MPI_Abort). A rank that dies (killed, crashed) is noticed by mpirun, which ends the others.
+// prints the error with the rank (rank_label) and calls end_all_ranks (MPI_Abort). A rank that dies
+// (killed, crashed) is noticed by mpirun, which ends the others.
 #pragma once
 #include <memory>
 #include <string>
@@ -29,10 +29,6 @@ class World {
   // communicator (NCCL), set up on first use. Throws when the device has none or MPI is not started.
   Communicator& communicator(Device device);
 
-  // Prints "t6: error (rank r of N): message" and ends every rank with exit status 1; without MPI it
-  // prints "t6: error: message" and exits 1.
-  [[noreturn]] void abort_all(const std::string& message);
-
  private:
   World();
   bool launched_ = false;
@@ -42,6 +38,10 @@ class World {
 
 // True when the environment says mpirun started this process (checked without starting MPI).
 bool launched_by_mpirun();
+// " (rank r of N)" under mpirun, for error messages; "" otherwise. Never throws.
+std::string rank_label();
+// Ends this process and every other rank with `status` (MPI_Abort once MPI is started; else exit).
+[[noreturn]] void end_all_ranks(int status);
 
 // For a command that trains (`t6 train`, `t6 bench train`): null when not launched by mpirun; else
 // this rank's group, after choosing its GPU by local rank (CUDA) or giving it its share of the host's

@@ -120,7 +120,8 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
   if (group && group->rank() != 0) return 0;
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
-  const double tokens_per_s = static_cast<double>(t.batch_size * t.seq_len * t.grad_accum) / (median / 1000.0);
+  const int64_t ranks = group ? group->size() : 1;  // tokens of every rank: the global batch's
+  const double tokens_per_s = static_cast<double>(ranks * t.batch_size * t.seq_len * t.grad_accum) / (median / 1000.0);
   const double faults_per_step = static_cast<double>(faults) / static_cast<double>(steps);
   const Backend::MemoryStats memory = device.memory_stats();
   nlohmann::json result = {{"ms_per_step", median}, {"tokens_per_s", tokens_per_s}, {"peak_rss_mb", peak_rss_mb()}};
@@ -137,7 +138,8 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
     return 0;
   }
   err << "model " << trainer.model().parameter_count() << " parameters on " << device.describe() << "; batch "
-      << t.batch_size << "x" << t.seq_len << " x" << t.grad_accum << " accumulation, " << steps << " timed steps\n";
+      << t.batch_size << "x" << t.seq_len << " x" << t.grad_accum << " accumulation" << (ranks > 1 ? cat(" on each of ", ranks, " ranks") : "")
+      << ", " << steps << " timed steps\n";
   out << "median " << median << " ms/step | " << tokens_per_s << " tokens/s | peak RSS " << peak_rss_mb() << " MB | "
       << faults_per_step << " minor faults/step";
   if (result.contains("peak_device_mb")) out << " | peak device " << result["peak_device_mb"].get<double>() << " MB";

@@ -1,6 +1,7 @@
 #include "train/parallel/world.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -105,8 +106,12 @@ Communicator* join_training_group(Device device, int64_t threads) {
   World& world = World::get();
   if (!world.launched_by_mpi()) return nullptr;
   set_device_ordinal(device, world.local_rank());
-  if (device == Device::CPU && threads == 0 && !std::getenv("T6_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS"))
-    set_cpu_threads(std::max(1, omp_get_num_procs() / world.local_size()));
+  if (device == Device::CPU && threads == 0 && !std::getenv("T6_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS")) {
+    // A rank that mpirun bound to some cores (its default: one core per rank for up to 2 ranks) uses
+    // those; an unbound rank (--bind-to none) takes its share of the host's.
+    const int usable = omp_get_num_procs(), host = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+    set_cpu_threads(usable < host ? usable : std::max(1, host / world.local_size()));
+  }
   return &world.communicator(device);
 }
 

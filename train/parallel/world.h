@@ -45,7 +45,8 @@ std::string rank_label();
 
 // For a command that trains (`t6 train`, `t6 bench train`): null when not launched by mpirun; else
 // this rank's group, after choosing its GPU by local rank (CUDA) or giving it its share of the host's
-// cores (the CPU: cores / local ranks, unless train.threads, T6_NUM_THREADS or OMP_NUM_THREADS says).
+// cores (the CPU: the cores mpirun bound it to, or when unbound cores / local ranks; unless
+// train.threads, T6_NUM_THREADS or OMP_NUM_THREADS says).
 Communicator* join_training_group(Device device, int64_t threads);
 
 }  // namespace t6

@@ -376,4 +376,23 @@ exit 0
   CHECK(status == 0);
   CHECK(output.find("ranks: ") != std::string::npos);
 }
+
+TEST_CASE("data parallel: SIGTERM to one rank stops every rank after the same step, saved once") {
+  const TempDir dir;
+  const std::string config = prepared_config(dir, dir / "run", 1000000);
+  // Only the last rank gets the signal; rank 0 must still save and every rank stop.
+  const std::string script = kMpirun + T6_BINARY + " train --config " + config + " &\n" + R"(mpirun_pid=$!
+for i in $(seq 600); do [ -s )" + dir / "run/metrics.jsonl" + R"( ] && break; sleep 0.1; done
+ranks=$(for s in /proc/[0-9]*/stat; do read -r pid _ _ ppid _ < "$s" 2>/dev/null && [ "$ppid" = "$mpirun_pid" ] && echo "$pid"; done)
+victim=$(echo "$ranks" | tail -1)
+kill -TERM "$victim"
+wait "$mpirun_pid"; echo "mpirun status $?"
+)";
+  const auto [status, output] = shell(dir, "timeout 60 bash " + dir.write("term.sh", script) + "\n");
+  CAPTURE(output);
+  CHECK(status == 0);
+  CHECK(output.find("mpirun status 0") == std::string::npos);  // 143 from the ranks, not success
+  CHECK(output.find("interrupted: saved step") != std::string::npos);
+  CHECK(t6::list_checkpoints(dir / "run").size() == 1);
+}
 #endif

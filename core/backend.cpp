@@ -16,6 +16,7 @@ struct CudaRegistration {
   bool registered = false;
   BackendFactory factory{};
   int available = -1;  // -1 until the factory has been asked (asking may initialise the driver)
+  int ordinal = 0;
   std::atomic<Backend*> instance{nullptr};
 };
 
@@ -41,7 +42,7 @@ Backend& backend(Device device) {
   if (Backend* b = r.instance.load(std::memory_order_relaxed)) return *b;
   T6_CHECK(r.registered, "this t6 was built without CUDA (configure with -DT6_CUDA=ON)");
   T6_CHECK(cuda_available_locked(r), "no CUDA GPU found");
-  Backend* created = r.factory.create();
+  Backend* created = r.factory.create(r.ordinal);
   r.instance.store(created, std::memory_order_release);
   return *created;
 }
@@ -57,6 +58,16 @@ void register_backend_factory(Device device, BackendFactory factory) {
   r.registered = true;
   r.factory = factory;
   r.available = -1;
+}
+
+void set_device_ordinal(Device device, int ordinal) {
+  if (device == Device::CPU) return;  // one CPU backend per process, over all its cores
+  CudaRegistration& r = cuda_registration();
+  std::lock_guard lock(r.mutex);
+  T6_CHECK(ordinal >= 0, "set_device_ordinal: the ordinal must be ≥ 0, got ", ordinal);
+  T6_CHECK(r.instance.load() == nullptr || r.ordinal == ordinal,
+           "set_device_ordinal: the CUDA backend is already in use on device ", r.ordinal);
+  r.ordinal = ordinal;
 }
 
 bool device_available(Device device) {

@@ -251,9 +251,12 @@ inline Backend& backend_of(const Tensor& t) { return backend(t.device()); }
 // The CUDA backend registers a factory at start-up when built in; it is created on first use.
 struct BackendFactory {
   bool (*available)();           // a usable GPU is present
-  Backend* (*create)();
+  Backend* (*create)(int ordinal);  // on the host's device `ordinal` modulo the number of devices
 };
 void register_backend_factory(Device device, BackendFactory factory);
 bool device_available(Device device);
+// Which of the host's devices the backend of `device` uses (0 unless set): a data-parallel rank picks
+// its GPU by its local rank. Must be set before the backend is first used.
+void set_device_ordinal(Device device, int ordinal);
 
 }  // namespace t6

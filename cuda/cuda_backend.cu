@@ -11,8 +11,9 @@ namespace t6 {
 
 namespace {
 
-cudaStream_t make_stream() {
-  T6_CUDA_CHECK(cudaSetDevice(0));
+// Every CUDA call of the process runs on the main thread, after this cudaSetDevice.
+cudaStream_t make_stream(int ordinal) {
+  T6_CUDA_CHECK(cudaSetDevice(ordinal));
   cudaStream_t stream = nullptr;
   // Non-blocking: the legacy default stream, which other libraries may use, never serializes with ours.
   T6_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -20,17 +21,18 @@ cudaStream_t make_stream() {
 }
 
 // "cuda:0 (NVIDIA H100 80GB HBM3, 132 SMs, 79.6 GiB)"
-std::string describe_device() {
+std::string describe_device(int ordinal) {
   cudaDeviceProp prop{};
-  T6_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  T6_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
   char memory[32];
   std::snprintf(memory, sizeof memory, "%.1f GiB", static_cast<double>(prop.totalGlobalMem) / (1 << 30));
-  return cat("cuda:0 (", prop.name, ", ", prop.multiProcessorCount, " SMs, ", memory, ")");
+  return cat("cuda:", ordinal, " (", prop.name, ", ", prop.multiProcessorCount, " SMs, ", memory, ")");
 }
 
 }  // namespace
 
-CudaBackend::CudaBackend() : stream_(make_stream()), allocator_(stream_), description_(describe_device()) {
+CudaBackend::CudaBackend(int ordinal)
+    : ordinal_(ordinal), stream_(make_stream(ordinal)), allocator_(stream_), description_(describe_device(ordinal)) {
   T6_CUBLAS_CHECK(cublasCreate(&cublas_));
   T6_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
 }

@@ -1,4 +1,4 @@
-// The CUDA backend: core/backend.h on one NVIDIA GPU (device 0). Every kernel and copy runs on one
+// The CUDA backend: core/backend.h on one NVIDIA GPU (device 0, or the one a rank picks by its local rank). Every kernel and copy runs on one
 // stream, in order, and cuBLAS is bound to the same stream, so no operation needs an event or a
 // synchronization except where data comes back to the host. Uploads go through pinned staging memory
 // (pinned_staging.h), so they do not wait either, and ids out of range found by kernels are reported at
@@ -26,7 +26,7 @@ namespace t6 {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend();
+  explicit CudaBackend(int ordinal);  // the GPU this process uses
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -55,6 +55,10 @@ class CudaBackend final : public Backend {
   void replay_graph(int64_t graph) override;
   void release_graph(int64_t graph) override;
   std::vector<KernelTime> kernel_times() override { return timer_.totals(); }
+
+  // For the NCCL communicator (nccl_communicator.cu), whose collectives queue on the same stream.
+  cudaStream_t stream() const { return stream_; }
+  int ordinal() const { return ordinal_; }
 
   void fill(Tensor& out, double value) override;
   void strided_copy(const Tensor& src, Tensor& dst) override;
@@ -119,6 +123,7 @@ class CudaBackend final : public Backend {
   void* download_ = nullptr;
   size_t download_bytes_ = 0;
 
+  int ordinal_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   CachingAllocator allocator_;  // after stream_: it is built from it

@@ -30,10 +30,12 @@ inline int row_threads(int64_t row_length) {
 }
 inline unsigned row_grid(int64_t rows) { return static_cast<unsigned>(std::clamp<int64_t>(rows, 1, 1 << 20)); }
 
-// An attribute of the backend's GPU (device 0), e.g. its multiprocessor count.
+// An attribute of the backend's GPU (the current device, which the backend set), e.g. its
+// multiprocessor count.
 inline int device_attribute(cudaDeviceAttr attribute) {
-  int value = 0;
-  T6_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, 0));
+  int device = 0, value = 0;
+  T6_CUDA_CHECK(cudaGetDevice(&device));
+  T6_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, device));
   return value;
 }
 

@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
 
 namespace t6 {
 
@@ -18,8 +19,10 @@ bool cuda_available() {
 
 // Built on first use and never destroyed: tensors in static objects may be freed after main returns,
 // and they still need their backend then.
-Backend* create_cuda_backend() {
-  static CudaBackend* const instance = new CudaBackend();
+Backend* create_cuda_backend(int ordinal) {
+  int count = 1;
+  T6_CUDA_CHECK(cudaGetDeviceCount(&count));
+  static CudaBackend* const instance = new CudaBackend(ordinal % count);
   return instance;
 }
 

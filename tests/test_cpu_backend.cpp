@@ -113,7 +113,7 @@ TEST_CASE("cpu registry: CUDA errors are clear and only CUDA registers a factory
              message == "no CUDA GPU found"));
     }
   }
-  BackendFactory fake{[] { return true; }, [] { return &backend(Device::CPU); }};
+  BackendFactory fake{[] { return true; }, [](int) { return &backend(Device::CPU); }};
   check_error_mentions([&] { register_backend_factory(Device::CPU, fake); }, {"built in"});
   check_error_mentions([] { register_backend_factory(Device::CUDA, BackendFactory{nullptr, nullptr}); },
                        {"available()"});

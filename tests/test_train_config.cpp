@@ -29,7 +29,8 @@ nlohmann::json custom_config() {
     "data": {"train": "d/tr_*.bin", "val": "", "tokenizer": "byte", "shuffle": false},
     "train": {"batch_size": 3, "seq_len": 32, "grad_accum": 2, "steps": 77, "eval_every": 7, "eval_batches": 0,
               "save_every": 11, "keep_checkpoints": 1, "sample_every": 0, "seed": 18446744073709551615,
-              "init_from": "m.safetensors", "out_dir": "runs/x", "device": "cpu", "dtype": "fp32", "threads": 2},
+              "init_from": "m.safetensors", "out_dir": "runs/x", "device": "cpu", "dtype": "fp32", "threads": 2,
+              "zero_stage": 1},
     "optim": {"lr": 0.003, "min_lr": 0.0, "warmup_steps": 0, "decay_steps": 77, "schedule": "linear", "beta1": 0.8,
               "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.0, "grad_clip": 0.0}})");
 }
@@ -57,7 +58,7 @@ TEST_CASE("train config: every key has a default, and the optimizer defaults are
   // to_json names every key of every section.
   const nlohmann::json j = empty.to_json();
   CHECK(j["data"].size() == 4);
-  CHECK(j["train"].size() == 15);
+  CHECK(j["train"].size() == 16);
   CHECK(j["optim"].size() == 10);
   CHECK(j["model"].size() == t6::ModelConfig::table().keys().size());
 }
@@ -124,6 +125,7 @@ TEST_CASE("train config: impossible values are errors naming the key, the bound 
       {R"({"train": {"keep_checkpoints": 0}})", "run.json: train.keep_checkpoints must be ≥ 1, got 0"},
       {R"({"train": {"sample_every": -1}})", "run.json: train.sample_every must be ≥ 0, got -1"},
       {R"({"train": {"threads": -2}})", "run.json: train.threads must be ≥ 0, got -2"},
+      {R"({"train": {"zero_stage": 2}})", "run.json: train.zero_stage must be ≤ 1, got 2"},
       {R"({"train": {"out_dir": ""}})", "run.json: train.out_dir must not be empty"},
       {R"({"train": {"device": "gpu"}})",
        "run.json: train.device must be one of \"cpu\", \"cuda\", got \"gpu\" (did you mean \"cpu\"?)"},

@@ -14,15 +14,22 @@ AdamW::AdamW(std::vector<Tensor> params, const OptimConfig& config) : params_(st
   }
 }
 
-double AdamW::gradient_norm() const {
+double AdamW::gradient_sum_of_squares() const {
   std::vector<Tensor> grads;
   for (const Tensor& p : params_)
     if (p.grad().defined()) grads.push_back(p.grad());
-  return grads.empty() ? 0.0 : std::sqrt(backend_of(params_[0]).sum_of_squares(grads));
+  return grads.empty() ? 0.0 : backend_of(params_[0]).sum_of_squares(grads);
 }
+
+double AdamW::gradient_norm() const { return std::sqrt(gradient_sum_of_squares()); }
 
 double AdamW::step(double lr) {
   const double norm = gradient_norm();
+  update(lr, norm);
+  return norm;
+}
+
+void AdamW::update(double lr, double norm) {
   T6_CHECK(std::isfinite(norm), "AdamW: the global gradient norm is ", norm, "; no parameter was updated");
   ++steps_;
   AdamWHyper h;
@@ -41,7 +48,6 @@ double AdamW::step(double lr) {
     p.storage()->bump_version();
   }
   backend_of(params_[0]).adamw_step(slots, h);
-  return norm;
 }
 
 void AdamW::set_state(const std::vector<Tensor>& exp_avg, const std::vector<Tensor>& exp_avg_sq, int64_t steps) {

@@ -8,17 +8,27 @@
 
 namespace t6 {
 
+// AdamW's state for every parameter, whole: what a checkpoint holds, whatever the number of ranks.
+struct OptimizerState {
+  std::vector<Tensor> exp_avg, exp_avg_sq;  // in parameter order, shaped like the parameters
+  int64_t steps = 0;
+};
+
 class AdamW {
  public:
   AdamW(std::vector<Tensor> params, const OptimConfig& config);
 
-  // Global L2 norm of every parameter's gradient (missing gradients count as zero).
+  // Global L2 norm of every parameter's gradient (missing gradients count as zero), and its square.
   double gradient_norm() const;
+  double gradient_sum_of_squares() const;
   // One update at learning rate `lr`: gradients are first scaled by clip/(norm + 1e-6) when their
   // global norm exceeds optim.grad_clip (> 0), then p ← p − lr·wd·p and the Adam step with bias
   // correction. Returns the norm measured before clipping. A non-finite norm throws t6::Error before
   // anything changes (parameters, moments and the step count stay as they were).
   double step(double lr);
+  // The same update with the global norm given: a data-parallel run whose parameters are split across
+  // ranks (ZeRO-1) measures the norm over all of them.
+  void update(double lr, double norm);
 
   int64_t steps_taken() const { return steps_; }
   // The optimizer's state for checkpoints: first and second moments in parameter order, and the count.

@@ -56,7 +56,11 @@ const ConfigTable<TrainSection>& TrainSection::table() {
           .choice("dtype", &C::dtype, precision_names(),
                   "fp32; tf32 or bf16 (mixed precision) on CUDA", OnResume::MayChange)
           .integer("threads", &C::threads, IntegerRange::within(0, kMaxCpuThreads, ""),
-                   "CPU threads; 0: T6_NUM_THREADS, else OMP_NUM_THREADS, else every core", OnResume::MayChange);
+                   "CPU threads; 0: T6_NUM_THREADS, else OMP_NUM_THREADS, else every core (shared among the ranks "
+                   "on a host)", OnResume::MayChange)
+          .integer("zero_stage", &C::zero_stage, IntegerRange::within(0, 1, ""),
+                   "under mpirun: 1 shards AdamW's state across the ranks (ZeRO-1), 0 keeps it whole on each",
+                   OnResume::MayChange);
   return t;
 }
 

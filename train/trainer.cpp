@@ -57,40 +57,58 @@ std::unique_ptr<T6Model> build_model(const TrainConfig& config, bool load_init_f
 
 }  // namespace
 
-Trainer::Trainer(const TrainConfig& config, std::unique_ptr<BatchSource> batches)
+Trainer::Trainer(const TrainConfig& config, std::unique_ptr<BatchSource> batches, Communicator* group)
     : config_(config),
       execution_(config.train.execution(), "train.device"),
-      train_data_(std::move(batches)) {
+      train_data_(std::move(batches)),
+      group_(group),
+      leader_(!group || group->rank() == 0) {
   check_memory();
   model_ = build_model(config_, /*load_init_from=*/false, execution_.device());
-  optimizer_ = std::make_unique<AdamW>(model_->parameters(), config_.optim);
+  optimizer_ = std::make_unique<DataParallelAdamW>(model_->parameters(), config_.optim, group_,
+                                                   static_cast<int>(config_.train.zero_stage));
 }
 
-Trainer::Trainer(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err)
-    : config_(config), execution_(config.train.execution(), "train.device"), out_(&out), err_(&err) {
+Trainer::Trainer(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err, Communicator* group)
+    : config_(config),
+      execution_(config.train.execution(), "train.device"),
+      out_(&out),
+      err_(&err),
+      group_(group),
+      leader_(!group || group->rank() == 0) {
   const TrainSection& t = config_.train;
+  // The other ranks compute what rank 0 does, but say nothing: one progress line per step, not N.
+  static std::ostream silent(nullptr);
+  if (!leader_) out_ = err_ = &silent;
   check_memory();
   // Data next: a missing or malformed shard should fail before any model work.
+  const RankSlice slice{group_ ? group_->rank() : 0, world_size()};
   train_data_ = std::make_unique<BatchLoader>(config_.data.train, t.batch_size, t.seq_len, config_.model.vocab_size,
-                                              config_.data.shuffle, t.seed);
+                                              config_.data.shuffle, t.seed, slice);
   if (!config_.data.val.empty())
     val_data_ = std::make_unique<BatchLoader>(config_.data.val, t.batch_size, t.seq_len, config_.model.vocab_size,
-                                              false, t.seed);
+                                              false, t.seed, slice);
   if (t.sample_every > 0) {
     try {
-      tokenizer_ = make_tokenizer(config_.data.tokenizer);
+      if (leader_) tokenizer_ = make_tokenizer(config_.data.tokenizer);
     } catch (const Error& e) {
-      err << "note: no samples during training: " << e.what() << "\n";
+      *err_ << "note: no samples during training: " << e.what() << "\n";
     }
   }
   model_ = build_model(config_, /*load_init_from=*/!resume, execution_.device());
-  optimizer_ = std::make_unique<AdamW>(model_->parameters(), config_.optim);
-  for (const std::string& name : remove_stale_temporaries(t.out_dir))
-    err << "note: removed " << name << ", left in " << t.out_dir << " by a save that was killed\n";
+  optimizer_ = std::make_unique<DataParallelAdamW>(model_->parameters(), config_.optim, group_,
+                                                   static_cast<int>(t.zero_stage));
+  if (leader_) {
+    for (const std::string& name : remove_stale_temporaries(t.out_dir))
+      *err_ << "note: removed " << name << ", left in " << t.out_dir << " by a save that was killed\n";
+  }
   resume ? resume_from_newest_checkpoint() : start_fresh();
-  write_file_atomically((fs::path(t.out_dir) / "config.json").string(), config_.to_json().dump(2) + "\n");
-  err << "model: " << model_->parameter_count() << " parameters, attention " << config_.model.attention_name()
-      << ", on " << backend(execution_.device()).describe() << "\n";
+  if (leader_)
+    write_file_atomically((fs::path(t.out_dir) / "config.json").string(), config_.to_json().dump(2) + "\n");
+  *err_ << "model: " << model_->parameter_count() << " parameters, attention " << config_.model.attention_name()
+        << ", on " << backend(execution_.device()).describe();
+  if (group_) *err_ << ", " << group_->size() << " ranks of batch " << t.batch_size;
+  *err_ << "\n";
 }
 
 void Trainer::check_memory() const {
@@ -104,6 +122,7 @@ void Trainer::start_fresh() {
   const std::string& dir = config_.train.out_dir;
   T6_CHECK(list_checkpoints(dir).empty(), dir, ": already holds checkpoints; pass --resume to continue that run, "
            "or choose another train.out_dir");
+  if (!leader_) return;
   std::error_code error;
   fs::create_directories(dir, error);
   T6_CHECK(!error, "train.out_dir \"", dir, "\": cannot create the directory: ", error.message());
@@ -122,7 +141,7 @@ void Trainer::resume_from_newest_checkpoint() {
     try {
       const TrainingProgress p = read_progress(dir, *step);
       check_resumable(p);
-      load_checkpoint(dir, p, *model_, *optimizer_);
+      optimizer_->set_state(load_checkpoint(dir, p, *model_));
       resumed = p;
     } catch (const ResumeRefused&) {
       throw;
@@ -136,13 +155,19 @@ void Trainer::resume_from_newest_checkpoint() {
   train_data_->restore(resumed->data_state);
   step_ = resumed->step;
   first_step_ = step_ + 1;
-  metrics_.emplace(MetricsLog::resume((fs::path(dir) / "metrics.jsonl").string(), step_));
+  if (leader_) metrics_.emplace(MetricsLog::resume((fs::path(dir) / "metrics.jsonl").string(), step_));
   *err_ << "resumed from " << checkpoint_model_path(dir, step_) << " at step " << step_ << "\n";
 }
 
 void Trainer::check_resumable(const TrainingProgress& p) const {
   const std::string& dir = config_.train.out_dir;
-  const std::vector<ConfigChange> changes = config_.changes_since(p.config);
+  std::vector<ConfigChange> changes = config_.changes_since(p.config);
+  // The batch that must match is the global one: N ranks of batch B continue as M ranks of batch B'
+  // when N·B = M·B' (the data state checks the same).
+  std::erase_if(changes, [&](const ConfigChange& c) {
+    return c.key == "train.batch_size" && c.old_value.is_number_integer() &&
+           c.old_value.get<int64_t>() * p.world_size == config_.train.batch_size * world_size();
+  });
   const std::string fixed = describe(changes, OnResume::MustMatch);
   if (!fixed.empty())
     throw ResumeRefused(cat(dir, ": the checkpoint at step ", p.step, " was written with a different config (", fixed,
@@ -181,6 +206,8 @@ StepResult Trainer::step() {
       stop_non_finite(cat("the training loss became ", value, " at step ", r.step, " (micro-batch ", micro, ")"));
     loss_sum += value;
   }
+  // Every rank's loss is a mean over B·T tokens, so their mean is the loss of the whole batch.
+  loss_sum = mean_over_ranks(loss_sum);
   try {
     r.grad_norm = optimizer_->step(r.lr);
   } catch (const Error& e) {
@@ -202,6 +229,7 @@ TrainResult Trainer::run() {
   started_ = std::chrono::steady_clock::now();
   while (step_ < t.steps) {
     const StepResult s = step();
+    const int stop_signal = agreed_stop(stop.requested());
     report(s);
     result.final_train_loss = s.loss;
     result.steps_done = s.step;
@@ -210,14 +238,14 @@ TrainResult Trainer::run() {
       if (live) *err_ << "\n";
       result.final_val_loss = evaluate_and_plot();
     }
-    if (tokenizer_ && s.step % t.sample_every == 0) {
+    if (tokenizer_ && s.step % t.sample_every == 0) {  // rank 0 alone has a tokenizer
       if (live) *err_ << "\n";
       *out_ << "step " << s.step << " sample: " << sample_text() << "\n" << std::flush;
     }
     const bool saves = s.step % t.save_every == 0 || last;
-    if (saves || stop.requested()) save_checkpoint();
-    if (stop.requested()) {
-      result.stop_signal = stop.requested();
+    if (saves || stop_signal) save_checkpoint();
+    if (stop_signal) {
+      result.stop_signal = stop_signal;
       *err_ << "\ninterrupted: saved step " << s.step << " to " << checkpoint_model_path(t.out_dir, s.step)
             << "; continue with --resume\n";
       break;
@@ -227,10 +255,30 @@ TrainResult Trainer::run() {
   return result;
 }
 
+double Trainer::mean_over_ranks(double value) {
+  if (!group_) return value;
+  Tensor t = from_vector({value}, {1}, DType::F64, execution_.device());
+  group_->all_reduce_sum(t);
+  return t.item() / static_cast<double>(world_size());
+}
+
+// A signal may reach the ranks at different steps (or only some of them): every rank stops after the
+// step at which any of them has one, with the signal of the ranks that had it.
+int Trainer::agreed_stop(int local_signal) {
+  if (!group_) return local_signal;
+  Tensor t = from_vector({local_signal != 0 ? 1.0 : 0.0, static_cast<double>(local_signal)}, {2}, DType::F64,
+                         execution_.device());
+  group_->all_reduce_sum(t);
+  const std::vector<double> sums = t.to_double_vector();
+  if (sums[0] == 0) return 0;
+  return local_signal != 0 ? local_signal : static_cast<int>(std::lround(sums[1] / sums[0]));
+}
+
 void Trainer::report(const StepResult& s) {
+  if (!leader_) return;
   const TrainSection& t = config_.train;
   const double tokens_per_s =
-      s.seconds > 0 ? static_cast<double>(t.batch_size * t.seq_len * t.grad_accum) / s.seconds : 0.0;
+      s.seconds > 0 ? static_cast<double>(t.batch_size * world_size() * t.seq_len * t.grad_accum) / s.seconds : 0.0;
   metrics_->append({{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
                     {"tokens_per_s", tokens_per_s}});
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
@@ -256,11 +304,15 @@ void Trainer::report(const StepResult& s) {
 double Trainer::evaluate_and_plot() {
   double loss = std::nan("");
   if (val_data_) {
-    loss = evaluate(*model_, *val_data_, config_.train.eval_batches).mean_loss;
+    // Every rank evaluates its rows of the same windows: the mean of the ranks' means is the loss of
+    // the whole windows.
+    loss = mean_over_ranks(evaluate(*model_, *val_data_, config_.train.eval_batches).mean_loss);
     if (!std::isfinite(loss)) stop_non_finite(cat("the validation loss became ", loss, " after step ", step_));
+    if (!leader_) return loss;
     metrics_->append({{"step", step_}, {"val_loss", loss}});
     *out_ << "step " << step_ << ": val loss " << loss << "\n" << std::flush;
   }
+  if (!leader_) return loss;
   LossSeries train_series, val_series;
   metrics_->read_series(train_series, val_series);
   write_loss_svg((fs::path(config_.train.out_dir) / "loss.svg").string(), train_series, val_series,
@@ -268,11 +320,14 @@ double Trainer::evaluate_and_plot() {
   return loss;
 }
 
+// Every rank takes part (a sharded optimizer state is gathered); rank 0 writes.
 void Trainer::save_checkpoint() {
   const double sum_of_squares = backend(execution_.device()).sum_of_squares(model_->parameters());
   if (!std::isfinite(sum_of_squares)) stop_non_finite(cat("the weights became non-finite at step ", step_));
+  const OptimizerState state = optimizer_->state();
+  if (!leader_) return;
   const std::string& dir = config_.train.out_dir;
-  t6::save_checkpoint(dir, *model_, *optimizer_, {step_, train_data_->state(), config_.to_json()},
+  t6::save_checkpoint(dir, *model_, state, {step_, train_data_->state(), config_.to_json(), state.steps, world_size()},
                       tokenizer_kind_names().name(config_.data.tokenizer));
   prune_checkpoints(dir, config_.train.keep_checkpoints);
 }

@@ -10,6 +10,12 @@
 // save_every-th step and the last one checkpoint step_NNNNNN (train/training_state.h), keeping the
 // newest keep_checkpoints. Deterministic: the same config gives bit-identical losses on the CPU (with
 // the same thread count), and a resumed run continues exactly as if never stopped.
+//
+// Data parallel (a group of N ranks, train/parallel/): every rank trains on its rows of the same
+// windows (train/data/batch_loader.h) and DataParallelAdamW averages the gradients, so the run matches
+// one process with batch N·B up to the rounding of the reduction order. The loss reported is the mean
+// over all ranks; metrics, progress, samples, the plot and checkpoints come from rank 0 only, and the
+// ranks agree after every step whether to stop (a signal reaching some of them first).
 #pragma once
 #include <chrono>
 #include <memory>
@@ -17,7 +23,8 @@
 #include <ostream>
 
 #include "nn/t6_model.h"
-#include "train/adamw.h"
+#include "core/communicator.h"
+#include "train/parallel/data_parallel.h"
 #include "train/data/batch_loader.h"
 #include "train/data/tokenizer.h"
 #include "train/execution.h"
@@ -46,9 +53,11 @@ class Trainer {
   // complete checkpoint in out_dir (an error if there is none, if train.steps does not go past it, or
   // if it was written with a config that differs in a key that must match); else starts out_dir,
   // from init_from when set. Progress goes to `out`, notes to `err`. Throws t6::Error on bad input.
-  Trainer(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err);
+  // `group`: the data-parallel ranks (null: this process alone); config.train.batch_size is per rank.
+  Trainer(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err,
+          Communicator* group = nullptr);
   // For `t6 bench train`: the same model, optimizer and step over `batches`, writing nothing.
-  Trainer(const TrainConfig& config, std::unique_ptr<BatchSource> batches);
+  Trainer(const TrainConfig& config, std::unique_ptr<BatchSource> batches, Communicator* group = nullptr);
 
   // One optimizer update. A non-finite loss or gradient norm throws t6::Error naming the step before
   // anything changes, and nothing is saved, so the newest checkpoint stays a good one.
@@ -70,6 +79,9 @@ class Trainer {
   void save_checkpoint();
   std::string sample_text() const;
   [[noreturn]] void stop_non_finite(const std::string& what) const;
+  double mean_over_ranks(double value);  // the value itself without a group
+  int agreed_stop(int local_signal);
+  int world_size() const { return group_ ? group_->size() : 1; }
 
   TrainConfig config_;
   ExecutionScope execution_;
@@ -77,10 +89,12 @@ class Trainer {
   std::unique_ptr<BatchLoader> val_data_;  // null without validation data
   std::unique_ptr<Tokenizer> tokenizer_;   // for samples; null when there are none
   std::unique_ptr<T6Model> model_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<DataParallelAdamW> optimizer_;
   std::optional<MetricsLog> metrics_;       // only for run()
   std::ostream* out_ = nullptr;
   std::ostream* err_ = nullptr;
+  Communicator* group_ = nullptr;
+  bool leader_ = true;                      // rank 0, or the only process: writes and reports
   int64_t step_ = 0;                        // steps done
   int64_t first_step_ = 1;                  // of this run (after a resume: the resumed step + 1)
   std::chrono::steady_clock::time_point started_;  // when this run's first step began

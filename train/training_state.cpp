@@ -30,20 +30,21 @@ std::string checkpoint_state_path(const std::string& out_dir, int64_t step) {
   return (fs::path(out_dir) / (step_name(step) + ".state.safetensors")).string();
 }
 
-void save_checkpoint(const std::string& out_dir, const T6Model& model, const AdamW& optimizer,
+void save_checkpoint(const std::string& out_dir, const T6Model& model, const OptimizerState& optimizer,
                      const TrainingProgress& progress, const std::string& tokenizer) {
   save_model(model, checkpoint_model_path(out_dir, progress.step), tokenizer);
   std::vector<Tensor> host;
   std::vector<SafetensorsWriteEntry> entries;
   const auto params = model.named_parameters();
   for (size_t i = 0; i < params.size(); ++i) {
-    for (const auto& [prefix, moments] : {std::pair{"exp_avg.", &optimizer.exp_avg()}, {"exp_avg_sq.", &optimizer.exp_avg_sq()}}) {
+    for (const auto& [prefix, moments] : {std::pair{"exp_avg.", &optimizer.exp_avg}, {"exp_avg_sq.", &optimizer.exp_avg_sq}}) {
       host.push_back((*moments)[i].to_device(Device::CPU).contiguous_data());
       entries.push_back({prefix + params[i].first, host.back().shape(), host.back().data<float>()});
     }
   }
   const nlohmann::json record = {{"step", progress.step},
-                                 {"optimizer_steps", optimizer.steps_taken()},
+                                 {"optimizer_steps", optimizer.steps},
+                                 {"world_size", progress.world_size},
                                  {"data", progress.data_state},
                                  {"config", progress.config}};
   write_safetensors(checkpoint_state_path(out_dir, progress.step), entries, {{kProgressKey, record.dump()}});
@@ -92,12 +93,19 @@ TrainingProgress read_progress(const std::string& out_dir, int64_t step) {
            state.path(), ": the training-state record is damaged; resume from an earlier checkpoint or start anew");
   T6_CHECK(record["step"].get<int64_t>() == step, state.path(), ": records step ", record["step"].dump(),
            " but its name says step ", step, "; was it renamed? Resume from an earlier checkpoint or start anew");
-  return {record["step"].get<int64_t>(), record["data"], record["config"], record["optimizer_steps"].get<int64_t>()};
+  const nlohmann::json world_size = record.value("world_size", nlohmann::json(1));
+  T6_CHECK(world_size.is_number_integer() && world_size.get<int64_t>() >= 1, state.path(),
+           ": the training-state record is damaged (world_size); resume from an earlier checkpoint or start anew");
+  return {record["step"].get<int64_t>(), record["data"], record["config"], record["optimizer_steps"].get<int64_t>(),
+          world_size.get<int64_t>()};
 }
 
-void load_checkpoint(const std::string& out_dir, const TrainingProgress& progress, T6Model& model, AdamW& optimizer) {
+OptimizerState load_checkpoint(const std::string& out_dir, const TrainingProgress& progress, T6Model& model) {
   const SafetensorsFile state = SafetensorsFile::open(checkpoint_state_path(out_dir, progress.step));
-  std::vector<Tensor> exp_avg, exp_avg_sq;
+  OptimizerState optimizer;
+  optimizer.steps = progress.optimizer_steps;
+  std::vector<Tensor>& exp_avg = optimizer.exp_avg;
+  std::vector<Tensor>& exp_avg_sq = optimizer.exp_avg_sq;
   for (const auto& [name, p] : model.named_parameters()) {
     for (auto [prefix, out] : {std::pair{"exp_avg.", &exp_avg}, {"exp_avg_sq.", &exp_avg_sq}}) {
       const SafetensorsTensor* t = state.find(prefix + name);
@@ -108,7 +116,7 @@ void load_checkpoint(const std::string& out_dir, const TrainingProgress& progres
     }
   }
   load_model_weights(model, SafetensorsFile::open(checkpoint_model_path(out_dir, progress.step)));
-  optimizer.set_state(exp_avg, exp_avg_sq, progress.optimizer_steps);
+  return optimizer;
 }
 
 }  // namespace t6

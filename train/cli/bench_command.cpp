@@ -13,6 +13,7 @@
 #include "train/cli/config_from_args.h"
 #include "train/cli/commands.h"
 #include "train/data/random_batches.h"
+#include "train/parallel/world.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -22,7 +23,8 @@ namespace {
 const char* const kHelp = R"(usage: t6 bench train --config FILE [--steps N] [--warmup N] [--set section.key=value ...]
                      [--device cpu|cuda] [--json] [--profile]
 
-Times N training steps (default 20, after 3 warm-up steps) of the config's model at its batch size,
+Times N training steps (default 20, after 3 warm-up steps) of the config's model at its batch size
+(under mpirun: the data-parallel step, batch_size per rank, reported by rank 0),
 sequence length and gradient accumulation, on random tokens, and prints the median ms/step, tokens/s,
 peak resident memory, minor page faults per timed step and the backend's memory statistics
 ({"ms_per_step", "tokens_per_s", "peak_rss_mb"} with --json; on CUDA also "peak_device_mb"). CPU
@@ -98,7 +100,10 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
   const int64_t steps = a.get_int("--steps", 20), warmup = a.get_int("--warmup", 3);
   T6_CHECK(steps >= 1 && warmup >= 0, "--steps must be ≥ 1 and --warmup ≥ 0");
   const TrainSection& t = config.train;
-  Trainer trainer(config, std::make_unique<RandomBatches>(t.batch_size, t.seq_len, config.model.vocab_size, t.seed));
+  // Under mpirun each rank times the data-parallel step on batches of its own; rank 0 reports.
+  Communicator* group = join_training_group(t.device, t.threads);
+  const uint64_t seed = t.seed + static_cast<uint64_t>(group ? group->rank() : 0);
+  Trainer trainer(config, std::make_unique<RandomBatches>(t.batch_size, t.seq_len, config.model.vocab_size, seed), group);
   Backend& device = backend(config.train.device);
   std::vector<double> ms;
   const bool profile = a.has("--profile");
@@ -112,9 +117,11 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
     if (i >= warmup) ms.push_back(1000.0 * step.seconds);
   }
   faults += usage_now().ru_minflt;
+  if (group && group->rank() != 0) return 0;
   std::sort(ms.begin(), ms.end());
   const double median = ms[ms.size() / 2];
-  const double tokens_per_s = static_cast<double>(t.batch_size * t.seq_len * t.grad_accum) / (median / 1000.0);
+  const int64_t ranks = group ? group->size() : 1;  // tokens of every rank: the global batch's
+  const double tokens_per_s = static_cast<double>(ranks * t.batch_size * t.seq_len * t.grad_accum) / (median / 1000.0);
   const double faults_per_step = static_cast<double>(faults) / static_cast<double>(steps);
   const Backend::MemoryStats memory = device.memory_stats();
   nlohmann::json result = {{"ms_per_step", median}, {"tokens_per_s", tokens_per_s}, {"peak_rss_mb", peak_rss_mb()}};
@@ -131,7 +138,8 @@ int run_bench_command(const std::vector<std::string>& args, std::ostream& out, s
     return 0;
   }
   err << "model " << trainer.model().parameter_count() << " parameters on " << device.describe() << "; batch "
-      << t.batch_size << "x" << t.seq_len << " x" << t.grad_accum << " accumulation, " << steps << " timed steps\n";
+      << t.batch_size << "x" << t.seq_len << " x" << t.grad_accum << " accumulation" << (ranks > 1 ? cat(" on each of ", ranks, " ranks") : "")
+      << ", " << steps << " timed steps\n";
   out << "median " << median << " ms/step | " << tokens_per_s << " tokens/s | peak RSS " << peak_rss_mb() << " MB | "
       << faults_per_step << " minor faults/step";
   if (result.contains("peak_device_mb")) out << " | peak device " << result["peak_device_mb"].get<double>() << " MB";

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "train/cli/commands.h"
 #include "train/cli/prepare_command.h"
+#include "train/parallel/world.h"
 
 namespace t6 {
 
@@ -49,14 +50,14 @@ int run_command_line(const std::vector<std::string>& args, std::ostream& out, st
   try {
     return it->second(rest, out, err);
   } catch (const Error& e) {
-    err << "t6 " << args[0] << ": error: " << e.what() << "\n";
+    err << "t6 " << args[0] << rank_label() << ": error: " << e.what() << "\n";
     return 1;
   } catch (const std::bad_alloc&) {  // past the estimate every command checks before it allocates
-    err << "t6 " << args[0] << ": error: out of memory; lower the batch size, the sequence length or the model's "
+    err << "t6 " << args[0] << rank_label() << ": error: out of memory; lower the batch size, the sequence length or the model's "
         << "size, or free memory for this process\n";
     return 1;
   } catch (const std::exception& e) {  // a failure outside t6's own checks: a bug to report
-    err << "t6 " << args[0] << ": error: unexpected failure (" << e.what()
+    err << "t6 " << args[0] << rank_label() << ": error: unexpected failure (" << e.what()
         << "); this is a bug in t6: please report it with the command that caused it\n";
     return 1;
   }

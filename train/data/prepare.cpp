@@ -99,7 +99,13 @@ std::vector<std::string_view> split_documents(std::string_view text, const std::
 struct TokenizedDocuments {
   std::vector<uint16_t> tokens;
   std::vector<size_t> starts{0};
+  std::vector<size_t> text_bytes;  // of each document's text: for bits per byte of a model on the split
   size_t count() const { return starts.size() - 1; }
+  int64_t bytes_of(size_t first, size_t last) const {
+    int64_t sum = 0;
+    for (size_t d = first; d < last; ++d) sum += static_cast<int64_t>(text_bytes[d]);
+    return sum;
+  }
   size_t size(size_t d) const { return starts[d + 1] - starts[d]; }
 };
 
@@ -141,6 +147,7 @@ TokenizedDocuments tokenize_inputs(const std::vector<std::string>& files, const 
     for (const std::string_view document : split_documents(text, options.doc_separator)) {
       for (const int32_t id : tokenizer.encode(document)) documents.tokens.push_back(static_cast<uint16_t>(id));
       documents.starts.push_back(documents.tokens.size());
+      documents.text_bytes.push_back(document.size());
       progress.update(done_bytes + (document.data() + document.size() - text.data()));
     }
     done_bytes += static_cast<int64_t>(text.size());
@@ -233,9 +240,10 @@ int remove_stale_shards(const fs::path& dir, const std::vector<std::string>& wri
   return removed;
 }
 
-nlohmann::json split_summary(const ShardSink& sink, size_t documents) {
+nlohmann::json split_summary(const ShardSink& sink, size_t documents, int64_t text_bytes) {
   return {{"documents", documents},
           {"tokens", sink.tokens()},
+          {"text_bytes", text_bytes},
           {"shards", sink.files().size()},
           {"files", sink.files()}};
 }
@@ -276,8 +284,8 @@ nlohmann::json prepare_shards(const PrepareOptions& options, std::ostream& err) 
                                   {"tokenizer", tokenizer->name()},
                                   {"vocab_size", tokenizer->vocab_size()},
                                   {"input_files", files.size()},
-                                  {"train", split_summary(train, n_train)},
-                                  {"val", split_summary(val, n_val)}};
+                                  {"train", split_summary(train, n_train, documents.bytes_of(0, n_train))},
+                                  {"val", split_summary(val, n_val, documents.bytes_of(n_train, documents.count()))}};
   write_file_atomically((fs::path(options.out_dir) / "prepare.json").string(), summary.dump(2) + "\n");
 
   return summary;

@@ -24,7 +24,7 @@ struct PrepareOptions {
 // Tokenizes the inputs and writes both splits; shards of an earlier run that this one does not
 // overwrite are deleted. Returns the summary also written to DIR/prepare.json ({"out_dir",
 // "tokenizer", "vocab_size", "input_files", "train", "val"}, each split {"documents", "tokens",
-// "shards", "files"}). Progress (on a terminal) and warnings go to `err`. Throws t6::Error.
+// "text_bytes", "shards", "files"}; text_bytes: of the documents' text, separators not counted). Progress (on a terminal) and warnings go to `err`. Throws t6::Error.
 nlohmann::json prepare_shards(const PrepareOptions& options, std::ostream& err);
 
 }  // namespace t6

@@ -104,8 +104,7 @@ int run_experiment(const ExperimentConfig& e, bool resume, std::ostream& out, st
       return result.stop_signal;
     }
   }
-  write_experiment_report(e, outcomes);
-  out << results_markdown(e, outcomes);
+  out << write_experiment_report(e, outcomes);
   err << "wrote " << (fs::path(e.out_dir) / "results.md").string() << " and "
       << (fs::path(e.out_dir) / "curves.svg").string() << "\n";
   return 0;

@@ -168,7 +168,7 @@ std::string results_markdown(const ExperimentConfig& e, const std::vector<RunOut
   return md;
 }
 
-void write_experiment_report(const ExperimentConfig& e, const std::vector<RunOutcome>& outcomes) {
+std::string write_experiment_report(const ExperimentConfig& e, const std::vector<RunOutcome>& outcomes) {
   const int64_t step_tokens = tokens_per_step(e.base);
   std::vector<NamedSeries> series;
   for (size_t i = 0; i < e.runs.size(); ++i) {
@@ -180,7 +180,9 @@ void write_experiment_report(const ExperimentConfig& e, const std::vector<RunOut
   const std::string name = experiment_name(e.out_dir);
   write_curves_svg((fs::path(e.out_dir) / "curves.svg").string(), series,
                    {cat(name, ": validation loss"), "training tokens", "validation loss (nats per token)"});
-  write_file_atomically((fs::path(e.out_dir) / "results.md").string(), results_markdown(e, outcomes));
+  const std::string md = results_markdown(e, outcomes);
+  write_file_atomically((fs::path(e.out_dir) / "results.md").string(), md);
+  return md;
 }
 
 }  // namespace t6

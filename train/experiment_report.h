@@ -34,7 +34,7 @@ std::optional<double> bytes_per_token(const TrainConfig& config);
 // results.md's text: the setting, then the table (run, attention, heads, parameters, KV cache per token
 // per layer, steps, tokens, final validation loss, bits per token and per byte, tokens/s, wall time).
 std::string results_markdown(const ExperimentConfig& e, const std::vector<RunOutcome>& outcomes);
-// Writes out_dir/results.md and out_dir/curves.svg.
-void write_experiment_report(const ExperimentConfig& e, const std::vector<RunOutcome>& outcomes);
+// Writes out_dir/results.md and out_dir/curves.svg; returns the text of results.md.
+std::string write_experiment_report(const ExperimentConfig& e, const std::vector<RunOutcome>& outcomes);
 
 }  // namespace t6

@@ -60,7 +60,7 @@ std::vector<MatchedAttention> matched_variants(const ModelConfig& c) {
 void print_matched(std::ostream& out, const std::vector<MatchedAttention>& rows) {
   out << "\nat equal parameters (within 1%, by head counts; nn/parameter_matching.h):\n";
   out << std::left << std::setw(12) << "  variant" << std::right << std::setw(8) << "n_head" << std::setw(11)
-      << "n_kv_head" << std::setw(10) << "head_dim" << std::setw(13) << "parameters" << std::setw(10) << "vs model"
+      << "kv heads" << std::setw(10) << "head_dim" << std::setw(13) << "parameters" << std::setw(10) << "vs model"
       << std::setw(24) << "KV numbers/token/layer" << "\n";
   for (const MatchedAttention& m : rows) {
     char difference[32];

@@ -63,6 +63,21 @@ std::string error_message(F&& f) {
   return "";
 }
 
+// Random words in lines, from a fixed seed: enough structure (a small alphabet, frequent words) for a
+// tiny model to learn something in a few dozen steps.
+inline std::string word_text(uint64_t seed, size_t bytes) {
+  const char* const words[] = {"the", "quick", "brown", "fox", "jumps", "over", "a",    "lazy",  "dog",
+                               "and", "then",  "runs",  "far", "away",  "into", "deep", "green", "woods"};
+  std::string text;
+  uint64_t state = seed;
+  for (int column = 0; text.size() < bytes; ++column) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    text += words[(state >> 33) % 18];
+    text += column % 10 == 9 ? "\n" : " ";
+  }
+  return text;
+}
+
 // A t6 command's exit status and both output streams.
 struct CommandResult {
   int status;

@@ -30,26 +30,12 @@
 
 using t6::testing::error_message;
 using t6::testing::TempDir;
+using t6::testing::word_text;
 namespace fs = std::filesystem;
 
 namespace {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// Random words in lines, from a fixed seed: enough structure (a small alphabet, frequent words) for a
-// tiny model to learn something in a few dozen steps.
-std::string word_text(uint64_t seed, size_t bytes) {
-  const char* const words[] = {"the", "quick", "brown", "fox", "jumps", "over", "a",    "lazy",  "dog",
-                               "and", "then",  "runs",  "far", "away",  "into", "deep", "green", "woods"};
-  std::string text;
-  uint64_t state = seed;
-  for (int column = 0; text.size() < bytes; ++column) {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    text += words[(state >> 33) % 18];
-    text += column % 10 == 9 ? "\n" : " ";
-  }
-  return text;
-}
 
 // A temporary directory with byte-level token shards made by `t6 prepare`: data/train_000000.bin
 // (about 3000 tokens: 46 windows of 4×16) and data/val_000000.bin (about 400 tokens: 6 windows).

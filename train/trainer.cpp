@@ -282,16 +282,20 @@ void Trainer::report(const StepResult& s) {
   metrics_->append({{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
                     {"tokens_per_s", tokens_per_s}});
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  const double eta = elapsed / static_cast<double>(s.step - first_step_ + 1) * static_cast<double>(t.steps - s.step);
+  const double seconds_per_step = elapsed / static_cast<double>(s.step - first_step_ + 1);
   char line[256];
   std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | %s elapsed | ETA %s",
                 static_cast<long long>(s.step), static_cast<long long>(t.steps), s.loss, s.lr, s.grad_norm, tokens_per_s,
-                clock_text(elapsed).c_str(), clock_text(eta).c_str());
+                clock_text(elapsed).c_str(), clock_text(seconds_per_step * static_cast<double>(t.steps - s.step)).c_str());
+  std::string text = line;
+  if (!scope_.label.empty()) text = scope_.label + " | " + text;
+  if (scope_.steps_after > 0)
+    text += " | all runs ETA " + clock_text(seconds_per_step * static_cast<double>(t.steps - s.step + scope_.steps_after));
   const bool live = isatty(fileno(stderr));
   if (live) {
-    *err_ << "\r" << line << "\x1b[K" << std::flush;
+    *err_ << "\r" << text << "\x1b[K" << std::flush;
   } else if (s.step % 10 == 0 || s.step == t.steps || s.step == first_step_) {
-    *err_ << line << "\n";
+    *err_ << text << "\n";
   }
   // After the first step the backend holds what every later step needs (evaluation and samples add
   // little): the one memory line of the run.

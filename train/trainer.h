@@ -66,6 +66,15 @@ class Trainer {
   // (SIGINT) or SIGTERM finishes the current step, saves it and returns with stop_signal set.
   TrainResult run();
 
+  // For a caller that trains several runs one after another (t6 experiment): a label that leads every
+  // progress line ("run 2/4 mha") and the steps the later runs have left, which a second ETA covers
+  // too, extrapolated at this run's speed.
+  struct ProgressScope {
+    std::string label;
+    int64_t steps_after = 0;
+  };
+  void set_progress_scope(ProgressScope scope) { scope_ = std::move(scope); }
+
   const T6Model& model() const { return *model_; }
   int64_t steps_done() const { return step_; }
 
@@ -98,6 +107,7 @@ class Trainer {
   int64_t step_ = 0;                        // steps done
   int64_t first_step_ = 1;                  // of this run (after a resume: the resumed step + 1)
   std::chrono::steady_clock::time_point started_;  // when this run's first step began
+  ProgressScope scope_;
 };
 
 }  // namespace t6

@@ -19,6 +19,7 @@ usage: t6 COMMAND [options]      (t6 COMMAND --help for each command's options)
 commands:
   prepare    text files -> token shards (byte or GPT-2 BPE tokenizer)
   train      train a model from a JSON config
+  experiment train runs that differ only in their attention (or other settings); curves and a table
   eval       loss, perplexity and bits per token of a checkpoint on token shards
   generate   sample text from a checkpoint with the factorized KV cache
   info       parameter counts and KV-cache sizes of a config or checkpoint; build details
@@ -33,7 +34,7 @@ int run_command_line(const std::vector<std::string>& args, std::ostream& out, st
   const std::map<std::string, Command> commands = {
       {"prepare", run_prepare_command}, {"train", run_train_command}, {"eval", run_eval_command},
       {"info", run_info_command},       {"gradcheck", run_gradcheck_command}, {"bench", run_bench_command},
-      {"generate", run_generate_command},
+      {"generate", run_generate_command},     {"experiment", run_experiment_command},
   };
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     out << kUsage;

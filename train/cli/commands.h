@@ -15,6 +15,7 @@ int run_eval_command(const std::vector<std::string>& args, std::ostream& out, st
 int run_generate_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_bench_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_info_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int run_experiment_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int run_gradcheck_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace t6

@@ -10,6 +10,7 @@
 #include "core/cpu/threads.h"
 #include "core/memory_summary.h"
 #include "nn/kv_cache.h"
+#include "nn/parameter_matching.h"
 #include "nn/parameter_layout.h"
 #include "train/cli/cli_args.h"
 #include "train/cli/commands.h"
@@ -20,14 +21,16 @@ namespace t6 {
 
 namespace {
 
-const char* const kHelp = R"(usage: t6 info [--config FILE | --checkpoint FILE [--config FILE]] [--json]
+const char* const kHelp = R"(usage: t6 info [--config FILE | --checkpoint FILE [--config FILE]] [--match] [--json]
        t6 info --keys
 
 Prints the parameter count by group and the KV-cache size per token (numbers and float32 bytes, per
 layer and for all layers) of the model, next to what multi-head (MHA), grouped-query (GQA) and
 multi-query (MQA) attention of the same width would cache. Without a model, prints build details
 (BLAS library, threads, CUDA). FILE may be a training config (with a "model" section) or a bare
-model config. --keys prints every config key (allowed values, default, whether --resume may change it,
+model config. --match also sizes MHA, GQA and MQA to the model's parameter count (within 1%, by their
+head counts, the paper's rule: nn/parameter_matching.h) and prints their heads, parameters and KV cache.
+--keys prints every config key (allowed values, default, whether --resume may change it,
 meaning) as the Markdown table of README.md.
 )";
 
@@ -46,10 +49,33 @@ std::string cpu_memory_line() {
              "; ", memory_summary(cpu.memory_stats()));
 }
 
+// The model itself, then MHA, GQA and MQA at its parameter count.
+std::vector<MatchedAttention> matched_variants(const ModelConfig& c) {
+  std::vector<MatchedAttention> rows = {{c, parameter_total(c), parameter_total(c)}};
+  for (const AttentionKind kind : {AttentionKind::MHA, AttentionKind::GQA, AttentionKind::MQA})
+    if (kind != c.attention) rows.push_back(match_parameters(c, kind));
+  return rows;
+}
+
+void print_matched(std::ostream& out, const std::vector<MatchedAttention>& rows) {
+  out << "\nat equal parameters (within 1%, by head counts; nn/parameter_matching.h):\n";
+  out << std::left << std::setw(12) << "  variant" << std::right << std::setw(8) << "n_head" << std::setw(11)
+      << "kv heads" << std::setw(10) << "head_dim" << std::setw(13) << "parameters" << std::setw(10) << "vs model"
+      << std::setw(24) << "KV numbers/token/layer" << "\n";
+  for (const MatchedAttention& m : rows) {
+    char difference[32];
+    std::snprintf(difference, sizeof difference, "%+.2f%%", 100.0 * m.relative_difference());
+    out << std::left << std::setw(12) << cat("  ", m.config.attention_name()) << std::right << std::setw(8)
+        << m.config.n_head << std::setw(11) << m.config.kv_heads() << std::setw(10) << m.config.head_dim << std::setw(13)
+        << m.parameters << std::setw(10) << difference << std::setw(24)
+        << m.config.kv_cache_numbers_per_token_per_layer() << "\n";
+  }
+}
+
 }  // namespace
 
 int run_info_command(const std::vector<std::string>& args, std::ostream& out, std::ostream&) {
-  const ParsedArgs a("info", args, {{"--config"}, {"--checkpoint"}, {"--json", false}, {"--keys", false}, {"--help", false}});
+  const ParsedArgs a("info", args, {{"--config"}, {"--checkpoint"}, {"--json", false}, {"--keys", false}, {"--match", false}, {"--help", false}});
   if (a.has("--help")) {
     out << kHelp;
     return 0;
@@ -92,6 +118,7 @@ int run_info_command(const std::vector<std::string>& args, std::ostream& out, st
   }
   const int64_t total = embedding + attention + mlp;
   const std::vector<KVCacheSize> rows = kv_cache_comparison(c);
+  const std::vector<MatchedAttention> matched = a.has("--match") ? matched_variants(c) : std::vector<MatchedAttention>{};
 
   if (json) {
     nlohmann::json cache = nlohmann::json::array();
@@ -102,11 +129,21 @@ int run_info_command(const std::vector<std::string>& args, std::ostream& out, st
                        {"numbers_per_token", r.numbers_per_layer * c.n_layer},
                        {"bytes_per_token", 4 * r.numbers_per_layer * c.n_layer},
                        {"bytes_at_block_size", 4 * r.numbers_per_layer * c.n_layer * c.block_size}});
-    out << nlohmann::json{{"model", c.to_json()},
-                          {"parameters", {{"total", total}, {"embedding", embedding}, {"attention", attention}, {"mlp", mlp}}},
-                          {"kv_cache", cache}}
-               .dump(2)
-        << "\n";
+    nlohmann::json result = {{"model", c.to_json()},
+                              {"parameters", {{"total", total}, {"embedding", embedding}, {"attention", attention}, {"mlp", mlp}}},
+                              {"kv_cache", cache}};
+    if (!matched.empty()) {
+      result["matched"] = nlohmann::json::array();
+      for (const MatchedAttention& m : matched)
+        result["matched"].push_back({{"attention", m.config.attention_name()},
+                                     {"n_head", m.config.n_head},
+                                     {"n_kv_head", m.config.kv_heads()},
+                                     {"head_dim", m.config.head_dim},
+                                     {"parameters", m.parameters},
+                                     {"relative_difference", m.relative_difference()},
+                                     {"kv_cache_numbers_per_token_per_layer", m.config.kv_cache_numbers_per_token_per_layer()}});
+    }
+    out << result.dump(2) << "\n";
     return 0;
   }
   out << "model: T6, attention \"" << c.attention_name() << "\", L=" << c.n_layer << " d=" << c.n_embd << " H=" << c.n_head
@@ -128,6 +165,7 @@ int run_info_command(const std::vector<std::string>& args, std::ostream& out, st
         << std::setw(13) << 4 * r.numbers_per_layer << std::setw(15) << r.numbers_per_layer * c.n_layer << std::setw(13)
         << 4 * r.numbers_per_layer * c.n_layer << std::setw(18) << at_block << "\n";
   }
+  if (!matched.empty()) print_matched(out, matched);
   return 0;
 }
 

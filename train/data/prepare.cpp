@@ -14,6 +14,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -264,6 +265,7 @@ class TokenStream {
 
   void begin_document() {
     document_starts_.push_back(size_);
+    document_text_bytes_.push_back(0);
     if (separator_before_first_ || document_starts_.size() > 1) append(separator_);
   }
 
@@ -280,6 +282,9 @@ class TokenStream {
       size_ += static_cast<int64_t>(n);
     }
   }
+
+  // The current document's text grew by `bytes` (for bits per byte of a model on the split).
+  void count_text(size_t bytes) { document_text_bytes_.back() += static_cast<int64_t>(bytes); }
 
   int64_t size() const { return size_; }
   size_t documents() const { return document_starts_.size(); }
@@ -325,11 +330,14 @@ class TokenStream {
     for (size_t i = 0; i < train_shards; ++i) train_files.push_back(pieces_[i]->commit());
     for (auto& shard : val) val_files.push_back(shard->commit());
     pieces_.clear();  // removes the pieces past the train split
-    const auto summary = [](size_t documents, int64_t tokens, const nlohmann::json& files) {
-      return nlohmann::json{{"documents", documents}, {"tokens", tokens}, {"shards", files.size()}, {"files", files}};
+    const auto summary = [this](size_t first, size_t last, int64_t tokens, const nlohmann::json& files) {
+      const int64_t text_bytes = std::accumulate(document_text_bytes_.begin() + static_cast<ptrdiff_t>(first),
+                                                 document_text_bytes_.begin() + static_cast<ptrdiff_t>(last), int64_t{0});
+      return nlohmann::json{{"documents", last - first}, {"tokens", tokens},     {"text_bytes", text_bytes},
+                            {"shards", files.size()},    {"files", files}};
     };
-    return {summary(first_val, train_end, train_files),
-            summary(documents() - first_val, size_ - val_begin, val_files)};
+    return {summary(0, first_val, train_end, train_files),
+            summary(first_val, documents(), size_ - val_begin, val_files)};
   }
 
  private:
@@ -348,6 +356,7 @@ class TokenStream {
   bool separator_before_first_;
   std::vector<std::unique_ptr<TokenShardWriter>> pieces_;
   std::vector<int64_t> document_starts_;  // where each document's separator tokens begin
+  std::vector<int64_t> document_text_bytes_;  // the bytes of each document's text, separators not counted
   int64_t size_ = 0;
 };
 
@@ -385,6 +394,7 @@ void tokenize_inputs(const std::vector<std::string>& files, const PrepareOptions
     const std::vector<std::vector<int32_t>> tokens = tokenize_chunks(chunks, tokenizer, threads);
     for (size_t i = 0; i < chunks.size(); ++i) {
       if (chunks[i].starts_document) stream.begin_document();
+      stream.count_text(chunks[i].text.size());
       stream.append(to_shard_tokens(tokens[i]));
     }
     chunks.clear();

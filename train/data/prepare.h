@@ -32,7 +32,7 @@ struct PrepareOptions {
 // Tokenizes the inputs and writes both splits; shards of an earlier run that this one does not
 // overwrite are deleted. Returns the summary also written to DIR/prepare.json ({"out_dir",
 // "tokenizer", "vocab_size", "input_files", "train", "val"}, each split {"documents", "tokens",
-// "shards", "files"}). Progress (when `err` is std::cerr: bytes and tokens per second, time left) and
+// "text_bytes", "shards", "files"}; text_bytes: of the documents' text, separators not counted). Progress (when `err` is std::cerr: bytes and tokens per second, time left) and
 // warnings go to `err`. Nothing is renamed into DIR before the inputs are all tokenized: a failure
 // leaves the shards of an earlier run as they were. Throws t6::Error.
 nlohmann::json prepare_shards(const PrepareOptions& options, std::ostream& err);

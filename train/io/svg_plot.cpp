@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 #include "core/error.h"
 #include "train/io/atomic_file.h"
@@ -18,12 +19,9 @@ constexpr double kLargestPlottedLoss = 1e300;  // beyond this the axis range its
 constexpr double kWidth = 800, kHeight = 500;
 constexpr double kLeft = 70, kRight = 780, kTop = 40, kBottom = 450;
 
-struct Style {
-  const char* name;
-  const char* color;
-};
-constexpr Style kTrainStyle = {"train", "#1f77b4"};
-constexpr Style kValStyle = {"val", "#ff7f0e"};
+// One colour per series (the "tab10" palette: train and val take its first two), repeating after ten.
+constexpr const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
 std::string format(const char* pattern, double value) {
   char buffer[64];
@@ -76,9 +74,14 @@ std::vector<std::pair<double, double>> prepared(const LossSeries& series) {
   return kept;
 }
 
-// Label text for a tick value: just enough decimals to tell ticks `step` apart.
+// Label text for a tick value: just enough decimals to tell ticks `step` apart; ticks of thousands or
+// millions apart (token counts) as "250K", "1.5M".
 std::string tick_label(double value, double step) {
   if (std::fabs(value) >= 1e12 || step < 1e-6) return format("%g", value);
+  if (step >= 1000) {
+    const bool millions = step >= 1e5;
+    return value == 0 ? "0" : format(millions ? "%gM" : "%gK", value / (millions ? 1e6 : 1e3));
+  }
   int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
@@ -119,11 +122,12 @@ std::vector<double> nice_ticks(double lo, double hi, int max_ticks, double min_s
   return ticks;
 }
 
-std::string loss_svg(const LossSeries& train, const LossSeries& val, const std::string& title) {
-  const auto train_points = prepared(train), val_points = prepared(val);
+std::string curves_svg(const std::vector<NamedSeries>& series, const PlotLabels& labels) {
+  std::vector<std::vector<std::pair<double, double>>> plotted;
+  for (const NamedSeries& s : series) plotted.push_back(prepared(s.points));
   std::vector<double> xs, ys;
-  for (const auto* points : {&train_points, &val_points}) {
-    for (const auto& [x, y] : *points) {
+  for (const auto& points : plotted) {
+    for (const auto& [x, y] : points) {
       xs.push_back(x);
       ys.push_back(y);
     }
@@ -145,7 +149,7 @@ std::string loss_svg(const LossSeries& train, const LossSeries& val, const std::
          width + " " + height + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   svg += "<text x=\"" + number((kLeft + kRight) / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">" +
-         xml_escaped(title) + "</text>\n";
+         xml_escaped(labels.title) + "</text>\n";
 
   for (double x : x_ticks) {
     svg += "<line x1=\"" + number(px(x)) + "\" y1=\"" + number(kTop) + "\" x2=\"" + number(px(x)) + "\" y2=\"" +
@@ -162,13 +166,13 @@ std::string loss_svg(const LossSeries& train, const LossSeries& val, const std::
   svg += "<rect x=\"" + number(kLeft) + "\" y=\"" + number(kTop) + "\" width=\"" + number(kRight - kLeft) +
          "\" height=\"" + number(kBottom - kTop) + "\" fill=\"none\" stroke=\"black\"/>\n";
   svg += "<text x=\"" + number((kLeft + kRight) / 2) + "\" y=\"" + number(kHeight - 12) +
-         "\" text-anchor=\"middle\">step</text>\n";
+         "\" text-anchor=\"middle\">" + xml_escaped(labels.x_label) + "</text>\n";
   svg += "<text x=\"18\" y=\"" + number((kTop + kBottom) / 2) + "\" text-anchor=\"middle\" transform=\"rotate(-90 18 " +
-         number((kTop + kBottom) / 2) + ")\">loss</text>\n";
+         number((kTop + kBottom) / 2) + ")\">" + xml_escaped(labels.y_label) + "</text>\n";
 
-  auto draw = [&](const std::vector<std::pair<double, double>>& points, const Style& style) {
+  auto draw = [&](const std::vector<std::pair<double, double>>& points, const std::string& name, const char* color) {
     if (points.empty()) return;
-    svg += std::string("<polyline class=\"") + style.name + "\" fill=\"none\" stroke=\"" + style.color +
+    svg += "<polyline class=\"" + xml_escaped(name) + "\" fill=\"none\" stroke=\"" + color +
            "\" stroke-width=\"1.5\" stroke-linejoin=\"round\" points=\"";
     for (size_t i = 0; i < points.size(); ++i) {
       if (i) svg += ' ';
@@ -177,30 +181,42 @@ std::string loss_svg(const LossSeries& train, const LossSeries& val, const std::
     svg += "\"/>\n";
     if (points.size() == 1)  // a one-point polyline draws nothing; mark the point itself
       svg += "<circle cx=\"" + number(px(points[0].first)) + "\" cy=\"" + number(py(points[0].second)) +
-             "\" r=\"3\" fill=\"" + style.color + "\"/>\n";
+             "\" r=\"3\" fill=\"" + color + "\"/>\n";
   };
-  draw(train_points, kTrainStyle);
-  draw(val_points, kValStyle);
+  auto color_of = [](size_t i) { return kColors[i % std::size(kColors)]; };
+  for (size_t i = 0; i < series.size(); ++i) draw(plotted[i], series[i].name, color_of(i));
   if (xs.empty())
     svg += "<text x=\"" + number((kLeft + kRight) / 2) + "\" y=\"" + number((kTop + kBottom) / 2) +
            "\" text-anchor=\"middle\" fill=\"#808080\">no data</text>\n";
 
-  // The legend sits in the top right corner, where falling loss curves rarely are.
-  const double legend_left = kRight - 150;
+  // The legend sits in the top right corner, where falling loss curves rarely are; it is as wide as
+  // its longest name (about 7 units a character at this font size).
+  size_t longest = 0;
+  for (const NamedSeries& s : series) longest = std::max(longest, s.name.size() + (s.points.empty() ? 10 : 0));
+  const double legend_width = std::max(140.0, 52.0 + 7.0 * static_cast<double>(longest));
+  const double legend_left = kRight - 10 - legend_width;
   svg += "<g class=\"legend\">\n";
-  svg += "<rect x=\"" + number(legend_left) + "\" y=\"" + number(kTop + 10) +
-         "\" width=\"140\" height=\"48\" fill=\"white\" stroke=\"#808080\"/>\n";
+  svg += "<rect x=\"" + number(legend_left) + "\" y=\"" + number(kTop + 10) + "\" width=\"" + number(legend_width) +
+         "\" height=\"" + number(8.0 + 20.0 * static_cast<double>(series.size())) + "\" fill=\"white\" stroke=\"#808080\"/>\n";
   double legend_y = kTop + 28;
-  for (const auto& [points, style] : {std::pair{&train_points, kTrainStyle}, std::pair{&val_points, kValStyle}}) {
+  for (size_t i = 0; i < series.size(); ++i) {
     svg += "<line x1=\"" + number(legend_left + 10) + "\" y1=\"" + number(legend_y - 4) + "\" x2=\"" +
-           number(legend_left + 34) + "\" y2=\"" + number(legend_y - 4) + "\" stroke=\"" + style.color +
+           number(legend_left + 34) + "\" y2=\"" + number(legend_y - 4) + "\" stroke=\"" + color_of(i) +
            "\" stroke-width=\"2\"/>\n";
-    svg += "<text x=\"" + number(legend_left + 42) + "\" y=\"" + number(legend_y) + "\">" + style.name +
-           (points->empty() ? " (no data)" : "") + "</text>\n";
+    svg += "<text x=\"" + number(legend_left + 42) + "\" y=\"" + number(legend_y) + "\">" + xml_escaped(series[i].name) +
+           (plotted[i].empty() ? " (no data)" : "") + "</text>\n";
     legend_y += 20;
   }
   svg += "</g>\n</svg>\n";
   return svg;
+}
+
+std::string loss_svg(const LossSeries& train, const LossSeries& val, const std::string& title) {
+  return curves_svg({{"train", train}, {"val", val}}, {title, "step", "loss"});
+}
+
+void write_curves_svg(const std::string& path, const std::vector<NamedSeries>& series, const PlotLabels& labels) {
+  write_file_atomically(path, curves_svg(series, labels));
 }
 
 void write_loss_svg(const std::string& path, const LossSeries& train, const LossSeries& val,

@@ -1,5 +1,7 @@
-// Loss curves as a small self-contained SVG image (no plotting library): step on x, loss on y, the
-// train and validation series as two polylines with a legend, grid lines at round-number ticks.
+// Loss curves as a small self-contained SVG image (no plotting library): step (or tokens) on x, loss
+// on y, each series a polyline of its own colour named in a legend, grid lines at round-number ticks.
+// loss.svg of a run shows its train and validation series; an experiment's curves.svg one validation
+// series per run.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,7 +10,20 @@
 
 namespace t6 {
 
-using LossSeries = std::vector<std::pair<int64_t, double>>;  // (step, loss) pairs
+using LossSeries = std::vector<std::pair<int64_t, double>>;  // (step, loss) pairs, or (tokens, loss)
+
+struct NamedSeries {
+  std::string name;  // in the legend, and the polyline's class
+  LossSeries points;
+};
+struct PlotLabels {
+  std::string title, x_label = "step", y_label = "loss";
+};
+
+// The SVG text of several series, coloured in order (ten colours, then they repeat), with the same
+// treatment of each series as loss_svg below.
+std::string curves_svg(const std::vector<NamedSeries>& series, const PlotLabels& labels);
+void write_curves_svg(const std::string& path, const std::vector<NamedSeries>& series, const PlotLabels& labels);
 
 // The SVG text. Points with a non-finite loss (or one beyond ±1e300) are skipped; each series is sorted by step and, when
 // longer than 2000 points, reduced to the lowest and highest point of each of 1000 equal runs, so

@@ -29,9 +29,9 @@ for ranks in 1 2; do  # the NCCL-path unit tests (communicators on the GPU, data
   echo "mpi test suite, $ranks rank(s) on the GPU: rc=$?" | tee -a "$summary"
   grep -E "ERROR|FAILED|CRASHED|Duplicate GPU|test cases|assertions" "$out/mpi_tests_np$ranks.log" | head -20 | tee -a "$summary"
 done
-bench() {  # label, then the t6 bench train arguments; three runs each, alternating, the median kept by t6
+bench() {  # label, then the t6 bench train arguments; T6_BENCH_RUNS (3) runs each, alternating
   local label="$1"; shift
-  for run in 1 2 3; do
+  for run in $(seq 1 "${T6_BENCH_RUNS:-3}"); do
     echo "$label plain: $(build-gpu/t6 bench train "$@" --json 2>/dev/null)" | tee -a "$summary"
     echo "$label mpirun -np 1: $($mpi -np 1 build-gpu/t6 bench train "$@" --json 2>/dev/null)" | tee -a "$summary"
     echo "$label mpirun -np 1 zero1: $($mpi -np 1 build-gpu/t6 bench train "$@" --set train.zero_stage=1 --json 2>/dev/null)" |

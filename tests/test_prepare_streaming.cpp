@@ -103,7 +103,9 @@ TEST_CASE("prepare: the shards do not depend on chunk size or thread count") {
     cases.push_back({t6::TokenizerKind::GPT2, std::nullopt});
     cases.push_back({t6::TokenizerKind::GPT2, "%"});
   }
-  for (const auto& [tokenizer, separator] : cases) {
+  for (const auto& tokenizer_and_separator : cases) {
+    const t6::TokenizerKind tokenizer = tokenizer_and_separator.first;  // not a structured binding: CAPTURE's
+    const std::optional<std::string>& separator = tokenizer_and_separator.second;  // lambda must capture it
     CAPTURE(static_cast<int>(tokenizer));
     CAPTURE(separator.has_value());
     // One chunk per document on one thread: each document tokenized whole, as before streaming.

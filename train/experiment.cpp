@@ -25,7 +25,7 @@ void check_against_record(const ExperimentConfig& e, const std::string& path) {
   for (const nlohmann::json& recorded : saved["runs"]) {
     if (!recorded.is_object() || !recorded.contains("name") || !recorded.contains("config")) continue;
     for (const ExperimentRun& run : e.runs) {
-      if (run.name != recorded["name"]) continue;
+      if (!recorded["name"].is_string() || recorded["name"].get<std::string>() != run.name) continue;
       std::string changed;
       for (const ConfigChange& c : run.config.changes_since(recorded["config"]))
         if (c.on_resume != OnResume::MayChange)

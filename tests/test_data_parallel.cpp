@@ -26,23 +26,12 @@ using t6::Device;
 using t6::DType;
 using t6::Tensor;
 using t6::testing::TempDir;
+using t6::testing::word_text;
 namespace fs = std::filesystem;
 
 namespace {
 
 Communicator& ranks() { return t6::World::get().communicator(Device::CPU); }
-
-std::string word_text(uint64_t seed, size_t bytes) {
-  const char* const words[] = {"the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "then"};
-  std::string text;
-  uint64_t state = seed;
-  for (int column = 0; text.size() < bytes; ++column) {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    text += words[(state >> 33) % 11];
-    text += column % 10 == 9 ? "\n" : " ";
-  }
-  return text;
-}
 
 // A directory every rank sees (rank 0 makes it and says where), with byte-level token shards in it.
 struct SharedCorpus {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "nn/model_config.h"
 #include "skip_unless.h"
 #include "train/data/gpt2_tokenizer.h"
 
@@ -61,6 +62,21 @@ std::string error_message(F&& f) {
   }
   FAIL("expected a t6::Error");
   return "";
+}
+
+// The tiny byte-level model of the training tests: V=256, one layer of d=16, two heads of 8, ranks 2,
+// blocks of 16 tokens; 7.3k parameters.
+inline ModelConfig tiny_byte_model() {
+  ModelConfig m;
+  m.vocab_size = 256;
+  m.n_layer = 1;
+  m.n_embd = 16;
+  m.n_head = 2;
+  m.head_dim = 8;
+  m.q_rank = 2;
+  m.rank = 2;
+  m.block_size = 16;
+  return m;
 }
 
 // Random words in lines, from a fixed seed: enough structure (a small alphabet, frequent words) for a

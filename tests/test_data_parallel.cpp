@@ -61,14 +61,7 @@ struct SharedCorpus {
   // 7.3k parameters; batch_size rows of 16 tokens per rank.
   t6::TrainConfig config(const std::string& run, int64_t batch_size, int64_t steps) const {
     t6::TrainConfig c;
-    c.model.vocab_size = 256;
-    c.model.n_layer = 1;
-    c.model.n_embd = 16;
-    c.model.n_head = 2;
-    c.model.head_dim = 8;
-    c.model.q_rank = 2;
-    c.model.rank = 2;
-    c.model.block_size = 16;
+    c.model = t6::testing::tiny_byte_model();
     c.data.train = *this / "data/train_*.bin";
     c.data.val = *this / "data/val_*.bin";
     c.train.batch_size = batch_size;

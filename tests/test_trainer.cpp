@@ -56,14 +56,7 @@ struct Corpus {
   // 7.3k parameters: V=256 bytes, one layer of d=16, two heads of 8, ranks 2; batches of 4×16.
   t6::TrainConfig config(const std::string& run, int64_t steps) const {
     t6::TrainConfig c;
-    c.model.vocab_size = 256;
-    c.model.n_layer = 1;
-    c.model.n_embd = 16;
-    c.model.n_head = 2;
-    c.model.head_dim = 8;
-    c.model.q_rank = 2;
-    c.model.rank = 2;
-    c.model.block_size = 16;
+    c.model = t6::testing::tiny_byte_model();
     c.data.train = train;
     c.data.val = val;
     c.train.batch_size = 4;

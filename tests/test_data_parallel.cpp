@@ -312,6 +312,15 @@ std::string prepared_config(const TempDir& dir, const std::string& out_dir, int6
 
 const std::string kMpirun = std::string(T6_MPIEXEC) + " -np 2 --oversubscribe --allow-run-as-root ";
 
+// The start of a shell script that trains `config` as two ranks in the background and waits until
+// training is under way (rank 0 has written step 1): then $mpirun_pid is mpirun, $ranks its children.
+std::string start_two_ranks(const TempDir& dir, const std::string& config) {
+  return kMpirun + T6_BINARY + " train --config " + config + " &\n" + R"(mpirun_pid=$!
+for i in $(seq 600); do [ -s )" + dir / "run/metrics.jsonl" + R"( ] && break; sleep 0.1; done
+ranks=$(for s in /proc/[0-9]*/stat; do read -r pid _ _ ppid _ < "$s" 2>/dev/null && [ "$ppid" = "$mpirun_pid" ] && echo "$pid"; done)
+)";
+}
+
 }  // namespace
 
 TEST_CASE("data parallel: an error on one rank ends every rank with that rank's message") {
@@ -336,10 +345,7 @@ TEST_CASE("data parallel: killing one rank ends the others within seconds") {
   const std::string config = prepared_config(dir, dir / "run", 1000000);
   // mpirun's children are the ranks: kill one once training is under way (rank 0 has written step 1),
   // then every process must be gone and mpirun must fail.
-  const std::string script = kMpirun + T6_BINARY + " train --config " + config + " &\n" + R"(mpirun_pid=$!
-for i in $(seq 600); do [ -s )" + dir / "run/metrics.jsonl" + R"( ] && break; sleep 0.1; done
-ranks=$(for s in /proc/[0-9]*/stat; do read -r pid _ _ ppid _ < "$s" 2>/dev/null && [ "$ppid" = "$mpirun_pid" ] && echo "$pid"; done)
-echo "ranks: $ranks"
+  const std::string script = start_two_ranks(dir, config) + R"(echo "ranks: $ranks"
 victim=$(echo "$ranks" | tail -1)
 kill -9 "$victim"
 start=$(date +%s)
@@ -363,10 +369,7 @@ TEST_CASE("data parallel: SIGTERM to one rank stops every rank after the same st
   const TempDir dir;
   const std::string config = prepared_config(dir, dir / "run", 1000000);
   // Only the last rank gets the signal; rank 0 must still save and every rank stop.
-  const std::string script = kMpirun + T6_BINARY + " train --config " + config + " &\n" + R"(mpirun_pid=$!
-for i in $(seq 600); do [ -s )" + dir / "run/metrics.jsonl" + R"( ] && break; sleep 0.1; done
-ranks=$(for s in /proc/[0-9]*/stat; do read -r pid _ _ ppid _ < "$s" 2>/dev/null && [ "$ppid" = "$mpirun_pid" ] && echo "$pid"; done)
-victim=$(echo "$ranks" | tail -1)
+  const std::string script = start_two_ranks(dir, config) + R"(victim=$(echo "$ranks" | tail -1)
 kill -TERM "$victim"
 wait "$mpirun_pid"; echo "mpirun status $?"
 )";

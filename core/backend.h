@@ -162,14 +162,16 @@ class Backend {
   // throws the first bad id at its next wait for the device (copy_to_host, synchronize, sum_of_squares).
   //
   // logits [N, V], targets int32 [N] (−1 = ignore): losses[i] = logsumexp(logits_i) − logits[i, t_i]
-  // (0 when ignored), lse[i] saved for backward, and divisor (one element, dtype of logits) =
-  // max(1, number of targets not ignored): the mean's denominator, counted on the device so that no
-  // count comes back to the host (1 when every target is ignored, making the mean 0, not 0/0).
-  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
-                                     Tensor& divisor) = 0;
+  // (0 when ignored), and lse[i] saved for backward.
+  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) = 0;
   // glogits[i, :] = grad_losses[i] · (softmax(logits_i) − onehot(t_i)); zero rows where ignored.
+  // glogits may be logits itself (each element is read before it is overwritten).
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                       const Tensor& grad_losses, Tensor& glogits) = 0;
+  // The mean's denominator: divisor (one float element) = max(1, #{i : targets[i] ≠ −1}), counted on
+  // the device so that no count comes back to the host (1 when every target is ignored, making the
+  // mean 0, not 0/0). targets int32 [N].
+  virtual void count_targets(const Tensor& targets, Tensor& divisor) = 0;
   // out[i, :] = weight[ids[i], :]; ids int32 [N], each in [0, V) (else a deferred error, above).
   virtual void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) = 0;
   // gweight[ids[i], :] += gout[i, :] (repeated ids accumulate)

@@ -1,6 +1,6 @@
 // Fused cross-entropy over rows of logits [N, V] with int32 targets (−1 = ignore), forward and
-// backward. float32; one block per row. The forward keeps only each row's logsumexp for the backward,
-// and counts the targets that are not ignored on the GPU, so the mean needs nothing read back.
+// backward. float32; one block per row. The forward keeps only each row's logsumexp for the backward;
+// count_targets counts the targets that are not ignored on the GPU, so the mean needs nothing read back.
 #include <cmath>
 
 #include "cuda/bad_ids.cuh"
@@ -13,11 +13,10 @@ namespace t6 {
 namespace kernels {
 
 // cross_entropy_forward: lse[i] = logsumexp(logits_i), losses[i] = lse[i] − logits[i, t_i], 0 when
-// ignored (core/backend.h); *counted += the rows whose target counts. A target outside [−1, V) is
-// reported (bad_ids.h) and its row treated as ignored.
+// ignored (core/backend.h). A target outside [−1, V) is reported (bad_ids.h) and its row treated as
+// ignored.
 __global__ void cross_entropy_forward(const float* logits, const int32_t* targets, float* losses, float* lse,
-                                      int64_t rows, int64_t vocab, int32_t* counted, BadIdSink bad_ids) {
-  int32_t block_counted = 0;  // thread 0's tally, one atomic per block
+                                      int64_t rows, int64_t vocab, BadIdSink bad_ids) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* xr = logits + row * vocab;
     // One pass over the row (it is read from memory once, not twice: a row of a 50K vocabulary does
@@ -40,17 +39,18 @@ __global__ void cross_entropy_forward(const float* logits, const int32_t* target
       const int32_t target = targets[row];
       const bool in_range = target >= 0 && target < vocab;
       if (target < -1 || target >= vocab) report_bad_id(bad_ids, BadIdKind::CrossEntropyTarget, target, row, vocab);
-      block_counted += in_range;
       lse[row] = row_lse;
       losses[row] = in_range ? row_lse - xr[target] : 0.f;
     }
   }
-  if (threadIdx.x == 0 && block_counted > 0) atomicAdd(counted, block_counted);
 }
 
-// cross_entropy_forward's last step: the mean's divisor, max(1, counted) (core/backend.h).
-__global__ void cross_entropy_divisor(const int32_t* counted, float* divisor) {
-  *divisor = static_cast<float>(max(1, *counted));
+// count_targets: *divisor = max(1, #{i : targets[i] ≠ −1}), one block (core/backend.h).
+__global__ void count_targets(const int32_t* targets, int64_t n, float* divisor) {
+  int32_t counted = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) counted += targets[i] != -1;
+  counted = block_reduce(counted, Sum{}, 0);
+  if (threadIdx.x == 0) *divisor = static_cast<float>(max(1, counted));
 }
 
 // cross_entropy_backward: glogits[i, :] = grad_losses[i] · (softmax(logits_i) − onehot(t_i)), with
@@ -70,24 +70,26 @@ __global__ void cross_entropy_backward(const float* logits, const int32_t* targe
 
 }  // namespace kernels
 
-void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
-                                        Tensor& divisor) {
+void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) {
   const auto timing = timer_.time("cross_entropy_forward");
   require_dtype("cross_entropy_forward", logits, DType::F32);
   require_dtype("cross_entropy_forward (targets)", targets, DType::I32);
-  require_dtype("cross_entropy_forward (divisor)", divisor, DType::F32);
   const int64_t rows = targets.numel();
-  DeviceBuffer counted(allocator_, sizeof(int32_t));
-  T6_CUDA_CHECK(cudaMemsetAsync(counted.as<int32_t>(), 0, sizeof(int32_t), stream_));
-  if (rows > 0) {
-    const int64_t vocab = logits.numel() / rows;
-    kernels::cross_entropy_forward<<<row_grid(rows), row_threads(vocab), 0, stream_>>>(
-        device_ptr<const float>(logits), device_ptr<const int32_t>(targets), device_ptr<float>(losses),
-        device_ptr<float>(lse), rows, vocab, counted.as<int32_t>(), bad_ids_.sink());
-    T6_CUDA_CHECK_LAUNCH(cross_entropy_forward);
-  }
-  kernels::cross_entropy_divisor<<<1, 1, 0, stream_>>>(counted.as<int32_t>(), device_ptr<float>(divisor));
-  T6_CUDA_CHECK_LAUNCH(cross_entropy_divisor);
+  if (rows == 0) return;
+  const int64_t vocab = logits.numel() / rows;
+  kernels::cross_entropy_forward<<<row_grid(rows), row_threads(vocab), 0, stream_>>>(
+      device_ptr<const float>(logits), device_ptr<const int32_t>(targets), device_ptr<float>(losses),
+      device_ptr<float>(lse), rows, vocab, bad_ids_.sink());
+  T6_CUDA_CHECK_LAUNCH(cross_entropy_forward);
+}
+
+void CudaBackend::count_targets(const Tensor& targets, Tensor& divisor) {
+  const auto timing = timer_.time("count_targets");
+  require_dtype("count_targets (targets)", targets, DType::I32);
+  require_dtype("count_targets (divisor)", divisor, DType::F32);
+  kernels::count_targets<<<1, 1024, 0, stream_>>>(device_ptr<const int32_t>(targets), targets.numel(),
+                                                   device_ptr<float>(divisor));
+  T6_CUDA_CHECK_LAUNCH(count_targets);
 }
 
 void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,

@@ -50,7 +50,8 @@ Tensor T6Model::positions(int64_t B, int64_t T) const {
   return from_ints(pos, {B, T}, device());
 }
 
-T6Model::Output T6Model::forward(const Tensor& idx_in, const Tensor& targets_in) const {
+// The trunk of the forward pass: embeddings and blocks, before the head. (B,T) ids → (B,T,d).
+Tensor T6Model::trunk(const Tensor& idx_in) const {
   T6_CHECK(idx_in.ndim() == 2 && idx_in.dtype() == DType::I32, "T6Model: token ids must be an int32 (B,T) tensor, got ",
            dtype_name(idx_in.dtype()), " ", shape_str(idx_in.shape()));
   const int64_t B = idx_in.size(0), T = idx_in.size(1);
@@ -61,14 +62,28 @@ T6Model::Output T6Model::forward(const Tensor& idx_in, const Tensor& targets_in)
 
   Tensor x = transformer.wte.forward(idx);  // x = wte[idx]: (B,T,d)
   for (size_t i = 0; i < transformer.h.size(); ++i) x = transformer.block(i).forward(x, pos);
+  return x;
+}
+
+void T6Model::check_targets(const Tensor& idx, const Tensor& targets) const {
+  T6_CHECK(targets.shape() == idx.shape(), "T6Model: targets ", shape_str(targets.shape()),
+           " must have the shape of the inputs ", shape_str(idx.shape()));
+}
+
+T6Model::Output T6Model::forward(const Tensor& idx, const Tensor& targets) const {
+  if (targets.defined()) check_targets(idx, targets);
   Output out;
-  out.logits = head(x);  // rmsnorm(x) · wteᵀ: (B,T,V)
-  if (targets_in.defined()) {
-    T6_CHECK(targets_in.shape() == idx_in.shape(), "T6Model: targets ", shape_str(targets_in.shape()),
-             " must have the shape of the inputs ", shape_str(idx_in.shape()));
-    out.loss = cross_entropy(out.logits, targets_in.to_device(device()));  // mean over targets ≠ −1
+  out.logits = head(trunk(idx));  // rmsnorm(x) · wteᵀ: (B,T,V)
+  if (targets.defined()) {
+    out.loss = cross_entropy(out.logits, targets.to_device(device()));  // mean over targets ≠ −1
   }
   return out;
+}
+
+Tensor T6Model::loss(const Tensor& idx, const Tensor& targets) const {
+  check_targets(idx, targets);
+  const Tensor x = trunk(idx);
+  return linear_cross_entropy(rms_norm(x, config.norm_eps), transformer.wte.weight, targets.to_device(device()));
 }
 
 Tensor T6Model::head(const Tensor& x) const {

@@ -50,6 +50,9 @@ class T6Model : public Module {
   // idx: int32 token ids (B,T), T ≤ block_size; targets: int32 (B,T) or undefined. Inputs may live on
   // any device; they are moved to the model's.
   Output forward(const Tensor& idx, const Tensor& targets = Tensor()) const;
+  // forward(idx, targets).loss without the logits: the head and the loss in one fused op
+  // (linear_cross_entropy), which never holds the (B,T,V) logits whole. What training and evaluation use.
+  Tensor loss(const Tensor& idx, const Tensor& targets) const;
 
   // Generation with a KV cache (nn/kv_cache.h; nn/generate.h drives these). Neither records gradients.
   // prefill: idx int32 (B,T) holds each row's prompt from position 0, right-padded to T with any valid
@@ -76,6 +79,8 @@ class T6Model : public Module {
  private:
   T6Model(const ModelConfig& config, Generator&& gen);
   T6Model(const ModelConfig& config, const ParameterInit& init);
+  Tensor trunk(const Tensor& idx) const;  // embeddings and blocks: (B,T) ids → (B,T,d)
+  void check_targets(const Tensor& idx, const Tensor& targets) const;
   Tensor head(const Tensor& x) const;  // final rms_norm, then the tied output head: (…,d) → (…,V)
   void check_cache(const KVCache& cache) const;
 };

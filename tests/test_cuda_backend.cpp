@@ -425,7 +425,8 @@ TEST_CASE("cuda cross_entropy matches the cpu, the mean's divisor included") {
   const Tensor logits = uniform({rows, vocab}, -4.0, 4.0, gen), targets = from_ints(ids, {rows});
   const Results forward = run_on_both({logits, targets}, {zeros({rows}), zeros({rows}), zeros({})},
                                       [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
-                                        be.cross_entropy_forward(in[0], in[1], out[0], out[1], out[2]);
+                                        be.cross_entropy_forward(in[0], in[1], out[0], out[1]);
+                                        be.count_targets(in[1], out[2]);
                                       });
   CHECK(gap(forward, 0) <= 1e-5);  // losses
   CHECK(gap(forward, 1) <= 1e-5);  // logsumexp
@@ -439,18 +440,26 @@ TEST_CASE("cuda cross_entropy matches the cpu, the mean's divisor included") {
         be.cross_entropy_backward(in[0], in[1], in[2], in[3], out[0]);
       });
   CHECK(gap(backward) <= 1e-5);
+  const Tensor grad_rows = uniform({rows}, 0.0, 1.0, gen);
+  const Results in_place = run_on_both(  // glogits may be the logits themselves
+      {targets, forward.cpu[1], grad_rows}, {logits},
+      [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+        be.cross_entropy_backward(out[0], in[0], in[1], in[2], out[0]);
+      });
+  CHECK(gap(in_place) <= 1e-5);
 
   // every target ignored: the divisor is 1 (so the mean is 0, not 0/0), and so it is with no rows at all
-  Tensor losses = empty({7}, DType::F32, Device::CUDA), lse = empty({7}, DType::F32, Device::CUDA);
   Tensor divisor = zeros({}, DType::F32, Device::CUDA);
-  const Tensor small = uniform({7, vocab}, -1.0, 1.0, gen).to_device(Device::CUDA);
-  gpu().cross_entropy_forward(small, from_ints(std::vector<int32_t>(7, -1), {7}, Device::CUDA), losses, lse, divisor);
+  gpu().count_targets(from_ints(std::vector<int32_t>(7, -1), {7}, Device::CUDA), divisor);
   CHECK(divisor.item() == 1.0);
   divisor.fill_(0.0);
-  Tensor no_losses = empty({0}, DType::F32, Device::CUDA), no_lse = empty({0}, DType::F32, Device::CUDA);
-  gpu().cross_entropy_forward(empty({0, vocab}, DType::F32, Device::CUDA), empty({0}, DType::I32, Device::CUDA),
-                              no_losses, no_lse, divisor);
+  gpu().count_targets(empty({0}, DType::I32, Device::CUDA), divisor);
   CHECK(divisor.item() == 1.0);
+  // more targets than the block has threads, a few ignored
+  std::vector<int32_t> many(5000, 3);
+  for (size_t i = 0; i < many.size(); i += 9) many[i] = -1;
+  gpu().count_targets(from_ints(many, {5000}, Device::CUDA), divisor);
+  CHECK(divisor.item() == 5000.0 - 556.0);
 }
 
 TEST_CASE("cuda cross_entropy's one-pass logsumexp over a GPT-2-sized vocabulary, the max rising at every step") {
@@ -464,9 +473,9 @@ TEST_CASE("cuda cross_entropy's one-pass logsumexp over a GPT-2-sized vocabulary
   for (int64_t j = 0; j < vocab; ++j) values.push_back(-40.0 + 80.0 * gen.uniform());
   for (int64_t j = 0; j < vocab; ++j) values.push_back(1.5);
   const Tensor logits = from_vector(values, {4, vocab}, DType::F32), targets = from_ints({vocab - 1, 0, 7, 3}, {4});
-  const Results forward = run_on_both({logits, targets}, {zeros({4}), zeros({4}), zeros({})},
+  const Results forward = run_on_both({logits, targets}, {zeros({4}), zeros({4})},
                                       [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
-                                        be.cross_entropy_forward(in[0], in[1], out[0], out[1], out[2]);
+                                        be.cross_entropy_forward(in[0], in[1], out[0], out[1]);
                                       });
   CHECK(gap(forward, 0) <= 1e-5);  // losses
   CHECK(gap(forward, 1) <= 1e-5);  // logsumexp

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/mixed_precision.h"
 #include "core/backend.h"
 #include "core/random.h"
 #include "tests/test_helpers.h"
@@ -145,6 +146,41 @@ TEST_CASE("cuda cross_entropy op with ignored targets equals the cpu, gradient i
   none.backward();
   const std::vector<double> g = gpu_logits.grad().to_double_vector();
   CHECK(std::all_of(g.begin(), g.end(), [](double x) { return x == 0.0; }));
+}
+
+TEST_CASE("cuda linear_cross_entropy equals the cpu, and under bf16 the composite head and loss") {
+  Generator gen(25);
+  const int64_t B = 3, T = 37, d = 40, V = 301;  // 111 rows in chunks of 16: an uneven last chunk
+  std::vector<int32_t> ids = testing::random_token_ids(B * T, V, gen);
+  for (size_t i = 0; i < ids.size(); i += 5) ids[i] = -1;
+  const Tensor targets = from_ints(ids, {B, T}), gpu_targets = targets.to_device(Device::CUDA);
+  Tensor cpu_x = uniform({B, T, d}, -1.0, 1.0, gen), cpu_w = uniform({V, d}, -1.0, 1.0, gen);
+  Tensor gpu_x = cpu_x.to_device(Device::CUDA), gpu_w = cpu_w.to_device(Device::CUDA);
+  for (Tensor* t : {&cpu_x, &cpu_w, &gpu_x, &gpu_w}) t->set_requires_grad();
+  const Tensor cpu_loss = linear_cross_entropy(cpu_x, cpu_w, targets, 16);
+  const Tensor gpu_loss = linear_cross_entropy(gpu_x, gpu_w, gpu_targets, 16);
+  CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-5));
+  cpu_loss.backward();
+  gpu_loss.backward();
+  CHECK(max_scaled_error(gpu_x.grad().to_double_vector(), cpu_x.grad().to_double_vector()) <= 1e-5);
+  CHECK(max_scaled_error(gpu_w.grad().to_double_vector(), cpu_w.grad().to_double_vector()) <= 1e-5);
+
+  // mixed precision: the same bfloat16 products as matmul's, so the composite's loss and gradients. The
+  // composite rounds G/count to bfloat16 where the fused op rounds G: the same when count (here 128
+  // rows, none ignored) is a power of two, as it is in training.
+  Tensor x = uniform({2, 64, d}, -1.0, 1.0, gen).to_device(Device::CUDA).set_requires_grad();
+  const Tensor all_counted = testing::random_token_tensor(2, 64, V, gen).to_device(Device::CUDA);
+  Bf16MatmulGuard bf16;
+  gpu_w.zero_grad();
+  const Tensor fused = linear_cross_entropy(x, gpu_w, all_counted, 48);
+  fused.backward();
+  const std::vector<double> fused_gx = x.grad().to_double_vector(), fused_gw = gpu_w.grad().to_double_vector();
+  x.zero_grad(), gpu_w.zero_grad();
+  const Tensor composite = cross_entropy(matmul(x, gpu_w, false, true), all_counted);
+  composite.backward();
+  CHECK(fused.item() == doctest::Approx(composite.item()).epsilon(1e-6));
+  CHECK(max_scaled_error(fused_gx, x.grad().to_double_vector()) <= 1e-5);
+  CHECK(max_scaled_error(fused_gw, gpu_w.grad().to_double_vector()) <= 1e-5);
 }
 
 TEST_CASE("cuda adamw_step keeps its table between steps and uploads it again when the tensors change") {

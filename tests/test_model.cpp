@@ -188,6 +188,18 @@ TEST_CASE("whole-model float64 gradient check, every parameter tensor, every att
     INFO(loss_check.summary());
     CHECK(loss_check.passed);
     CHECK(loss_check.derivatives_checked == model.parameter_count());
+    // the loss training uses (the fused head and loss) is that loss, with the same gradients
+    model.zero_grad();
+    const Tensor fused = model.loss(idx, targets);
+    fused.backward();
+    std::vector<std::vector<double>> fused_grads;
+    for (const Tensor& p : params) fused_grads.push_back(p.grad().to_double_vector());
+    model.zero_grad();
+    const Tensor composite = model.forward(idx, targets).loss;
+    composite.backward();
+    CHECK(fused.item() == doctest::Approx(composite.item()).epsilon(1e-13));
+    for (size_t i = 0; i < params.size(); ++i) check_close(params[i].grad(), fused_grads[i], 1e-12);
+    model.zero_grad();
     // the logits too, with a random upstream gradient over (B,T,V)
     auto logits_fn = [&](const std::vector<Tensor>&) { return model.forward(idx).logits; };
     const GradcheckResult logits_check = gradcheck(logits_fn, params);

@@ -110,6 +110,52 @@ TEST_CASE("cross_entropy with ignore index equals the mean of −log_softmax at 
   CHECK_THROWS_WITH_AS(cross_entropy(logits, zeros({2, 3})), doctest::Contains("must be an int32 tensor"), Error);
 }
 
+TEST_CASE("linear_cross_entropy equals cross_entropy of x · Wᵀ over any chunking, gradients included") {
+  Generator gen(44);
+  const int64_t B = 2, T = 7, d = 5, V = 11;
+  Tensor x = random_leaf({B, T, d}, gen, -1, 1);
+  Tensor w = random_leaf({V, d}, gen, -1, 1);
+  std::vector<int32_t> t = random_token_ids(B * T, V, gen);
+  t[0] = t[5] = t[13] = -1;  // ignored, the last row among them
+  const Tensor targets = from_ints(t, {B, T});
+  // plain reference: logits row by row, then the mean of lse − logit at the target over counted rows
+  const std::vector<double> xv = x.to_double_vector(), wv = w.to_double_vector();
+  double total = 0;
+  int counted = 0;
+  for (int64_t r = 0; r < B * T; ++r) {
+    std::vector<double> z(V, 0.0);
+    for (int64_t v = 0; v < V; ++v)
+      for (int64_t k = 0; k < d; ++k) z[v] += xv[r * d + k] * wv[v * d + k];
+    double mx = -INFINITY, sum_exp = 0;
+    for (double zv : z) mx = std::max(mx, zv);
+    for (double zv : z) sum_exp += std::exp(zv - mx);
+    if (t[r] != -1) total += mx + std::log(sum_exp) - z[t[r]], ++counted;
+  }
+  const Tensor composite = cross_entropy(matmul(x, w, false, true), targets);
+  for (int64_t chunk : {0, 1, 3, 14, 100}) {  // automatic, one row, uneven, exact, more than all
+    CAPTURE(chunk);
+    CHECK(linear_cross_entropy(x, w, targets, chunk).item() == doctest::Approx(total / counted).epsilon(1e-13));
+    check_gradients([&](const std::vector<Tensor>& in) { return linear_cross_entropy(in[0], in[1], targets, chunk); },
+                    {x, w});
+  }
+  CHECK(composite.item() == doctest::Approx(total / counted).epsilon(1e-13));
+  // float32, and the gradient of x alone (a frozen W), equal the composite's
+  Tensor x32 = x.to_dtype(DType::F32).set_requires_grad(), w32 = w.to_dtype(DType::F32);
+  const Tensor fused32 = linear_cross_entropy(x32, w32, targets, 4);
+  CHECK(fused32.item() == doctest::Approx(total / counted).epsilon(1e-6));
+  fused32.backward();
+  const Tensor g_fused = x32.grad();
+  x32.zero_grad();
+  cross_entropy(matmul(x32, w32, false, true), targets).backward();
+  check_close(g_fused, x32.grad().to_double_vector(), 1e-6);
+  // every target ignored: loss 0 and zero gradients, not 0/0
+  const Tensor none = linear_cross_entropy(x, w, from_ints(std::vector<int32_t>(B * T, -1), {B, T}), 3);
+  CHECK(none.item() == 0.0);
+  // wrong shapes are named
+  CHECK_THROWS_WITH_AS(linear_cross_entropy(x, random_leaf({V, d + 1}, gen, -1, 1), targets),
+                       doctest::Contains("need x [..., d] and weight [V, d]"), Error);
+}
+
 TEST_CASE("embedding gathers rows; repeated ids accumulate in the gradient") {
   Generator gen(44);
   Tensor w = random_leaf({5, 3}, gen);

@@ -20,7 +20,7 @@ EvalResult evaluate(const T6Model& model, const BatchLoader& data, int64_t batch
     data.read_window(w, inputs, targets);
     for (int32_t id : targets) ++counts[id];
     const Tensor x = from_ints(inputs, {data.B(), data.T()}), y = from_ints(targets, {data.B(), data.T()});
-    total += model.forward(x, y).loss.item();  // every window has B·T counted targets: equal weights
+    total += model.loss(x, y).item();  // every window has B·T counted targets: equal weights
   }
   r.tokens = r.batches * data.B() * data.T();
   r.mean_loss = r.batches > 0 ? total / static_cast<double>(r.batches) : 0.0;

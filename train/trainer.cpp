@@ -194,7 +194,7 @@ StepResult Trainer::step() {
   for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
     train_data_->next_batch(inputs, targets);
     const Tensor x = from_ints(inputs, {t.batch_size, t.seq_len}), y = from_ints(targets, {t.batch_size, t.seq_len});
-    const Tensor loss = model_->forward(x, y).loss;
+    const Tensor loss = model_->loss(x, y);
     losses.push_back(loss.detach());
     // Each micro-batch adds 1/grad_accum of its gradient: the update sees the mean over micro-batches.
     scale(loss, 1.0 / static_cast<double>(t.grad_accum)).backward();

@@ -59,10 +59,10 @@ class CpuBackend final : public Backend {
   void softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx, double scale) override;
   void log_softmax_forward(const Tensor& x, Tensor& y) override;
   void log_softmax_backward(const Tensor& y, const Tensor& gy, Tensor& gx) override;
-  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
-                             Tensor& divisor) override;
+  void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& grad_losses,
                               Tensor& glogits) override;
+  void count_targets(const Tensor& targets, Tensor& divisor) override;
   void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) override;
   void embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) override;
   void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) override;

@@ -1,8 +1,8 @@
 // Fused cross-entropy over rows of logits [N, V] with int32 targets (−1 = ignore), forward and
 // backward, float32 and float64; one row per loop iteration. The forward keeps only each row's
-// logsumexp for the backward, and counts the targets that are not ignored for the mean's divisor.
-// Targets are in host memory, so a bad one is counted in the same pass and thrown at once, in the
-// words of the cross_entropy op (checks_ids_at_once() holds here; core/backend.h, "deferred errors").
+// logsumexp for the backward. Targets are in host memory, so a bad one is counted in the same pass and
+// thrown at once, in the words of the cross_entropy op (checks_ids_at_once() holds here; core/backend.h,
+// "deferred errors"). count_targets gives the mean's divisor.
 #include <algorithm>
 #include <cmath>
 
@@ -13,16 +13,12 @@ namespace t6::cpu {
 
 namespace {
 
-// The targets that count (in [0, vocab)) and the ones out of range (neither that nor −1).
-struct CrossEntropyCounts {
-  int64_t counted = 0, out_of_range = 0;
-};
-
+// Returns how many targets are out of range (neither −1 nor in [0, vocab)).
 template <class T>
-CrossEntropyCounts cross_entropy_forward(const T* logits, const int32_t* targets, T* losses, T* lse, int64_t rows,
+int64_t cross_entropy_forward(const T* logits, const int32_t* targets, T* losses, T* lse, int64_t rows,
                                          int64_t vocab) {
-  int64_t counted = 0, out_of_range = 0;
-#pragma omp parallel for reduction(+ : counted, out_of_range) if (parallel : rows * vocab > kParallelExpensive)
+  int64_t out_of_range = 0;
+#pragma omp parallel for reduction(+ : out_of_range) if (parallel : rows * vocab > kParallelExpensive)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = logits + r * vocab;
     const double l = logsumexp(xr, vocab);
@@ -30,13 +26,12 @@ CrossEntropyCounts cross_entropy_forward(const T* logits, const int32_t* targets
     lse[r] = static_cast<T>(l);
     if (t >= 0 && t < vocab) {
       losses[r] = static_cast<T>(l - static_cast<double>(xr[t]));
-      ++counted;
     } else {  // ignored (−1) or out of range: no loss; the caller reports the out-of-range count
       losses[r] = T(0);
       out_of_range += t != -1;
     }
   }
-  return {counted, out_of_range};
+  return out_of_range;
 }
 
 template <class T>
@@ -61,23 +56,20 @@ void cross_entropy_backward(const T* logits, const int32_t* targets, const T* ls
 
 }  // namespace
 
-void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse,
-                                       Tensor& divisor) {
+void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) {
   const auto timing = timer_.time("cross_entropy_forward");
   const int64_t vocab = row_length(logits), rows = row_count(logits);
   expect("cross_entropy_forward", {{"logits", logits}}, logits.dtype());
   expect("cross_entropy_forward", {{"targets", targets}}, DType::I32, rows);
   expect("cross_entropy_forward", {{"losses", losses}, {"lse", lse}}, logits.dtype(), rows);
-  expect("cross_entropy_forward", {{"divisor", divisor}}, logits.dtype(), 1);
-  CrossEntropyCounts counts;
+  int64_t out_of_range = 0;
   dispatch_float("cross_entropy_forward", logits.dtype(), [&](auto t) {
     using T = decltype(t);
-    counts = cpu::cross_entropy_forward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<T>(losses),
-                                        ptr<T>(lse), rows, vocab);
-    *ptr<T>(divisor) = static_cast<T>(std::max<int64_t>(1, counts.counted));
+    out_of_range = cpu::cross_entropy_forward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<T>(losses),
+                                              ptr<T>(lse), rows, vocab);
   });
   // The data's mistake, not the caller's: named in the words of the cross_entropy op (backend.h).
-  T6_CHECK(counts.out_of_range == 0, "cross_entropy: ", counts.out_of_range, " target ids lie outside [-1, ", vocab,
+  T6_CHECK(out_of_range == 0, "cross_entropy: ", out_of_range, " target ids lie outside [-1, ", vocab,
            "); every target must be a token id below vocab_size or -1 (ignored)");
 }
 
@@ -93,6 +85,17 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
     cpu::cross_entropy_backward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<const T>(lse),
                                 ptr<const T>(grad_losses), ptr<T>(glogits), rows, vocab);
   });
+}
+
+void CpuBackend::count_targets(const Tensor& targets, Tensor& divisor) {
+  const auto timing = timer_.time("count_targets");
+  expect("count_targets", {{"targets", targets}}, DType::I32, targets.numel());
+  expect("count_targets", {{"divisor", divisor}}, divisor.dtype(), 1);
+  const int32_t* t = ptr<const int32_t>(targets);
+  int64_t counted = 0;
+  for (int64_t i = 0; i < targets.numel(); ++i) counted += t[i] != -1;
+  dispatch_float("count_targets", divisor.dtype(),
+                 [&](auto zero) { *ptr<decltype(zero)>(divisor) = static_cast<decltype(zero)>(std::max<int64_t>(1, counted)); });
 }
 
 }  // namespace t6::cpu

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "autograd/ops.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "nn/parameter_layout.h"
@@ -18,13 +19,14 @@ std::string gib(double bytes) {
   return text;
 }
 
-// Floats a forward pass keeps per token (all layers), and per sequence for the score matrices.
+// Floats a forward pass keeps per token (all layers), and per sequence for the score matrices. The
+// head's logits exist one chunk at a time (linear_cross_entropy): the chunk and a bfloat16 copy of it.
 double activation_bytes(const ModelConfig& c, double batch, double seq_len, Device device) {
   const double d = static_cast<double>(c.n_embd), heads = static_cast<double>(c.n_head * c.head_dim),
                F = static_cast<double>(c.mlp_hidden()), L = static_cast<double>(c.n_layer);
   const double factors = 2.0 * static_cast<double>((c.n_head + c.head_dim) * (c.q_rank + 2 * c.rank));
-  double per_token = L * (8 * d + 6 * heads + 4 * F + factors) + 3 * static_cast<double>(c.vocab_size);
-  double bytes = batch * seq_len * per_token * kFloat;
+  const double per_token = L * (8 * d + 6 * heads + 4 * F + factors);
+  double bytes = (batch * seq_len * per_token + 1.5 * static_cast<double>(kLogitsPerChunk)) * kFloat;
   if (!backend(device).prefers_fused_attention(c.head_dim))  // scores and probabilities, [H, T, T] per layer
     bytes += L * batch * static_cast<double>(c.n_head) * seq_len * seq_len * 2 * kFloat;
   return bytes;

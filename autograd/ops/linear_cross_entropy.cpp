@@ -40,8 +40,7 @@ void gemm_into(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, do
   if (c.numel() > 0) backend_of(c).gemm(g, a, b, c);
 }
 
-// Rows per chunk: about 2^26 logits (256 MB in float32) at a time.
-int64_t default_chunk_rows(int64_t vocab) { return std::max<int64_t>(1, (int64_t{1} << 26) / std::max<int64_t>(1, vocab)); }
+int64_t default_chunk_rows(int64_t vocab) { return std::max<int64_t>(1, kLogitsPerChunk / std::max<int64_t>(1, vocab)); }
 
 }  // namespace
 

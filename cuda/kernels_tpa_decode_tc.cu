@@ -55,6 +55,7 @@ struct TcPlan {
   int ld_b, ld_aq, ld_a;
   int stage_elems;
   bool vector_b, vector_a;  // whole 16-byte pieces per row of B_k/B_v, of A_k/A_v (cp.async)
+  size_t query_bytes;       // B_q and A_q, before the stages
   size_t shared_bytes;
 };
 
@@ -72,15 +73,16 @@ TcPlan make_plan(const DecodeShape& s, bool vectors) {
   plan.ld_aq = round_up(static_cast<int>(s.RQ), 16) + 8;
   plan.ld_a = round_up(H * R, 8) + 8;
   plan.stage_elems = 2 * R * kStageTokens * plan.ld_b + 2 * kStageTokens * plan.ld_a;
+  const int threads = 32 * plan.groups * plan.slices;
   plan.vector_b = vectors && dh % 8 == 0;
-  plan.vector_a = vectors && (H * R) % 8 == 0;
-  const size_t fixed = sizeof(bf16) * (static_cast<size_t>(plan.q_rows) * plan.ld_b +
-                                       (factorized ? static_cast<size_t>(plan.groups) * 16 * plan.ld_aq : 0));
+  plan.vector_a = vectors && (H * R) % 8 == 0 && H * R / 8 <= threads;
+  plan.query_bytes = sizeof(bf16) * (static_cast<size_t>(plan.q_rows) * plan.ld_b +
+                                     (factorized ? static_cast<size_t>(plan.groups) * 16 * plan.ld_aq : 0));
   // The end-of-chunk merge reuses the stages: per warp 16 maxes, 16 sums and a 16 × dh_pad accumulator.
   const size_t merge = sizeof(float) * plan.groups * plan.slices * 16 * (plan.dh_pad + 2);
   static const int shared_limit = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   for (plan.stages = kMaxStages; plan.stages >= 2; --plan.stages) {
-    plan.shared_bytes = fixed + std::max(sizeof(bf16) * plan.stages * plan.stage_elems, merge);
+    plan.shared_bytes = plan.query_bytes + std::max(sizeof(bf16) * plan.stages * plan.stage_elems, merge);
     if (plan.shared_bytes <= static_cast<size_t>(shared_limit)) break;
   }
   T6_CHECK(plan.stages >= 2, "cuda tpa_decode_attention: bf16 factors of ", s.H, " heads with rank ", s.R,
@@ -92,27 +94,6 @@ TcPlan make_plan(const DecodeShape& s, bool vectors) {
 }  // namespace
 
 namespace kernels {
-
-// Row r's `width` bf16 values at src + r·src_ld into dst + dst_row(r)·dst_ld, for rows [0, rows); rows
-// ≥ valid are zero-filled instead (cached slots past the row's length are never read: they may hold
-// anything, and 0·NaN would poison the products). cp.async 16 bytes at a time where `vectors`.
-template <class DstRow>
-__device__ void copy_rows(bf16* dst, int dst_ld, DstRow dst_row, const bf16* src, int64_t src_ld, int rows,
-                          int valid, int width, bool vectors) {
-  if (vectors) {
-    const int pieces = width / 8;
-    for (int e = threadIdx.x; e < rows * pieces; e += blockDim.x) {
-      const int r = e / pieces, c = e % pieces * 8;
-      cp_async_16(dst + dst_row(r) * dst_ld + c, src + (r < valid ? r : 0) * src_ld + c, r < valid);
-    }
-  } else {
-    const bf16 zero = __float2bfloat16(0.f);
-    for (int e = threadIdx.x; e < rows * width; e += blockDim.x) {
-      const int r = e / width, c = e % width;
-      dst[dst_row(r) * dst_ld + c] = r < valid ? src[r * src_ld + c] : zero;
-    }
-  }
-}
 
 // One stage's shared tiles.
 struct StageTiles {
@@ -128,18 +109,63 @@ __device__ StageTiles stage_tiles(bf16* stages, const TcPlan& plan, int R, int s
   return t;
 }
 
-// The tokens [t0, t0 + valid) of row b (valid ≤ 64) into a stage's tiles; slots past `valid` zeroed.
+// A thread's share of the 16-byte pieces of a stage copy: piece `piece` of the rows first_row,
+// first_row + row_step, … The same every stage, so worked out once: the copy loop itself then only adds.
+struct CopyShare {
+  int piece, first_row, row_step;
+};
+
+__device__ CopyShare copy_share(int pieces_per_row) {
+  const int rows_per_pass = blockDim.x / pieces_per_row;  // ≥ 1: the plan keeps pieces_per_row ≤ threads
+  if (static_cast<int>(threadIdx.x) >= rows_per_pass * pieces_per_row) return {0, 1 << 30, 1};  // idle
+  return {static_cast<int>(threadIdx.x) % pieces_per_row, static_cast<int>(threadIdx.x) / pieces_per_row,
+          rows_per_pass};
+}
+
+// The tokens [first_token, first_token + valid) of a row (valid ≤ 64) into a stage's tiles; the slots
+// past `valid` are zero-filled instead (cached slots past the row's length are never read: they may hold
+// anything, and 0·NaN would poison the products). B rows arrive as (token i, component u) = global row
+// i·R + u and go to shared row u·64 + i. Where whole 16-byte pieces line up, cp.async (`b`, `a`: this
+// thread's shares); else plain loads and stores, a path for awkward shapes only.
 __device__ void load_stage(const StageTiles& t, const bf16* a_k, const bf16* b_k, const bf16* a_v, const bf16* b_v,
-                           int64_t first_token, int valid, const DecodeShape& s, const TcPlan& plan) {
+                           int64_t first_token, int valid, const DecodeShape& s, const TcPlan& plan, CopyShare b,
+                           CopyShare a) {
   const int R = static_cast<int>(s.R), dh = static_cast<int>(s.dh), HR = static_cast<int>(s.H * s.R);
-  // B rows arrive as (token i, component u) = global row i·R + u; in shared memory they go to u·64 + i.
-  auto b_row = [R](int r) { return r % R * kStageTokens + r / R; };
-  const int64_t b_first = first_token * R * dh;
-  copy_rows(t.b_k, plan.ld_b, b_row, b_k + b_first, dh, kStageTokens * R, valid * R, dh, plan.vector_b);
-  copy_rows(t.b_v, plan.ld_b, b_row, b_v + b_first, dh, kStageTokens * R, valid * R, dh, plan.vector_b);
-  auto a_row = [](int r) { return r; };
-  copy_rows(t.a_k, plan.ld_a, a_row, a_k + first_token * HR, HR, kStageTokens, valid, HR, plan.vector_a);
-  copy_rows(t.a_v, plan.ld_a, a_row, a_v + first_token * HR, HR, kStageTokens, valid, HR, plan.vector_a);
+  const int64_t b_first = first_token * R * dh, a_first = first_token * HR;
+  if (plan.vector_b) {
+    for (int row = b.first_row; row < R * kStageTokens; row += b.row_step) {
+      const int i = row % kStageTokens, u = row / kStageTokens;
+      const bool ok = i < valid;
+      const int64_t src = b_first + static_cast<int64_t>((ok ? i : 0) * R + u) * dh + b.piece * 8;
+      const int dst = row * plan.ld_b + b.piece * 8;
+      cp_async_16(t.b_k + dst, b_k + src, ok);
+      cp_async_16(t.b_v + dst, b_v + src, ok);
+    }
+  } else {
+    for (int e = threadIdx.x; e < R * kStageTokens * dh; e += blockDim.x) {
+      const int row = e / dh, c = e % dh, i = row % kStageTokens, u = row / kStageTokens;
+      const int64_t src = b_first + static_cast<int64_t>(i * R + u) * dh + c;
+      const bool ok = i < valid;
+      t.b_k[row * plan.ld_b + c] = ok ? b_k[src] : __float2bfloat16(0.f);
+      t.b_v[row * plan.ld_b + c] = ok ? b_v[src] : __float2bfloat16(0.f);
+    }
+  }
+  if (plan.vector_a) {
+    for (int i = a.first_row; i < kStageTokens; i += a.row_step) {
+      const bool ok = i < valid;
+      const int64_t src = a_first + static_cast<int64_t>(ok ? i : 0) * HR + a.piece * 8;
+      const int dst = i * plan.ld_a + a.piece * 8;
+      cp_async_16(t.a_k + dst, a_k + src, ok);
+      cp_async_16(t.a_v + dst, a_v + src, ok);
+    }
+  } else {
+    for (int e = threadIdx.x; e < kStageTokens * HR; e += blockDim.x) {
+      const int i = e / HR, c = e % HR;
+      const bool ok = i < valid;
+      t.a_k[i * plan.ld_a + c] = ok ? a_k[a_first + e] : __float2bfloat16(0.f);
+      t.a_v[i * plan.ld_a + c] = ok ? a_v[a_first + e] : __float2bfloat16(0.f);
+    }
+  }
 }
 
 // A bf16 pair register's halves as floats (a bf16 is the top half of a float32).
@@ -326,21 +352,25 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
   bf16* bq = reinterpret_cast<bf16*>(shared_raw);  // [q_rows][ld_b]
   bf16* aq = bq + plan.q_rows * plan.ld_b;          // [groups·16][ld_aq]
   bf16* stages = aq + (factorized ? plan.groups * 16 * plan.ld_aq : 0);
-  // All zero first: the padding rows and columns of B_q, A_q and the tiles enter the products.
-  for (size_t e = threadIdx.x; e < plan.shared_bytes / 16; e += blockDim.x)
+  const int Q = static_cast<int>(s.Q), dh = static_cast<int>(s.dh), RQ = static_cast<int>(s.RQ);
+  // Zero first where padding enters the products: the padding rows and columns of B_q and A_q, and the
+  // tiles' columns past head_dim, which the copies never write.
+  const size_t zero_bytes = dh == plan.dh_pad ? plan.query_bytes : plan.shared_bytes;
+  for (size_t e = threadIdx.x; e < zero_bytes / 16; e += blockDim.x)
     reinterpret_cast<uint4*>(shared_raw)[e] = make_uint4(0u, 0u, 0u, 0u);
   __syncthreads();
-  const int Q = static_cast<int>(s.Q), dh = static_cast<int>(s.dh), RQ = static_cast<int>(s.RQ);
   for (int e = threadIdx.x; e < Q * dh; e += blockDim.x) bq[e / dh * plan.ld_b + e % dh] = b_q[b * Q * dh + e];
   if (factorized)
     for (int e = threadIdx.x; e < s.H * RQ; e += blockDim.x)
       aq[e / RQ * plan.ld_aq + e % RQ] = a_q[b * s.H * RQ + e];
 
   const int tiles = static_cast<int>((end - begin + kStageTokens - 1) / kStageTokens);
+  const CopyShare b_share = plan.vector_b ? copy_share(dh / 8) : CopyShare{};
+  const CopyShare a_share = plan.vector_a ? copy_share(static_cast<int>(s.H * s.R) / 8) : CopyShare{};
   auto issue = [&](int tile) {
     const int64_t t0 = begin + int64_t{tile} * kStageTokens;
     load_stage(stage_tiles(stages, plan, static_cast<int>(s.R), tile % plan.stages), a_k, b_k, a_v, b_v,
-               b * s.M + t0, static_cast<int>(min(int64_t{kStageTokens}, end - t0)), s, plan);
+               b * s.M + t0, static_cast<int>(min(int64_t{kStageTokens}, end - t0)), s, plan, b_share, a_share);
   };
   for (int tile = 0; tile < plan.stages - 1; ++tile) {
     if (tile < tiles) issue(tile);
@@ -392,10 +422,13 @@ template <int kDh>
 void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batch, const void* a_q, const void* b_q,
                           const void* a_k, const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
                           float* partials, cudaStream_t stream) {
-  static size_t shared_allowed = 48 * 1024;  // the kernel's dynamic shared-memory limit, raised as needed
+  static size_t shared_allowed = 0;  // the kernel's dynamic shared-memory limit, raised as needed
   if (plan.shared_bytes > shared_allowed) {
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_tc<kDh>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(plan.shared_bytes)));
+    // All of the unified L1/shared storage as shared memory, so that two blocks fit on a multiprocessor.
+    T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_tc<kDh>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       cudaSharedmemCarveoutMaxShared));
     shared_allowed = plan.shared_bytes;
   }
   kernels::tpa_decode_tc<kDh><<<static_cast<unsigned>(batch * s.chunks), 32 * plan.groups * plan.slices,

@@ -55,13 +55,14 @@ struct TcPlan {
   int ld_b, ld_aq, ld_a;
   int stage_elems;
   bool vector_b, vector_a;  // whole 16-byte pieces per row of B_k/B_v, of A_k/A_v (cp.async)
+  bool vector_q;            // … of B_q and A_q
   size_t query_bytes;       // B_q and A_q, before the stages
   size_t shared_bytes;
 };
 
 int round_up(int x, int to) { return (x + to - 1) / to * to; }
 
-TcPlan make_plan(const DecodeShape& s, bool vectors) {
+TcPlan make_plan(const DecodeShape& s, bool vectors, bool query_vectors) {
   const int H = static_cast<int>(s.H), R = static_cast<int>(s.R), dh = static_cast<int>(s.dh);
   TcPlan plan{};
   plan.dh_pad = dh <= 32 ? 32 : dh <= 64 ? 64 : 128;
@@ -76,6 +77,7 @@ TcPlan make_plan(const DecodeShape& s, bool vectors) {
   const int threads = 32 * plan.groups * plan.slices;
   plan.vector_b = vectors && dh % 8 == 0;
   plan.vector_a = vectors && (H * R) % 8 == 0 && H * R / 8 <= threads;
+  plan.vector_q = query_vectors && dh % 8 == 0 && s.RQ % 8 == 0;
   plan.query_bytes = sizeof(bf16) * (static_cast<size_t>(plan.q_rows) * plan.ld_b +
                                      (factorized ? static_cast<size_t>(plan.groups) * 16 * plan.ld_aq : 0));
   // The end-of-chunk merge reuses the stages: per warp 16 maxes, 16 sums and a 16 × dh_pad accumulator.
@@ -165,6 +167,18 @@ __device__ void load_stage(const StageTiles& t, const bf16* a_k, const bf16* b_k
       t.a_k[i * plan.ld_a + c] = ok ? a_k[a_first + e] : __float2bfloat16(0.f);
       t.a_v[i * plan.ld_a + c] = ok ? a_v[a_first + e] : __float2bfloat16(0.f);
     }
+  }
+}
+
+// `rows` rows of `width` values, contiguous at src, into dst with rows `ld` apart: by cp.async where
+// whole 16-byte pieces line up (`vectors`), else by plain loads and stores.
+__device__ void load_rows(bf16* dst, int ld, const bf16* src, int rows, int width, bool vectors) {
+  if (vectors) {
+    const int pieces = width / 8;
+    for (int e = threadIdx.x; e < rows * pieces; e += blockDim.x)
+      cp_async_16(dst + e / pieces * ld + e % pieces * 8, src + e * 8, true);
+  } else {
+    for (int e = threadIdx.x; e < rows * width; e += blockDim.x) dst[e / width * ld + e % width] = src[e];
   }
 }
 
@@ -359,10 +373,11 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
   for (size_t e = threadIdx.x; e < zero_bytes / 16; e += blockDim.x)
     reinterpret_cast<uint4*>(shared_raw)[e] = make_uint4(0u, 0u, 0u, 0u);
   __syncthreads();
-  for (int e = threadIdx.x; e < Q * dh; e += blockDim.x) bq[e / dh * plan.ld_b + e % dh] = b_q[b * Q * dh + e];
-  if (factorized)
-    for (int e = threadIdx.x; e < s.H * RQ; e += blockDim.x)
-      aq[e / RQ * plan.ld_aq + e % RQ] = a_q[b * s.H * RQ + e];
+  auto load_query = [&] {
+    load_rows(bq, plan.ld_b, b_q + b * Q * dh, Q, dh, plan.vector_q);
+    if (factorized) load_rows(aq, plan.ld_aq, a_q + b * s.H * RQ, static_cast<int>(s.H), RQ, plan.vector_q);
+  };
+  if (plan.vector_q) load_query();  // cp.async, complete with the first stage
 
   const int tiles = static_cast<int>((end - begin + kStageTokens - 1) / kStageTokens);
   const CopyShare b_share = plan.vector_b ? copy_share(dh / 8) : CopyShare{};
@@ -376,6 +391,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
     if (tile < tiles) issue(tile);
     cp_async_commit();
   }
+  if (!plan.vector_q) load_query();  // plain loads, while the first stages stream in
 
   HeadState<kDh> st;
 #pragma unroll
@@ -405,7 +421,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
 DecodeShape split_tpa_decode_bf16(DecodeShape s, int64_t batch) {
   T6_CHECK(s.dh <= 128 && s.H <= 16 * kMaxWarps, "cuda tpa_decode_attention: bf16 factors take head_dim ≤ 128 and at "
            "most ", 16 * kMaxWarps, " heads, got head_dim ", s.dh, " and ", s.H, " heads; decode in float32");
-  make_plan(s, true);  // throws now, before the caller allocates, if the shared memory does not fit
+  make_plan(s, true, true);  // throws now, before the caller allocates, if the shared memory does not fit
   static const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
   // About two blocks per SM over the batch (the launch bounds let two share one), each whole stages;
   // cut from the capacity M, as in the float32 pass (the lengths live on the GPU).
@@ -445,7 +461,8 @@ void tpa_decode_partials_bf16(const DecodeShape& s, int64_t batch, const void* a
                               const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
                               float* partials, cudaStream_t stream) {
   auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const TcPlan plan = make_plan(s, aligned16(a_k) && aligned16(b_k) && aligned16(a_v) && aligned16(b_v));
+  const TcPlan plan = make_plan(s, aligned16(a_k) && aligned16(b_k) && aligned16(a_v) && aligned16(b_v),
+                                aligned16(b_q) && (a_q == nullptr || aligned16(a_q)));
   switch (plan.dh_pad) {
     case 32: return launch_tpa_decode_tc<32>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
     case 64: return launch_tpa_decode_tc<64>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);

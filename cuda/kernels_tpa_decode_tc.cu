@@ -48,7 +48,7 @@ constexpr int kMaxStages = 3;
 // rows are 16 consecutive rows. Every row is a multiple of 16 bytes plus 16 (ld = padded width + 8):
 // ldmatrix's 8 row addresses then fall in distinct bank groups, and every row start is 16-byte aligned.
 struct TcPlan {
-  int dh_pad;          // head_dim rounded up to 16 (the kernel's template size)
+  int dh_pad;          // head_dim rounded up to 32, 64 or 128 (the kernel's template size)
   int groups, slices;  // head groups of 16; token slices per stage (warps = groups · slices)
   int stages;
   int q_rows;          // rows of B_q in shared memory: RQ, or the H heads, rounded up to 16
@@ -197,8 +197,8 @@ struct HeadState {
 // Lᵀ [16 heads, 16 tokens] in log2 units for the tokens tok0… of a stage: lt[tt][e] is head
 // group·16 + g + 8·(e/2), token tok0 + 8tt + 2t + e%2 (C layout of two 8-token column blocks).
 template <int kDh>
-__device__ __forceinline__ void step_logits(float (&lt)[2][4], const StageTiles& t, const bf16* bq, const bf16* aq, int tok0,
-                            int group, const DecodeShape& s, const TcPlan& plan) {
+__device__ __forceinline__ void step_logits(float (&lt)[2][4], const StageTiles& t, const bf16* bq, const bf16* aq,
+                                            int tok0, int group, const DecodeShape& s, const TcPlan& plan) {
   const int lane = threadIdx.x % 32, g = lane >> 2, tq = lane & 3;
   const int R = static_cast<int>(s.R), H = static_cast<int>(s.H);
   const bool factorized = s.RQ > 0;
@@ -250,8 +250,9 @@ __device__ __forceinline__ void step_logits(float (&lt)[2][4], const StageTiles&
 
 // One warp step: the 16 tokens tok0… of a stage (`valid` of the stage's tokens are real) into the state.
 template <int kDh>
-__device__ __forceinline__ void attend_step(HeadState<kDh>& st, const StageTiles& t, const bf16* bq, const bf16* aq, int tok0,
-                            int valid, int group, float scale_log2, const DecodeShape& s, const TcPlan& plan) {
+__device__ __forceinline__ void attend_step(HeadState<kDh>& st, const StageTiles& t, const bf16* bq, const bf16* aq,
+                                            int tok0, int valid, int group, float scale_log2, const DecodeShape& s,
+                                            const TcPlan& plan) {
   const int lane = threadIdx.x % 32, g = lane >> 2, tq = lane & 3;
   const int R = static_cast<int>(s.R), H = static_cast<int>(s.H);
   float lt[2][4];

@@ -1,6 +1,6 @@
 // FlashTPA decode attention (paper Algorithm 2; spec "Inference with the factorized KV cache"), float32
-// and float64, and bfloat16 factors widened to float32: the new token's query meets the cached key/value factors directly, so no K or V head
-// is ever formed. Per cached token m the work is
+// and float64, and bfloat16 factors widened to float32: the new token's query meets the cached key/value
+// factors directly, so no K or V head is ever formed. Per cached token m the work is
 //   s1[r,s]   = <B_q[r], B_k[m,s]>                          RQ·R·dh   (shared by every head)
 //   logit[h]  = Σ_s A_k[m,h,s] Σ_r A_q[h,r] s1[r,s]         H·RQ·R
 //   acc[h]   += p[h] Σ_u A_v[m,h,u] B_v[m,u]                 H·R·dh

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "bench/pseudo_random.h"
 #include "core/backend.h"
 #include "nn/cached_heads_decode.h"
 #include "nn/flash_tpa_decode.h"
@@ -55,19 +56,6 @@ double median_seconds(const std::function<void()>& f) {
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
-}
-
-// Values in [-1, 1) from a hash of the index: filling a 512 MiB cache through Generator would take longer
-// than the benchmark, and the values do not matter for speed.
-Tensor pseudo_random(const Shape& shape, uint64_t seed) {
-  Tensor t = empty(shape);
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    uint64_t z = (static_cast<uint64_t>(i) + seed) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
-    p[i] = static_cast<float>(static_cast<double>(z >> 40) / static_cast<double>(1ull << 23) - 1.0);
-  }
-  return t;
 }
 
 void bench_generation(const ModelConfig& c) {

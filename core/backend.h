@@ -237,6 +237,13 @@ class Backend {
   // logit[h,m] = logit_scale · Σ_r Σ_s A_q[h,r] A_k[m,h,s] <B_q[r], B_k[m,s]>
   //              (plain: logit_scale · Σ_s A_k[m,h,s] <q_h, B_k[m,s]>)
   // out[h]     = value_scale · Σ_m softmax_m(logit[h]) Σ_u A_v[m,h,u] B_v[m,u]
+  // dtypes: every factor and out float32 (or all float64, CPU only); or every factor bfloat16 with out
+  // float32, the mixed-precision cache: products of bf16 operands accumulated in float32. There the CUDA
+  // backend (tensor cores; head_dim ≤ 128, heads ≤ 128) computes, with p[h,m] = exp(logit[h,m] − max_m),
+  //   logit[h,m] as above to about 16 bits (s = <B_q[r], B_k[m,s]> enters as bf16(s) + bf16(s − bf16(s)))
+  //   out[h] = value_scale · Σ_m Σ_u bf16(p[h,m] · A_v[m,h,u]) · B_v[m,u] / Σ_m p[h,m]
+  // and the CPU the float32 formula on the widened factors: they differ by at most about 2^-9 ·
+  // value_scale · Σ_u max|A_v[·,·,u] · B_v[·,u]|.
   struct TPADecode {
     int64_t batch = 0, heads = 0, q_rank = 0, rank = 0, head_dim = 0, capacity = 0;
     double logit_scale = 1.0, value_scale = 1.0;

@@ -16,6 +16,10 @@ T* device_ptr(const Tensor& t) {
   return static_cast<T*>(t.raw_data());
 }
 
+// Softmax kernels work in base 2 (exp2f is one instruction): exp(x) = 2^(x·log2 e), ln y = log2 y · ln 2.
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
 // Elementwise kernels loop with a grid stride, so the grid only needs to fill the GPU.
 constexpr int kThreads = 256;
 inline unsigned grid_for(int64_t n, int threads = kThreads) {

@@ -1,6 +1,8 @@
 // FlashTPA decode attention on the GPU, the twin of core/cpu/kernels_tpa_decode.cpp (spec "Inference
 // with the factorized KV cache", paper Algorithm 2): one new query per row attends to the cached
-// factors A_k, rotated B_k, A_v, B_v directly, so no K or V head is ever formed. float32.
+// factors A_k, rotated B_k, A_v, B_v directly, so no K or V head is ever formed. This file holds the
+// float32 first pass, the merge and the backend method; bfloat16 factors take the tensor-core first
+// pass of cuda/kernels_tpa_decode_tc.cu instead, into the same merge.
 //
 // Split-K, as in flash-decoding: each row's cache is cut into chunks sized so that batch × chunks fills
 // the GPU (a batch of one row with a 64K-token cache still occupies every SM), one block per (row, chunk)
@@ -22,6 +24,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_utils.cuh"
+#include "cuda/tpa_decode_split.h"
 
 namespace t6 {
 
@@ -37,13 +40,6 @@ constexpr int kMergeThreads = 1024;
 constexpr int64_t kMaxTile = 32;              // tokens per tile: one per lane in the softmax step
 constexpr size_t kDefaultShared = 48 * 1024;  // dynamic shared memory a launch may use without opting in
 
-// The sizes a block works with. Q is how many query rows meet each B_k row: RQ factors, or H heads.
-struct DecodeShape {
-  int64_t H, RQ, R, dh, M, Q;
-  int64_t tile, chunk, chunks;  // tokens per tile; tokens per chunk (a multiple of tile); chunks per row
-  float logit_scale, value_scale;
-};
-
 // Floats of shared memory per block, in the order the kernel lays them out (acc and B_v first, so
 // that their rows start on 16 bytes when dh % 4 == 0, for float4 reads).
 int64_t shared_floats(const DecodeShape& s, int64_t tile) {
@@ -58,9 +54,6 @@ int64_t shared_floats(const DecodeShape& s, int64_t tile) {
          + s.H * tile * s.R   // p·A_v      [H,tile,R]
          + 3 * s.H;           // max, sum, correction [H]
 }
-
-// The softmax state one (row, chunk) block leaves for the merge: max [H], sum [H], acc [H,dh].
-__host__ __device__ inline int64_t partial_floats(const DecodeShape& s) { return s.H * (s.dh + 2); }
 
 }  // namespace
 
@@ -250,20 +243,10 @@ __global__ void tpa_decode_merge(const float* __restrict__ partials, const int32
 
 }  // namespace kernels
 
-void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
-                                       const Tensor& b_k, const Tensor& a_v, const Tensor& b_v,
-                                       const Tensor& lengths, Tensor& out) {
-  const auto timing = timer_.time("tpa_decode_attention");
-  const bool factorized = p.q_rank > 0;
-  require_dtype("tpa_decode_attention", out, DType::F32);  // the caller checked that every factor shares it
-  require_dtype("tpa_decode_attention (lengths)", lengths, DType::I32);
-  if (out.numel() == 0) return;
+namespace {
 
-  DecodeShape s{};
-  s.H = p.heads, s.RQ = p.q_rank, s.R = p.rank, s.dh = p.head_dim, s.M = p.capacity;
-  s.Q = factorized ? p.q_rank : p.heads;
-  s.logit_scale = static_cast<float>(p.logit_scale), s.value_scale = static_cast<float>(p.value_scale);
-
+// The float32 first pass's tiles and chunks: fills s.tile, s.chunk and s.chunks for `batch` rows.
+DecodeShape split_tpa_decode_f32(DecodeShape s, int64_t batch) {
   // The largest tile whose shared memory fits the GPU; only very wide heads need a smaller one.
   // Read once: this runs in every layer of every decode step.
   static const int shared_limit = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
@@ -271,31 +254,68 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
   s.tile = kMaxTile;
   while (s.tile > 1 && shared_floats(s, s.tile) * sizeof(float) > static_cast<size_t>(shared_limit)) s.tile /= 2;
   const size_t shared_bytes = static_cast<size_t>(shared_floats(s, s.tile)) * sizeof(float);
-  T6_CHECK(shared_bytes <= static_cast<size_t>(shared_limit), "cuda tpa_decode_attention: ", p.heads, " heads of ",
-           p.head_dim, " with query rank ", p.q_rank, " and rank ", p.rank, " need ", shared_bytes,
+  T6_CHECK(shared_bytes <= static_cast<size_t>(shared_limit), "cuda tpa_decode_attention: ", s.H, " heads of ",
+           s.dh, " with query rank ", s.RQ, " and rank ", s.R, " need ", shared_bytes,
            " bytes of shared memory per block, more than this GPU's ", shared_limit,
            "; decode such a model on the CPU");
+  // Chunks: about two blocks per SM over the batch, each at least one tile. They are cut from the
+  // capacity M, not from the longest row, whose length lives on the GPU and would cost a synchronization
+  // to read: a row shorter than M keeps fewer blocks busy, and the blocks past its length return at once.
+  const int64_t chunks_wanted = (2 * int64_t{sms} + batch - 1) / batch;
+  s.chunk = ((s.M + chunks_wanted - 1) / chunks_wanted + s.tile - 1) / s.tile * s.tile;
+  s.chunks = (s.M + s.chunk - 1) / s.chunk;
+  return s;
+}
+
+// The float32 first pass: B·chunks partial states.
+void tpa_decode_partials_f32(const DecodeShape& s, int64_t batch, const Tensor& a_q, const Tensor& b_q,
+                             const Tensor& a_k, const Tensor& b_k, const Tensor& a_v, const Tensor& b_v,
+                             const Tensor& lengths, float* partials, cudaStream_t stream) {
+  const size_t shared_bytes = static_cast<size_t>(shared_floats(s, s.tile)) * sizeof(float);
   static size_t shared_allowed = kDefaultShared;  // the kernel's dynamic shared-memory limit, raised as needed
   if (shared_bytes > shared_allowed) {
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        static_cast<int>(shared_bytes)));
     shared_allowed = shared_bytes;
   }
-
-  // Chunks: about two blocks per SM over the batch, each at least one tile. They are cut from the
-  // capacity M, not from the longest row, whose length lives on the GPU and would cost a synchronization
-  // to read: a row shorter than M keeps fewer blocks busy, and the blocks past its length return at once.
-  const int64_t B = p.batch, M = p.capacity;
-  const int64_t chunks_wanted = (2 * int64_t{sms} + B - 1) / B;
-  s.chunk = ((M + chunks_wanted - 1) / chunks_wanted + s.tile - 1) / s.tile * s.tile;
-  s.chunks = (M + s.chunk - 1) / s.chunk;
-
-  DeviceBuffer partials(allocator_, static_cast<size_t>(B * s.chunks * partial_floats(s)) * sizeof(float));
-  kernels::tpa_decode_attention<<<static_cast<unsigned>(B * s.chunks), kDecodeThreads, shared_bytes, stream_>>>(
-      factorized ? device_ptr<const float>(a_q) : nullptr, device_ptr<const float>(b_q), device_ptr<const float>(a_k),
+  kernels::tpa_decode_attention<<<static_cast<unsigned>(batch * s.chunks), kDecodeThreads, shared_bytes, stream>>>(
+      s.RQ > 0 ? device_ptr<const float>(a_q) : nullptr, device_ptr<const float>(b_q), device_ptr<const float>(a_k),
       device_ptr<const float>(b_k), device_ptr<const float>(a_v), device_ptr<const float>(b_v),
-      device_ptr<const int32_t>(lengths), partials.as<float>(), s);
+      device_ptr<const int32_t>(lengths), partials, s);
   T6_CUDA_CHECK_LAUNCH(tpa_decode_attention);
+}
+
+}  // namespace
+
+void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
+                                       const Tensor& b_k, const Tensor& a_v, const Tensor& b_v,
+                                       const Tensor& lengths, Tensor& out) {
+  const auto timing = timer_.time("tpa_decode_attention");
+  const bool factorized = p.q_rank > 0;
+  // float32 factors, or bfloat16 factors (the tensor-core pass); the output is float32 either way.
+  const DType factors = b_q.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+  require_dtype("tpa_decode_attention", out, DType::F32);
+  for (const Tensor* t : {&b_q, &a_k, &b_k, &a_v, &b_v}) require_dtype("tpa_decode_attention (factors)", *t, factors);
+  if (factorized) require_dtype("tpa_decode_attention (factors)", a_q, factors);
+  require_dtype("tpa_decode_attention (lengths)", lengths, DType::I32);
+  if (out.numel() == 0) return;
+
+  DecodeShape s{};
+  s.H = p.heads, s.RQ = p.q_rank, s.R = p.rank, s.dh = p.head_dim, s.M = p.capacity;
+  s.Q = factorized ? p.q_rank : p.heads;
+  s.logit_scale = static_cast<float>(p.logit_scale), s.value_scale = static_cast<float>(p.value_scale);
+  const int64_t B = p.batch;
+
+  s = factors == DType::BF16 ? split_tpa_decode_bf16(s, B) : split_tpa_decode_f32(s, B);
+  DeviceBuffer partials(allocator_, static_cast<size_t>(B * s.chunks * partial_floats(s)) * sizeof(float));
+  if (factors == DType::BF16) {
+    tpa_decode_partials_bf16(s, B, factorized ? a_q.raw_data() : nullptr, b_q.raw_data(), a_k.raw_data(),
+                             b_k.raw_data(), a_v.raw_data(), b_v.raw_data(), device_ptr<const int32_t>(lengths),
+                             partials.as<float>(), stream_);
+  } else {
+    tpa_decode_partials_f32(s, B, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials.as<float>(), stream_);
+  }
+
   // The merge's shared memory: one factor per chunk and, per slice of dh columns, a partial output.
   const int merge_threads = kMergeThreads;
   const int64_t merge_slices = std::max<int64_t>(1, merge_threads / s.dh);

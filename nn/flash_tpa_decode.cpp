@@ -46,7 +46,9 @@ Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const 
   p.logit_scale = 1.0 / (static_cast<double>(factorized ? RQ * R : R) * std::sqrt(static_cast<double>(dh)));
   p.value_scale = 1.0 / static_cast<double>(R);  // v = (1/R)·A_v B_v
 
-  Tensor out = empty({B, H, dh}, cache.a_k.dtype(), cache.a_k.device());
+  // A bfloat16 cache (and query) gives a float32 result (core/backend.h: accumulation in float32).
+  const DType out_dtype = cache.a_k.dtype() == DType::BF16 ? DType::F32 : cache.a_k.dtype();
+  Tensor out = empty({B, H, dh}, out_dtype, cache.a_k.device());
   const Tensor a_q = factorized ? query.a_q.contiguous_data() : Tensor();
   backend_of(out).tpa_decode_attention(p, a_q, query.b_q.contiguous_data(), cache.a_k, cache.b_k, cache.a_v,
                                        cache.b_v, lengths.contiguous_data(), out);

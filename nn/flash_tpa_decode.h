@@ -20,7 +20,8 @@ struct TPAQuery {
 };
 
 // → (B,H,dh): softmax(q·kᵀ/sqrt(dh)) v per head over the cached factors of each row, with the lengths
-// on the host, checked against the cache.
+// on the host, checked against the cache. Query and cache share one dtype; the result has it too,
+// except that bfloat16 factors give a float32 result.
 Tensor flash_tpa_decode(const TPAQuery& query, const LayerKVCache& cache, const std::vector<int64_t>& lengths);
 // The same with the lengths already on the cache's device, int32 (B), each in [1, M]: what generation
 // passes (DecodeSlots::device_lengths, checked and uploaded once per step for every layer).

@@ -1,7 +1,7 @@
 // FlashTPA decode attention on the GPU (cuda/kernels_tpa_decode.cu) against the CPU kernel on random
-// factors of awkward sizes, for the factorized query ("tpa") and plain query heads ("tpa_kvonly"); and
-// generation with the factorized KV cache on the GPU: a randomized model's decode-step logits against
-// its own full forward. Skipped (reported as skipped) when no CUDA GPU is present.
+// factors of awkward sizes, float32 and bfloat16, for the factorized query ("tpa") and plain query heads
+// ("tpa_kvonly"); and generation with the factorized KV cache on the GPU: a randomized model's
+// decode-step logits against its own full forward. Skipped (reported as skipped) when no CUDA GPU is present.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -85,6 +85,29 @@ void check_gpu_matches_cpu(const DecodeCall& c) {
   CHECK(max_scaled_error(gpu, cpu) <= kKernelTolerance);
 }
 
+// The same call over bfloat16 factors (the values rounded once; the CPU widens them back exactly).
+DecodeCall bf16_call(DecodeCall c) {
+  for (Tensor* t : {&c.a_q, &c.b_q, &c.a_k, &c.b_k, &c.a_v, &c.b_v})
+    if (t->defined()) *t = t->to_dtype(DType::BF16);
+  return c;
+}
+
+// bf16 factors on the GPU (tensor cores) against the CPU on the same factors: core/backend.h bounds
+// the difference by 2^-9 · value_scale · Σ_u max|A_v B_v| = 2^-9 for these inputs of size ≤ 1 (the
+// rounding of p·A_v to bf16), plus the logits' error at ~16 bits: up to 30 · 2^-16 ≈ 5e-4 at logit
+// scale 3, which moves an output by as much. 3e-3 leaves a small margin over the sum (~2.5e-3).
+constexpr double kBf16Tolerance = 3e-3;
+
+void check_bf16_gpu_matches_cpu(const DecodeCall& f32) {
+  const DecodeCall c = bf16_call(f32);
+  const std::vector<double> cpu = run_decode(c, Device::CPU).to_double_vector();
+  const std::vector<double> gpu = run_decode(c, Device::CUDA).to_double_vector();
+  int64_t non_finite = 0;
+  for (double v : gpu) non_finite += std::isfinite(v) ? 0 : 1;
+  CHECK(non_finite == 0);
+  CHECK(max_scaled_error(gpu, cpu) <= kBf16Tolerance);
+}
+
 ModelConfig tiny_config(const std::string& attention) {
   ModelConfig c;
   c.vocab_size = 41, c.n_layer = 2, c.n_embd = 32, c.n_head = 5, c.head_dim = 38, c.q_rank = 4, c.rank = 3;
@@ -118,7 +141,33 @@ TEST_CASE("cuda tpa_decode_attention matches the CPU: wide heads, past 48 KiB of
   check_gpu_matches_cpu(random_call(/*H=*/16, /*RQ=*/0, /*R=*/2, /*dh=*/128, /*M=*/100, {100, 7}, 6));
 }
 
-TEST_CASE("cuda tpa_decode_attention takes float32 only, with a clear error") {
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: odd heads, RQ 6, rank 2, head_dim 38") {
+  // head_dim 38 and H·R = 10 are not whole 16-byte pieces: the scalar copies; rows end mid-stage
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/5, /*RQ=*/6, /*R=*/2, /*dh=*/38, /*M=*/311, {1, 37, 300}, 11));
+}
+
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: plain query heads (tpa_kvonly)") {
+  check_bf16_gpu_matches_cpu(random_call(5, /*RQ=*/0, 3, 38, 311, {1, 37, 300}, 12));
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/33, /*RQ=*/0, /*R=*/1, /*dh=*/64, /*M=*/200, {200, 17}, 13));
+}
+
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: 33 heads (three groups), RQ 20, long rows") {
+  // two query-rank steps of 16; B rows by cp.async, A rows (33 values) by scalar copies; many chunks
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/33, /*RQ=*/20, /*R=*/1, /*dh=*/64, /*M=*/5000, {5000, 129, 64}, 14));
+}
+
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: the FlashTPA benchmark shape") {
+  // H=32, dh=64, RQ=16, R=1: every copy by cp.async; rows of a chunk and a stage plus one
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/32, /*RQ=*/16, /*R=*/1, /*dh=*/64, /*M=*/6000, {6000, 4097, 65}, 15));
+}
+
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: head_dim 16, 24 and 128") {
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/16, /*RQ=*/4, /*R=*/2, /*dh=*/16, /*M=*/100, {100, 7}, 16));
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/24, /*M=*/130, {130, 1}, 17));
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/16, /*RQ=*/0, /*R=*/2, /*dh=*/128, /*M=*/100, {100, 7}, 18));
+}
+
+TEST_CASE("cuda tpa_decode_attention takes float32 or bf16 factors and a float32 out, with a clear error") {
   const DecodeCall c = random_call(5, 4, 3, 38, 8, {8}, 7);
   Tensor out = empty({1, 5, 38}, DType::F64, Device::CUDA);
   auto f64 = [](const Tensor& t) { return t.to_device(Device::CUDA).to_dtype(DType::F64); };
@@ -126,6 +175,19 @@ TEST_CASE("cuda tpa_decode_attention takes float32 only, with a clear error") {
                                                                    f64(c.b_k), f64(c.a_v), f64(c.b_v),
                                                                    c.lengths.to_device(Device::CUDA), out),
                        doctest::Contains("tpa_decode_attention: dtype float64 is not supported"), Error);
+  // bf16 factors write a float32 out; a bf16 out, or factors of two dtypes, are refused
+  const DecodeCall h = bf16_call(c);
+  auto gpu = [](const Tensor& t) { return t.to_device(Device::CUDA); };
+  Tensor half_out = empty({1, 5, 38}, DType::BF16, Device::CUDA);
+  CHECK_THROWS_WITH_AS(backend(Device::CUDA).tpa_decode_attention(h.p, gpu(h.a_q), gpu(h.b_q), gpu(h.a_k),
+                                                                   gpu(h.b_k), gpu(h.a_v), gpu(h.b_v),
+                                                                   gpu(h.lengths), half_out),
+                       doctest::Contains("tpa_decode_attention: dtype bfloat16 is not supported"), Error);
+  Tensor f32_out = empty({1, 5, 38}, DType::F32, Device::CUDA);
+  CHECK_THROWS_WITH_AS(backend(Device::CUDA).tpa_decode_attention(h.p, gpu(h.a_q), gpu(h.b_q), gpu(c.a_k),
+                                                                   gpu(h.b_k), gpu(h.a_v), gpu(h.b_v),
+                                                                   gpu(h.lengths), f32_out),
+                       doctest::Contains("tpa_decode_attention (factors): dtype float32 is not supported"), Error);
 }
 
 TEST_CASE("a tiny model on the GPU: decode-step logits equal its own full forward's at every position") {

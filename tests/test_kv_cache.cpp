@@ -203,6 +203,30 @@ TEST_CASE("FlashTPA: one cached token gives back its value, and large logits do 
   check_close(flash_tpa_decode(big, cache, {3}), materialized_tpa_decode(big, cache, {3}).to_double_vector(), 1e-10);
 }
 
+TEST_CASE("FlashTPA: bfloat16 factors give the float32 result of their widened values") {
+  // Rows of different lengths over a cache past one CPU chunk; both query forms.
+  const int64_t B = 2, M = 300, H = 3, R = 2, RQ = 5, dh = 6;
+  const std::vector<int64_t> lengths = {300, 41};
+  Generator gen(8);
+  const LayerKVCache wide = random_factors(B, M, H, R, dh, DType::F32, gen);
+  LayerKVCache narrow;
+  narrow.a_k = wide.a_k.to_dtype(DType::BF16), narrow.b_k = wide.b_k.to_dtype(DType::BF16);
+  narrow.a_v = wide.a_v.to_dtype(DType::BF16), narrow.b_v = wide.b_v.to_dtype(DType::BF16);
+  auto widened = [](const LayerKVCache& c) {
+    return LayerKVCache{c.a_k.to_dtype(DType::F32), c.b_k.to_dtype(DType::F32), c.a_v.to_dtype(DType::F32),
+                        c.b_v.to_dtype(DType::F32), Tensor(), Tensor()};
+  };
+  auto narrow_uniform = [&](const Shape& shape) { return uniform(shape, -2, 2, gen).to_dtype(DType::BF16); };
+  const TPAQuery factorized{narrow_uniform({B, H, RQ}), narrow_uniform({B, RQ, dh})};
+  const TPAQuery plain{Tensor(), narrow_uniform({B, H, dh})};
+  for (const TPAQuery& q : {factorized, plain}) {
+    const TPAQuery q32{q.a_q.defined() ? q.a_q.to_dtype(DType::F32) : Tensor(), q.b_q.to_dtype(DType::F32)};
+    const Tensor out = flash_tpa_decode(q, narrow, lengths);
+    CHECK(out.dtype() == DType::F32);
+    CHECK(out.to_double_vector() == flash_tpa_decode(q32, widened(narrow), lengths).to_double_vector());
+  }
+}
+
 TEST_CASE("decode attention rejects lengths that do not fit the cache") {
   Generator gen(7);
   const LayerKVCache cache = random_factors(2, 4, 2, 1, 4, DType::F32, gen);

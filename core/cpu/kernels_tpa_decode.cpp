@@ -1,6 +1,6 @@
 // FlashTPA decode attention (paper Algorithm 2; spec "Inference with the factorized KV cache"), float32
-// and float64: the new token's query meets the cached key/value factors directly, so no K or V head
-// is ever formed. Per cached token m the work is
+// and float64, and bfloat16 factors widened to float32: the new token's query meets the cached key/value
+// factors directly, so no K or V head is ever formed. Per cached token m the work is
 //   s1[r,s]   = <B_q[r], B_k[m,s]>                          RQ·R·dh   (shared by every head)
 //   logit[h]  = Σ_s A_k[m,h,s] Σ_r A_q[h,r] s1[r,s]         H·RQ·R
 //   acc[h]   += p[h] Σ_u A_v[m,h,u] B_v[m,u]                 H·R·dh
@@ -160,20 +160,25 @@ void CpuBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, con
   const auto timing = timer_.time("tpa_decode_attention");
   const int64_t B = p.batch, H = p.heads, RQ = p.q_rank, R = p.rank, dh = p.head_dim, M = p.capacity;
   const DType dtype = out.dtype();
-  if (RQ > 0) expect("tpa_decode_attention", {{"a_q", a_q}}, dtype, B * H * RQ);
-  expect("tpa_decode_attention", {{"b_q", b_q}}, dtype, B * (RQ > 0 ? RQ : H) * dh);
-  expect("tpa_decode_attention", {{"a_k", a_k}, {"a_v", a_v}}, dtype, B * M * H * R);
-  expect("tpa_decode_attention", {{"b_k", b_k}, {"b_v", b_v}}, dtype, B * M * R * dh);
+  // bfloat16 factors with a float32 out: widened to float32 as they are read, then the float32 kernel.
+  const DType factors = dtype == DType::F32 && b_q.dtype() == DType::BF16 ? DType::BF16 : dtype;
+  if (RQ > 0) expect("tpa_decode_attention", {{"a_q", a_q}}, factors, B * H * RQ);
+  expect("tpa_decode_attention", {{"b_q", b_q}}, factors, B * (RQ > 0 ? RQ : H) * dh);
+  expect("tpa_decode_attention", {{"a_k", a_k}, {"a_v", a_v}}, factors, B * M * H * R);
+  expect("tpa_decode_attention", {{"b_k", b_k}, {"b_v", b_v}}, factors, B * M * R * dh);
   expect("tpa_decode_attention", {{"out", out}}, dtype, B * H * dh);
   expect("tpa_decode_attention", {{"lengths", lengths}}, DType::I32, B);
   const int32_t* length = ptr<const int32_t>(lengths);
   for (int64_t b = 0; b < B; ++b)
     T6_CHECK(length[b] >= 1 && length[b] <= M, "cpu tpa_decode_attention: row ", b, " has length ", length[b],
              ", outside [1, ", M, "] (the cache capacity)");
+  auto widened = [&](const Tensor& t) { return factors == DType::BF16 && t.defined() ? t.to_dtype(dtype) : t; };
+  const Tensor aq = widened(a_q), bq = widened(b_q), ak = widened(a_k), bk = widened(b_k), av = widened(a_v),
+               bv = widened(b_v);
   dispatch_float("tpa_decode_attention", dtype, [&](auto t) {
     using T = decltype(t);
-    cpu::tpa_decode_attention(p, RQ > 0 ? ptr<const T>(a_q) : nullptr, ptr<const T>(b_q), ptr<const T>(a_k),
-                              ptr<const T>(b_k), ptr<const T>(a_v), ptr<const T>(b_v), length, ptr<T>(out));
+    cpu::tpa_decode_attention(p, RQ > 0 ? ptr<const T>(aq) : nullptr, ptr<const T>(bq), ptr<const T>(ak),
+                              ptr<const T>(bk), ptr<const T>(av), ptr<const T>(bv), length, ptr<T>(out));
   });
 }
 

@@ -65,7 +65,11 @@ void Tensor::backward(const Tensor& upstream, bool retain_graph) const {
       if (impl->grad) {
         Tensor(impl->grad).add_(grad);
       } else {
-        impl->grad = grad.clone_data().impl_ptr();
+        // A gradient that nothing else refers to (no view, no saved tensor) is adopted as it is: a
+        // copy of every parameter's gradient at every step would only move memory.
+        const bool sole_owner =
+            grad.impl_ptr().use_count() == 1 && grad.storage().use_count() == 1 && grad.is_contiguous();
+        impl->grad = sole_owner ? grad.impl_ptr() : grad.clone_data().impl_ptr();
       }
       continue;
     }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/adamw_constants.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernel_utils.cuh"
@@ -27,18 +28,11 @@ struct AdamWTensor {
 // Tables are compared byte for byte with the one uploaded last, which needs a layout without padding.
 static_assert(sizeof(AdamWTensor) == 4 * sizeof(void*) + 2 * sizeof(int64_t), "AdamWTensor has padding");
 
-// The per-step constants, in double like the CPU twin's arithmetic.
-struct AdamWConstants {
-  double lr, beta1, beta2, eps, decay, bias1, bias2, grad_scale;
-};
-
 }  // namespace
 
 namespace kernels {
 
-// adamw_step, per element (spec, core/backend.h): g = grad · grad_scale; m ← β1·m + (1−β1)·g;
-// v ← β2·v + (1−β2)·g²; p ← p·(1 − lr·wd) (decoupled decay), then p ← p − lr·(m/bias1)/(√(v/bias2) + eps)
-// with bias_k = 1 − β_k^step. Computed in double, stored in float32, as on the CPU.
+// adamw_step, per element: the float32 arithmetic of core/adamw_constants.h, as on the CPU.
 __global__ void adamw_step(const AdamWTensor* tensors, int count, int64_t total, AdamWConstants k) {
   for (int64_t chunk_start = blockIdx.x * kChunk; chunk_start < total; chunk_start += int64_t{gridDim.x} * kChunk) {
     // The tensor holding the chunk's first element: the last one starting at or before it.
@@ -56,13 +50,12 @@ __global__ void adamw_step(const AdamWTensor* tensors, int count, int64_t total,
       while (g >= tensors[t].start + tensors[t].numel) ++t;  // the chunk may span several small tensors
       const AdamWTensor& slot = tensors[t];
       const int64_t i = g - slot.start;
-      const double grad = static_cast<double>(slot.grad[i]) * k.grad_scale;
-      const double m = k.beta1 * slot.exp_avg[i] + (1.0 - k.beta1) * grad;
-      const double v = k.beta2 * slot.exp_avg_sq[i] + (1.0 - k.beta2) * grad * grad;
-      slot.exp_avg[i] = static_cast<float>(m);
-      slot.exp_avg_sq[i] = static_cast<float>(v);
-      const double p = slot.param[i] * k.decay;
-      slot.param[i] = static_cast<float>(p - k.lr * (m / k.bias1) / (sqrt(v / k.bias2) + k.eps));
+      const float grad = slot.grad[i] * k.grad_scale;
+      const float m = k.beta1 * slot.exp_avg[i] + k.one_minus_beta1 * grad;
+      const float v = k.beta2 * slot.exp_avg_sq[i] + k.one_minus_beta2 * grad * grad;
+      slot.exp_avg[i] = m;
+      slot.exp_avg_sq[i] = v;
+      slot.param[i] = slot.param[i] * k.decay - k.step_size * m / (sqrtf(v) * k.inv_sqrt_bias2 + k.eps);
     }
   }
 }
@@ -85,11 +78,7 @@ void CudaBackend::adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h)
     total += s.param.numel();
   }
   if (total == 0) return;
-  const double step = static_cast<double>(h.step);
-  AdamWConstants k;
-  k.lr = h.lr, k.beta1 = h.beta1, k.beta2 = h.beta2, k.eps = h.eps, k.grad_scale = h.grad_scale;
-  k.decay = 1.0 - h.lr * h.weight_decay;
-  k.bias1 = 1.0 - std::pow(h.beta1, step), k.bias2 = 1.0 - std::pow(h.beta2, step);
+  const AdamWConstants k = adamw_constants(h);
   const auto* bytes = reinterpret_cast<const unsigned char*>(table.data());
   const size_t table_bytes = table.size() * sizeof(AdamWTensor);
   if (!adamw_table_ || adamw_table_bytes_.size() != table_bytes ||

@@ -35,6 +35,23 @@ TEST_CASE("gradients accumulate across backward calls until zeroed") {
   check_close(w.grad(), {1.0, 1.0}, 1e-12);
 }
 
+TEST_CASE("each leaf's gradient owns its storage, also where one tensor reaches several leaves") {
+  // add's backward hands the same upstream tensor to both inputs, and the root's seed reaches the
+  // sum: the engine adopts a gradient only where nothing else refers to it, else it copies.
+  Tensor a = from_vector({1.0, 2.0}, {2}, DType::F64).set_requires_grad();
+  Tensor b = from_vector({3.0, 4.0}, {2}, DType::F64).set_requires_grad();
+  Tensor y = a + b;
+  y.backward(from_vector({5.0, 6.0}, {2}, DType::F64));
+  CHECK_FALSE(a.grad().same_storage(b.grad()));
+  a.grad().add_(a.grad());  // writing one gradient leaves the other as it was
+  check_close(a.grad(), {10.0, 12.0}, 1e-12);
+  check_close(b.grad(), {5.0, 6.0}, 1e-12);
+  Tensor upstream = from_vector({7.0, 8.0}, {2}, DType::F64);
+  Tensor c = from_vector({1.0, 1.0}, {2}, DType::F64).set_requires_grad();
+  c.backward(upstream);  // the root is the leaf itself: its gradient is a copy of the caller's tensor
+  CHECK_FALSE(c.grad().same_storage(upstream));
+}
+
 TEST_CASE("no-grad scope records nothing") {
   Tensor w = from_vector({1.0}, {1}, DType::F64).set_requires_grad();
   {

@@ -20,10 +20,13 @@ void tpa_product_forward(const Backend::TPAProduct& p, const T* a, const T* b, T
     T* on = out + n * H * dh;      // (H,dh)
     for (int64_t h = 0; h < H; ++h) {
       T* row = on + h * dh;
+#pragma omp simd
       for (int64_t j = 0; j < dh; ++j) row[j] = 0;
       for (int64_t r = 0; r < R; ++r) {
         const T w = scale * an[h * R + r];
-        for (int64_t j = 0; j < dh; ++j) row[j] += w * bn[r * dh + j];
+        const T* b_row = bn + r * dh;
+#pragma omp simd
+        for (int64_t j = 0; j < dh; ++j) row[j] += w * b_row[j];
       }
     }
   }
@@ -44,13 +47,18 @@ void tpa_product_backward(const Backend::TPAProduct& p, const T* a, const T* b, 
     for (int64_t h = 0; h < H; ++h) {
       const T* g_row = gn + h * dh;
       for (int64_t r = 0; r < R; ++r) {
-        // forward: out[h,j] = scale · Σ_r a[h,r]·b[r,j], so ga[h,r] = scale · Σ_j g[h,j]·b[r,j] ...
-        T dot = 0;
-        for (int64_t j = 0; j < dh; ++j) dot += g_row[j] * bn[r * dh + j];
-        gan[h * R + r] = scale * dot;
-        // ... and gb[r,j] = scale · Σ_h a[h,r]·g[h,j]
+        // forward: out[h,j] = scale · Σ_r a[h,r]·b[r,j], so ga[h,r] = scale · Σ_j g[h,j]·b[r,j] and
+        // gb[r,j] = scale · Σ_h a[h,r]·g[h,j]: one pass over the row computes both
+        const T* b_row = bn + r * dh;
+        T* gb_row = gbn + r * dh;
         const T w = scale * an[h * R + r];
-        for (int64_t j = 0; j < dh; ++j) gbn[r * dh + j] += w * g_row[j];
+        T dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t j = 0; j < dh; ++j) {
+          dot += g_row[j] * b_row[j];
+          gb_row[j] += w * g_row[j];
+        }
+        gan[h * R + r] = scale * dot;
       }
     }
   }

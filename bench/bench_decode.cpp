@@ -11,6 +11,7 @@
 // of each context length, for each batch size, on --device (cpu or cuda), and prints one table:
 //   bench_decode --config configs/paper_small.json --device cuda --contexts 1024,8192 --batches 1,8
 //                [--new-tokens 64] [--profile]
+// "launches per step" counts the operations of the captured CUDA graph of one decode step (— without one).
 // --profile adds, per row of the table, the GPU time per decode step by kernel (from the backend's
 // kernel timer; the prefill is included in the totals but is one call against many steps).
 // The model is randomly initialised (the speed does not depend on the weights) and block_size is raised
@@ -158,7 +159,8 @@ void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<in
               static_cast<long long>(c.n_head), static_cast<long long>(c.head_dim), static_cast<long long>(c.q_rank),
               static_cast<long long>(c.rank), static_cast<long long>(c.vocab_size), c.attention_name(),
               static_cast<long long>(new_tokens));
-  std::printf("| batch | context | decode tokens/s | ms per step | prefill tokens/s |\n|---:|---:|---:|---:|---:|\n");
+  std::printf("| batch | context | decode tokens/s | ms per step | launches per step | prefill tokens/s |\n"
+              "|---:|---:|---:|---:|---:|---:|\n");
   for (int64_t context : contexts) {
     for (int64_t batch : batches) {
       Generator gen(3);
@@ -169,13 +171,16 @@ void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<in
       o.greedy = true;
       o.max_new_tokens = new_tokens;
       double prefill = 0, decode = 0;  // the best of three runs (the first also warms up)
+      int64_t launches = 0;
       for (int run = 0; run < 3; ++run) {
         const GenerationResult r = generate(model, prompts, o);
         prefill = std::max(prefill, static_cast<double>(r.prefill_tokens) / r.prefill_seconds);
         decode = std::max(decode, static_cast<double>(r.decode_tokens) / r.decode_seconds);
+        launches = r.operations_per_step;
       }
-      std::printf("| %lld | %lld | %.0f | %.3f | %.0f |\n", static_cast<long long>(batch),
-                  static_cast<long long>(context), decode, 1e3 * static_cast<double>(batch) / decode, prefill);
+      std::printf("| %lld | %lld | %.0f | %.3f | %s | %.0f |\n", static_cast<long long>(batch),
+                  static_cast<long long>(context), decode, 1e3 * static_cast<double>(batch) / decode,
+                  launches > 0 ? std::to_string(launches).c_str() : "—", prefill);
       if (profile) {
         backend(device).set_kernel_timing(true);
         generate(model, prompts, o);

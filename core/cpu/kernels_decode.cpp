@@ -1,9 +1,9 @@
 // The fused decode step's kernels (core/backend.h, "fused decode step"), the twins of
 // cuda/kernels_decode.cu and the CPU's own decode path: the few rows of a decode step times a weight
-// (float32, float64 or its bfloat16 decode copy), each product a dot product accumulated in double,
-// then the folded-in work (rms_norm's scale, a residual, SwiGLU, or TPA's RoPE and cache writes) on the
-// products. Weight rows are split across threads.
+// (float32, float64 or its bfloat16 decode copy), then the folded-in work (rms_norm's scale, a residual,
+// SwiGLU, or TPA's RoPE and cache writes) on the products.
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
@@ -17,19 +17,32 @@ inline double widen(float w) { return w; }
 inline double widen(double w) { return w; }
 inline double widen(uint16_t bf16_bits) { return bf16_to_float(bf16_bits); }
 
-// y[b·N + n] = scale[b] · Σ_k w[n,k] x[b,k] for x (B,K) and w (N,K).
+// y[b·N + n] = scale[b] · Σ_k w[n,k] x[b,k] for x (B,K) and w (N,K): the backend's BLAS product where w
+// has x's dtype (the CPU's own decode path), a loop accumulating in double for bfloat16 weights.
 template <class T, class W>
-std::vector<double> products(const T* x, const W* w, int64_t B, int64_t N, int64_t K, const std::vector<double>& scale) {
+std::vector<double> products(Backend& cpu, const Tensor& x, const Tensor& w, int64_t B, int64_t N, int64_t K,
+                             const std::vector<double>& scale) {
   std::vector<double> y(static_cast<size_t>(B * N));
+  if constexpr (std::is_same_v<T, W>) {
+    Tensor xw = empty({B, N}, x.dtype());
+    Backend::Gemm g;
+    g.trans_b = true, g.m = B, g.n = N, g.k = K, g.lda = K, g.ldb = K, g.ldc = N;
+    cpu.gemm(g, x, w, xw);
+    const T* p = ptr<const T>(xw);
+    for (int64_t i = 0; i < B * N; ++i) y[i] = scale[i / N] * static_cast<double>(p[i]);
+  } else {
+    const T* xs = ptr<const T>(x);
+    const W* ws = ptr<const W>(w);
 #pragma omp parallel for if (parallel : B * N * K > kParallelElements)
-  for (int64_t n = 0; n < N; ++n) {
-    const W* wn = w + n * K;
-    for (int64_t b = 0; b < B; ++b) {
-      const T* xb = x + b * K;
-      double s = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const W* wn = ws + n * K;
+      for (int64_t b = 0; b < B; ++b) {
+        const T* xb = xs + b * K;
+        double s = 0.0;
 #pragma omp simd reduction(+ : s)
-      for (int64_t k = 0; k < K; ++k) s += widen(wn[k]) * static_cast<double>(xb[k]);
-      y[b * N + n] = scale[b] * s;
+        for (int64_t k = 0; k < K; ++k) s += widen(wn[k]) * static_cast<double>(xb[k]);
+        y[b * N + n] = scale[b] * s;
+      }
     }
   }
   return y;
@@ -93,7 +106,7 @@ void CpuBackend::decode_linear(const Tensor& x, const Tensor& w, const Tensor& r
     using T = decltype(t);
     using W = decltype(wt);
     const T* xs = ptr<const T>(x);
-    const std::vector<double> y = products(xs, ptr<const W>(w), B, N, K, row_scales(xs, B, K, norm_eps));
+    const std::vector<double> y = products<T, W>(*this, x, w, B, N, K, row_scales(xs, B, K, norm_eps));
     const T* r = residual.defined() ? ptr<const T>(residual) : nullptr;
     T* o = ptr<T>(out);
     for (int64_t i = 0; i < B * N; ++i) o[i] = static_cast<T>((r ? static_cast<double>(r[i]) : 0.0) + y[i]);
@@ -115,8 +128,8 @@ void CpuBackend::decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor
     using W = decltype(wt);
     const T* xs = ptr<const T>(x);
     const std::vector<double> scale = row_scales(xs, B, K, norm_eps);
-    const std::vector<double> g = products(xs, ptr<const W>(gate), B, F, K, scale);
-    const std::vector<double> u = products(xs, ptr<const W>(up), B, F, K, scale);
+    const std::vector<double> g = products<T, W>(*this, x, gate, B, F, K, scale);
+    const std::vector<double> u = products<T, W>(*this, x, up, B, F, K, scale);
     T* o = ptr<T>(out);
     for (int64_t i = 0; i < B * F; ++i) {
       const T gi = static_cast<T>(g[i]);
@@ -148,7 +161,7 @@ void CpuBackend::decode_tpa_factors(const TPAFactors& p, const Tensor& x, const 
     using T = decltype(t);
     using W = decltype(wt);
     const T* xs = ptr<const T>(x);
-    const std::vector<double> y = products(xs, ptr<const W>(w), B, N, K, row_scales(xs, B, K, p.norm_eps));
+    const std::vector<double> y = products<T, W>(*this, x, w, B, N, K, row_scales(xs, B, K, p.norm_eps));
     // Copies `rows` products of row b from column `from` to dst, rotating each length-dh row if asked.
     auto put = [&](int64_t b, int64_t from, int64_t rows, T* dst, bool rotated) {
       for (int64_t i = 0; i < rows; ++i) dst[i] = static_cast<T>(y[b * N + from + i]);

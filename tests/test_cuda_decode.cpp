@@ -232,7 +232,6 @@ TEST_CASE("decode steps replayed as a CUDA graph give the eager steps' logits, r
       }
       // The fused step launches four kernels per layer besides FlashTPA's, and the embedding and the head.
       if (path == 1 && fused) {
-        MESSAGE("operations per step " << graph.operations_per_step());
         CHECK(graph.operations_per_step() <= (4 + 3) * config.n_layer + 2);
       }
     }

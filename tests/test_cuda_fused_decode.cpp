@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/backend.h"
@@ -17,7 +18,7 @@ using t6::testing::max_scaled_error;
 namespace {
 
 // The GPU sums each product in float32 in another order (per-lane partial sums, then the warp) than
-// the CPU (in double): K ≤ 64 products of inputs in [−1, 1) lose ~1e-6 of their sum's size, and RoPE's
+// the CPU (BLAS in float32 for float32 weights, a loop in double for bfloat16 ones): K ≤ 64 products of inputs in [−1, 1) lose ~1e-6 of their sum's size, and RoPE's
 // sincosf differs from the host's sinf/cosf by an ulp or two.
 constexpr double kTolerance = 2e-5;
 
@@ -48,7 +49,7 @@ TEST_CASE("cuda decode_linear matches the CPU: with and without rms_norm and a r
   for (DType wt : {DType::F32, DType::BF16})
     for (int64_t B : kBatches)
       for (int64_t K : kWidths) {
-        INFO("weights " << dtype_name(wt) << ", B " << B << ", K " << K);
+        INFO("weights " << std::string(dtype_name(wt)) << ", B " << B << ", K " << K);
         const int64_t N = 29;
         const Tensor x = uniform({B, K}, -1, 1, gen), w = weight(N, K, wt, gen), residual = uniform({B, N}, -1, 1, gen);
         for (bool normalize : {false, true}) {
@@ -67,7 +68,7 @@ TEST_CASE("cuda decode_swiglu matches the CPU") {
   for (DType wt : {DType::F32, DType::BF16})
     for (int64_t B : kBatches)
       for (int64_t K : kWidths) {
-        INFO("weights " << dtype_name(wt) << ", B " << B << ", K " << K);
+        INFO("weights " << std::string(dtype_name(wt)) << ", B " << B << ", K " << K);
         const int64_t F = 23;
         const Tensor x = uniform({B, K}, -1, 1, gen), gate = weight(F, K, wt, gen), up = weight(F, K, wt, gen);
         Tensor on_cpu = empty({B, F}), on_gpu = empty({B, F}, DType::F32, Device::CUDA);
@@ -84,7 +85,7 @@ TEST_CASE("cuda decode_tpa_factors matches the CPU: factorized and plain queries
     for (DType wt : {DType::F32, DType::BF16})
       for (int64_t B : {1, 3, 9})
         for (int64_t K : {37, 40}) {
-          INFO("q_rank " << RQ << ", weights " << dtype_name(wt) << ", B " << B << ", K " << K);
+          INFO("q_rank " << RQ << ", weights " << std::string(dtype_name(wt)) << ", B " << B << ", K " << K);
           Backend::TPAFactors p;
           p.batch = B, p.d = K, p.heads = H, p.q_rank = RQ, p.rank = R, p.head_dim = dh, p.capacity = M;
           p.norm_eps = 1e-6;

@@ -11,8 +11,8 @@
 // of each context length, for each batch size, on --device (cpu or cuda), and prints one table:
 //   bench_decode --config configs/paper_small.json --device cuda --contexts 1024,8192 --batches 1,8
 //                [--new-tokens 64] [--profile]
-// --profile adds, per row of the table, the GPU time per decode step by kernel (from the backend's
-// kernel timer; the prefill is included in the totals but is one call against many steps).
+// "launches per step" counts the operations of the captured CUDA graph of one decode step (— without one).
+// --profile adds, per row of the table, the GPU time per decode step by kernel (profile_decode_steps).
 // The model is randomly initialised (the speed does not depend on the weights) and block_size is raised
 // to fit the longest context plus the new tokens.
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "core/backend.h"
 #include "nn/cached_heads_decode.h"
 #include "nn/flash_tpa_decode.h"
+#include "nn/fused_decode.h"
 #include "nn/generate.h"
 #include "train/train_config.h"
 
@@ -135,6 +137,33 @@ std::vector<int64_t> parse_list(const std::string& text) {
   return values;
 }
 
+// The GPU time of a decode step by kernel, from the backend's kernel timer, over steps that continue
+// the prompts. The steps run eagerly, the work the captured graph holds (the timer cannot see inside a
+// replay): the fused step over the weights generation copies, for the factorized attentions.
+void profile_decode_steps(const T6Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t steps) {
+  const int64_t B = static_cast<int64_t>(prompts.size()), T = static_cast<int64_t>(prompts[0].size());
+  KVCache cache(model.config, B, T + steps, model.device(), model.transformer.wte.weight.dtype());
+  std::vector<int32_t> flat;
+  for (const auto& p : prompts) flat.insert(flat.end(), p.begin(), p.end());
+  model.prefill(from_ints(flat, {B, T}), std::vector<int64_t>(static_cast<size_t>(B), T), cache);
+  std::optional<DecodeWeights> fused;
+  if (model.config.factorized_kv()) fused = decode_weights(model, decode_weight_dtype(model));
+  const Tensor tokens = from_ints(std::vector<int32_t>(static_cast<size_t>(B), 1), {B});
+  model.decode_step(tokens, cache, fused ? &*fused : nullptr);  // warm-up
+  Backend& device = backend(model.device());
+  device.set_kernel_timing(true);
+  for (int64_t s = 1; s < steps; ++s) model.decode_step(tokens, cache, fused ? &*fused : nullptr);
+  const auto times = device.kernel_times();
+  device.set_kernel_timing(false);
+  const double n = static_cast<double>(steps - 1);
+  double total = 0;
+  for (const auto& k : times) total += k.ms;
+  std::printf("GPU time per decode step: %.3f ms, by kernel:\n", total / n);
+  for (size_t i = 0; i < times.size() && i < 12; ++i)
+    std::printf("  %8.4f ms %7.1f calls  %s\n", times[i].ms / n, static_cast<double>(times[i].calls) / n,
+                times[i].kernel.c_str());
+}
+
 // Decode tokens/s after `context` prompt tokens, for each batch and context, on `device`.
 void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<int64_t>& contexts,
                               const std::vector<int64_t>& batches, int64_t new_tokens, bool profile) {
@@ -146,7 +175,8 @@ void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<in
               static_cast<long long>(c.n_head), static_cast<long long>(c.head_dim), static_cast<long long>(c.q_rank),
               static_cast<long long>(c.rank), static_cast<long long>(c.vocab_size), c.attention_name(),
               static_cast<long long>(new_tokens));
-  std::printf("| batch | context | decode tokens/s | ms per step | prefill tokens/s |\n|---:|---:|---:|---:|---:|\n");
+  std::printf("| batch | context | decode tokens/s | ms per step | launches per step | prefill tokens/s |\n"
+              "|---:|---:|---:|---:|---:|---:|\n");
   for (int64_t context : contexts) {
     for (int64_t batch : batches) {
       Generator gen(3);
@@ -157,26 +187,17 @@ void bench_decode_at_contexts(ModelConfig c, Device device, const std::vector<in
       o.greedy = true;
       o.max_new_tokens = new_tokens;
       double prefill = 0, decode = 0;  // the best of three runs (the first also warms up)
+      int64_t launches = 0;
       for (int run = 0; run < 3; ++run) {
         const GenerationResult r = generate(model, prompts, o);
         prefill = std::max(prefill, static_cast<double>(r.prefill_tokens) / r.prefill_seconds);
         decode = std::max(decode, static_cast<double>(r.decode_tokens) / r.decode_seconds);
+        launches = r.operations_per_step;
       }
-      std::printf("| %lld | %lld | %.0f | %.3f | %.0f |\n", static_cast<long long>(batch),
-                  static_cast<long long>(context), decode, 1e3 * static_cast<double>(batch) / decode, prefill);
-      if (profile) {
-        backend(device).set_kernel_timing(true);
-        generate(model, prompts, o);
-        const auto times = backend(device).kernel_times();
-        backend(device).set_kernel_timing(false);
-        double total = 0;
-        for (const auto& k : times) total += k.ms;
-        const double steps = static_cast<double>(new_tokens - 1);
-        std::printf("GPU time per decode step: %.3f ms (prefill included)\n", total / steps);
-        for (size_t i = 0; i < times.size() && i < 12; ++i)
-          std::printf("  %8.3f ms %7.1f calls  %s\n", times[i].ms / steps, static_cast<double>(times[i].calls) / steps,
-                      times[i].kernel.c_str());
-      }
+      std::printf("| %lld | %lld | %.0f | %.3f | %s | %.0f |\n", static_cast<long long>(batch),
+                  static_cast<long long>(context), decode, 1e3 * static_cast<double>(batch) / decode,
+                  launches > 0 ? std::to_string(launches).c_str() : "—", prefill);
+      if (profile) profile_decode_steps(model, prompts, new_tokens);
       std::fflush(stdout);
     }
   }

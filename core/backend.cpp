@@ -89,5 +89,6 @@ void Backend::begin_graph_capture() { no_graphs(*this); }
 int64_t Backend::end_graph_capture() { no_graphs(*this); }
 void Backend::replay_graph(int64_t) { no_graphs(*this); }
 void Backend::release_graph(int64_t) { no_graphs(*this); }
+int64_t Backend::graph_operations(int64_t) const { no_graphs(*this); }
 
 }  // namespace t6

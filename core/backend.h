@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,8 @@ class Backend {
   virtual int64_t end_graph_capture();  // → the graph's id
   virtual void replay_graph(int64_t graph);
   virtual void release_graph(int64_t graph);
+  // The operations (kernels, copies) one replay of the graph launches.
+  virtual int64_t graph_operations(int64_t graph) const;
 
   // --- data movement -------------------------------------------------------------------------
   // out[i] = value in out's dtype; to int32 it truncates toward zero, saturates, and NaN becomes 0.
@@ -251,6 +254,33 @@ class Backend {
   virtual void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                                     const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
                                     Tensor& out) = 0;
+
+  // The fused decode step (nn/fused_decode.h): matrix-vector products for the few rows of a decode step
+  // (one new token per row), each reading its weight once for all rows, with the step's small operations
+  // folded in. x (B,K) and out are float32 (the CPU: float64 too), W (N,K) of x's dtype or bfloat16 (the
+  // decode copy of the weights), products accumulated in float32 or better. With norm_eps, x is first
+  // rms-normalized per row, x̂[b] = x[b] · rstd[b], rstd[b] = 1/sqrt(mean_k x[b,k]² + eps); else x̂ = x.
+  //   decode_linear: out (B,N), out[b,n] = residual[b,n] + Σ_k W[n,k] x̂[b,k] (residual (B,N) or undefined: 0)
+  virtual void decode_linear(const Tensor& x, const Tensor& w, const Tensor& residual, std::optional<double> norm_eps,
+                             Tensor& out) = 0;
+  //   decode_swiglu: gate and up (F,K), out (B,F), out[b,f] = silu(Σ_k gate[f,k] x̂[b,k]) · Σ_k up[f,k] x̂[b,k]
+  virtual void decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, std::optional<double> norm_eps,
+                             Tensor& out) = 0;
+  //   decode_tpa_factors: a TPA layer's six factor projections of rmsnorm(x) (eps p.norm_eps), RoPE of the
+  //   query and key B factors at positions[b], and the key/value factors written into the cache at slot
+  //   positions[b] (int32 (B), each in [0, capacity)). W (N,K = d) stacks the projections' rows as
+  //     [A_q (H·RQ) | A_k (H·R) | A_v (H·R) | B_v (R·dh) | Q (RQ·dh; plain query heads: H·dh) | B_k (R·dh)]
+  //   and with y[b] = W x̂[b] cut into those parts:
+  //     a_q (B,H,RQ) = A_q part (q_rank = 0: a_q unused)      q (B,RQ,dh) or (B,H,dh) = rope(Q part)
+  //     a_k[b, positions[b]] = A_k part,  a_v[b, positions[b]] = A_v part,  b_v[b, positions[b]] = B_v part
+  //     b_k[b, positions[b]] = rope(B_k part)
+  //   with the cache as in tpa_decode_attention and rope the spec's half-split RoPE of each row of dh.
+  struct TPAFactors {
+    int64_t batch = 0, d = 0, heads = 0, q_rank = 0, rank = 0, head_dim = 0, capacity = 0;
+    double norm_eps = 0;
+  };
+  virtual void decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions,
+                                  Tensor& a_q, Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) = 0;
 };
 
 // The backend for a device; throws a clear error for CUDA when there is none.

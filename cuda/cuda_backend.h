@@ -54,6 +54,7 @@ class CudaBackend final : public Backend {
   int64_t end_graph_capture() override;
   void replay_graph(int64_t graph) override;
   void release_graph(int64_t graph) override;
+  int64_t graph_operations(int64_t graph) const override;
   std::vector<KernelTime> kernel_times() override { return timer_.totals(); }
 
   // For the NCCL communicator (nccl_communicator.cu), whose collectives queue on the same stream.
@@ -103,6 +104,12 @@ class CudaBackend final : public Backend {
   void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                             const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
                             Tensor& out) override;
+  void decode_linear(const Tensor& x, const Tensor& w, const Tensor& residual, std::optional<double> norm_eps,
+                     Tensor& out) override;
+  void decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, std::optional<double> norm_eps,
+                     Tensor& out) override;
+  void decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions, Tensor& a_q,
+                          Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) override;
 
  private:
   void wait_for_stream();  // every wait for the GPU goes through here: it reports bad ids (bad_ids.h)

@@ -53,6 +53,14 @@ void CudaBackend::replay_graph(int64_t graph) {
   T6_CUDA_CHECK(cudaGraphLaunch(found->second.exec, stream_));
 }
 
+int64_t CudaBackend::graph_operations(int64_t graph) const {
+  const auto found = graphs_.find(graph);
+  T6_CHECK(found != graphs_.end(), "cuda graph_operations: no graph ", graph, " (released, or never captured)");
+  size_t nodes = 0;
+  T6_CUDA_CHECK(cudaGraphGetNodes(found->second.graph, nullptr, &nodes));
+  return static_cast<int64_t>(nodes);
+}
+
 void CudaBackend::release_graph(int64_t graph) {
   const auto found = graphs_.find(graph);
   if (found == graphs_.end()) return;

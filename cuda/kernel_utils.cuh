@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -75,6 +76,25 @@ void dispatch_any(DType dtype, Fn&& fn) {
     case DType::I32: fn(int32_t{}); return;
     case DType::BF16: fn(__nv_bfloat16{}); return;
   }
+}
+
+// RoPE's frequencies 10000^(−2j/dh), j < dh/2, for kernels that rotate (rope, decode_tpa_factors). They
+// come from the host's std::pow, exactly the CPU backend's table, and travel to the kernel by value:
+// CUDA's powf may differ from the host's by a few ulp, and at t ≈ 1000 one ulp of a frequency is already
+// 1e-4 of angle.
+constexpr int64_t kMaxRopeHalf = 512;  // head dimensions up to 1024
+
+struct RopeFrequencies {
+  float inv[kMaxRopeHalf];
+};
+
+inline RopeFrequencies rope_frequencies(const char* kernel, int64_t dh) {
+  T6_CHECK(dh / 2 <= kMaxRopeHalf, "cuda ", kernel, ": head dimension ", dh,
+           " is larger than the CUDA backend's limit of ", 2 * kMaxRopeHalf);
+  RopeFrequencies freq{};
+  for (int64_t j = 0; j < dh / 2; ++j)
+    freq.inv[j] = std::pow(10000.f, -static_cast<float>(2 * j) / static_cast<float>(dh));
+  return freq;
 }
 
 namespace kernels {

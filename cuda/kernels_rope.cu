@@ -1,10 +1,8 @@
 // Rotary position embedding (the spec's half-split RoPE, base 10000) and its inverse, float32.
 //
-// θ_j(t) = t · 10000^(−2j/dh) is computed in float32 like the CPU twin. The frequencies
-// 10000^(−2j/dh) come from the host's std::pow, exactly the CPU backend's table, and travel to the
-// kernel by value: CUDA's powf may differ from the host's by a few ulp, and at t ≈ 1000 one ulp of a
-// frequency is already 1e-4 of angle. What remains between the backends is sincosf versus the host's
-// sinf/cosf (an ulp or two of the result).
+// θ_j(t) = t · 10000^(−2j/dh) is computed in float32 like the CPU twin, with the frequencies of
+// rope_frequencies (cuda/kernel_utils.cuh). What remains between the backends is sincosf versus the
+// host's sinf/cosf (an ulp or two of the result).
 #include <cmath>
 
 #include "cuda/cuda_backend.h"
@@ -12,16 +10,6 @@
 #include "cuda/kernel_utils.cuh"
 
 namespace t6 {
-
-namespace {
-
-constexpr int64_t kMaxHalf = 512;  // head dimensions up to 1024
-
-struct RopeFrequencies {
-  float inv[kMaxHalf];  // 10000^(−2j/dh)
-};
-
-}  // namespace
 
 namespace kernels {
 
@@ -56,11 +44,7 @@ void CudaBackend::rope(const Tensor& x, const Tensor& positions, Tensor& y, int6
   const int64_t P = positions.numel();
   if (x.numel() == 0 || P == 0) return;
   const int64_t dh = x.numel() / (P * inner), half = dh / 2;
-  T6_CHECK(half <= kMaxHalf, "cuda rope: head dimension ", dh, " is larger than the CUDA backend's limit of ",
-           2 * kMaxHalf);
-  RopeFrequencies freq{};
-  for (int64_t j = 0; j < half; ++j)
-    freq.inv[j] = std::pow(10000.f, -static_cast<float>(2 * j) / static_cast<float>(dh));
+  const RopeFrequencies freq = rope_frequencies("rope", dh);
   kernels::rope<<<grid_for(P * half), kThreads, 0, stream_>>>(
       device_ptr<const float>(x), device_ptr<const int32_t>(positions), device_ptr<float>(y), P, inner, dh,
       inverse ? -1.f : 1.f, freq);

@@ -5,13 +5,17 @@
 // A graph replays fixed pointers, so everything a step reads lives in buffers this object owns and
 // rewrites before each replay: the new tokens and the slot table (positions and lengths; nn/kv_cache.h).
 // The cache buffers themselves are fixed, and the step's cache writes and FlashTPA lengths come from
-// the slot table on the device, so one graph serves every step of a generation. Only the factorized
-// attentions (tpa, tpa_kvonly) decode that way; for the others, and on the CPU, step() runs
-// T6Model::decode_step directly.
+// the slot table on the device, so one graph serves every step of a generation.
+//
+// The factorized attentions (tpa, tpa_kvonly) run the fused decode step (nn/fused_decode.h) over a copy
+// of the weights this object makes when generation starts, on every device; captured as a graph where
+// the backend supports_graphs(). The others run T6Model::decode_step's modules, step by step.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
+#include "nn/fused_decode.h"
 #include "nn/kv_cache.h"
 #include "nn/t6_model.h"
 
@@ -28,10 +32,13 @@ class DecodeGraph {
   // model's device, and the cache advanced. The tensor is overwritten by the next step (a replayed
   // step writes the captured step's output buffer each time).
   Tensor step(const std::vector<int32_t>& tokens);
+  // The operations one step launches: those of the captured graph; 0 before the capture or without one.
+  int64_t operations_per_step() const;
 
  private:
   const T6Model& model_;
   KVCache& cache_;
+  std::optional<DecodeWeights> fused_;  // the fused step's weights: factorized attentions only
   bool use_graph_;     // a device with graphs and a factorized attention
   Tensor tokens_;      // int32 (B) on the device
   Tensor slot_table_;  // int32 (2,B) on the device: positions, lengths

@@ -111,6 +111,7 @@ GenerationResult generate(const T6Model& model, const std::vector<std::vector<in
     result.decode_seconds += seconds_since(start);
     choose(logits);
   }
+  result.operations_per_step = decoder.operations_per_step();
   return result;
 }
 

@@ -43,6 +43,7 @@ struct GenerationResult {
   int64_t cache_bytes = 0;            // allocated: all layers, rows and slots
   int64_t cache_bytes_per_token = 0;  // one token of one row, all layers
   int64_t cache_capacity = 0;         // slots per row
+  int64_t operations_per_step = 0;    // kernels and copies of one captured decode step; 0 without a graph
 };
 
 // Called with (row, token) for each new token as soon as it is chosen: for streaming.

@@ -3,6 +3,7 @@
 
 #include "autograd/node.h"
 #include "nn/attention_factory.h"
+#include "nn/fused_decode.h"
 
 namespace t6 {
 
@@ -123,19 +124,21 @@ Tensor T6Model::prefill(const Tensor& idx_in, const std::vector<int64_t>& length
   return reshape(head(concat(last, 0)), {B, config.vocab_size});  // (B,V)
 }
 
-Tensor T6Model::decode_step(const Tensor& tokens, KVCache& cache) const {
+Tensor T6Model::decode_step(const Tensor& tokens, KVCache& cache, const DecodeWeights* fused) const {
   NoGradGuard no_grad;
   check_cache(cache);
   T6_CHECK(tokens.ndim() == 1 && tokens.dtype() == DType::I32 && tokens.size(0) == cache.batch(),
            "T6Model::decode_step: tokens must be an int32 (B) tensor for a cache of ", cache.batch(), " rows, got ",
            dtype_name(tokens.dtype()), " ", shape_str(tokens.shape()));
   const DecodeSlots step = cache.decode_slots();  // each row's slot and position, uploaded once for every layer
-  Tensor logits = decode_on_device(tokens.to_device(device()).contiguous_data(), step, cache);
+  Tensor logits = decode_on_device(tokens.to_device(device()).contiguous_data(), step, cache, fused);
   cache.advance();
   return logits;
 }
 
-Tensor T6Model::decode_on_device(const Tensor& device_tokens, const DecodeSlots& step, KVCache& cache) const {
+Tensor T6Model::decode_on_device(const Tensor& device_tokens, const DecodeSlots& step, KVCache& cache,
+                                 const DecodeWeights* fused) const {
+  if (fused) return fused_decode(*this, *fused, device_tokens, step, cache);
   NoGradGuard no_grad;
   const int64_t B = cache.batch();
   Tensor x = transformer.wte.forward(device_tokens.view({B, 1}));  // (B,1,d)

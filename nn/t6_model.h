@@ -10,6 +10,8 @@
 
 namespace t6 {
 
+struct DecodeWeights;  // nn/fused_decode.h
+
 class Block : public Module {
  public:
   Block(const ModelConfig& c, const ParameterInit& init);
@@ -62,12 +64,15 @@ class T6Model : public Module {
   // position lengths[b] − 1.
   Tensor prefill(const Tensor& idx, const std::vector<int64_t>& lengths, KVCache& cache) const;
   // decode_step: tokens int32 (B), row b's next token, stored at slot cache.next_slots()[b], which is
-  // also its position. Returns the next-token logits (B,V) and advances the cache by one token.
-  Tensor decode_step(const Tensor& tokens, KVCache& cache) const;
+  // also its position. Returns the next-token logits (B,V) and advances the cache by one token. With
+  // `fused` weights (a tpa or tpa_kvonly model) it runs the fused decode step over them
+  // (nn/fused_decode.h), else the modules' own decode.
+  Tensor decode_step(const Tensor& tokens, KVCache& cache, const DecodeWeights* fused = nullptr) const;
   // The work of decode_step on inputs already on the model's device (tokens int32 (B) and the step's
   // slots), without advancing the cache: it queues kernels only, with no host copy or wait, so a CUDA
   // graph can capture it (nn/decode_graph.h).
-  Tensor decode_on_device(const Tensor& device_tokens, const DecodeSlots& step, KVCache& cache) const;
+  Tensor decode_on_device(const Tensor& device_tokens, const DecodeSlots& step, KVCache& cache,
+                          const DecodeWeights* fused = nullptr) const;
 
   Device device() const { return transformer.wte.weight.device(); }
   // Positions 0…T−1 for every row, as the int32 (B,T) tensor RoPE reads.

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "data_test_support.h"
+#include "nn/fused_decode.h"
 #include "nn/generate.h"
 #include "test_helpers.h"
 #include "train/cli/commands.h"
@@ -50,8 +51,10 @@ std::unique_ptr<T6Model> random_model(const ModelConfig& c, uint64_t seed = 17, 
 // Feeds each row's first prompt_lengths[b] tokens through prefill and the rest of its tokens through
 // decode steps (every row has the same number of tokens after its prompt), and checks the logits at
 // every position from the last prompt token on against the full forward of the row alone.
+// With `fused` weights the decode steps run the fused decode step (nn/fused_decode.h) over them.
 void check_decode_matches_forward(const T6Model& model, const std::vector<std::vector<int32_t>>& sequences,
-                                  const std::vector<int64_t>& prompt_lengths, double tolerance) {
+                                  const std::vector<int64_t>& prompt_lengths, double tolerance,
+                                  const DecodeWeights* fused = nullptr) {
   const int64_t B = static_cast<int64_t>(sequences.size()), V = model.config.vocab_size;
   const int64_t steps = static_cast<int64_t>(sequences[0].size()) - prompt_lengths[0];
   int64_t longest_prompt = 0, longest = 0;
@@ -74,7 +77,7 @@ void check_decode_matches_forward(const T6Model& model, const std::vector<std::v
   for (int64_t s = 0; s < steps; ++s) {
     std::vector<int32_t> next(static_cast<size_t>(B));
     for (int64_t b = 0; b < B; ++b) next[b] = sequences[b][prompt_lengths[b] + s];
-    append(model.decode_step(from_ints(next, {B}), cache));
+    append(model.decode_step(from_ints(next, {B}), cache, fused));
   }
   for (int64_t b = 0; b < B; ++b) {
     INFO("row " << b << ", prompt of " << prompt_lengths[b] << " tokens");
@@ -98,6 +101,33 @@ TEST_CASE("decode-step logits equal the full forward's at every position, for ev
       check_decode_matches_forward(*random_model(small_config(variant), 17, DType::F64), {sequence}, {prompt}, 1e-12);
     }
   }
+}
+
+TEST_CASE("the fused decode step equals the full forward: float32, float64, and bfloat16 weights") {
+  Generator gen(3);
+  const std::vector<int64_t> prompts = {4, 1, 7};
+  std::vector<std::vector<int32_t>> sequences;
+  for (int64_t p : prompts) sequences.push_back(random_token_ids(p + 6, 23, gen));
+  for (const std::string variant : {"tpa", "tpa_kvonly"}) {
+    INFO("attention " << variant);
+    const auto model = random_model(small_config(variant));
+    const DecodeWeights same = decode_weights(*model, DType::F32);
+    check_decode_matches_forward(*model, sequences, prompts, 1e-5, &same);
+    const auto model64 = random_model(small_config(variant), 17, DType::F64);
+    const DecodeWeights same64 = decode_weights(*model64, DType::F64);
+    check_decode_matches_forward(*model64, sequences, prompts, 1e-12, &same64);  // float64 rounding only
+    // Weights rounded to bfloat16 (8 significant bits, relative error up to 2^-9) move these random
+    // models' logits by up to 0.027 (scaled), two layers deep: 0.05 leaves a margin of about 2.
+    const DecodeWeights bf16 = decode_weights(*model, DType::BF16);
+    check_decode_matches_forward(*model, sequences, prompts, 0.05, &bf16);
+  }
+}
+
+TEST_CASE("decode_weights: only for the factorized attentions, in bfloat16 or the model's dtype") {
+  CHECK_THROWS_WITH_AS(decode_weights(*random_model(small_config("mha")), DType::F32),
+                       doctest::Contains("serves the factorized attentions"), Error);
+  CHECK_THROWS_WITH_AS(decode_weights(*random_model(small_config("tpa")), DType::F64),
+                       doctest::Contains("use bfloat16 or the model's float32"), Error);
 }
 
 TEST_CASE("batched prompts of different lengths: each row decodes exactly as it would alone") {

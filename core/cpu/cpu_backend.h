@@ -83,6 +83,12 @@ class CpuBackend final : public Backend {
   void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                             const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,
                             Tensor& out) override;
+  void decode_linear(const Tensor& x, const Tensor& w, const Tensor& residual, std::optional<double> norm_eps,
+                     Tensor& out) override;
+  void decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, std::optional<double> norm_eps,
+                     Tensor& out) override;
+  void decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions, Tensor& a_q,
+                          Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) override;
 
  private:
   CachingAllocator allocator_{cpu_cache_from_environment()};

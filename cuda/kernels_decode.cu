@@ -1,0 +1,322 @@
+// The fused decode step's kernels (core/backend.h, "fused decode step"): the few rows of a decode step
+// (one new token per row) times a weight of float32 or its bfloat16 decode copy, with the step's small
+// operations folded in, so that a layer is a handful of launches instead of dozens.
+//
+// At batch 1–8 a decode step is bound by reading the weights (and, before these kernels, by launching
+// ~280 kernels). So every kernel here reads each weight element once for all rows of the batch: a warp
+// takes two weight rows at a time, its lanes stride along K in 16-byte loads (8 bfloat16 or 8 float32
+// per lane per step), and multiplies each load into the 1 to 8 rows of x, read through L1. The two rows
+// are what the epilogue needs together: two neighbours of a plain product, SwiGLU's gate and up rows, or
+// the pair of rows that RoPE rotates into each other. rms_norm folds in as a per-row scale of the
+// products (rstd · W x = W (rstd · x)), computed by each block before it starts. Batches of more than 8
+// rows take more blocks along grid y.
+#include <algorithm>
+#include <initializer_list>
+#include <type_traits>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
+#include "cuda/kernel_utils.cuh"
+
+namespace t6 {
+
+namespace {
+
+constexpr int kDecodeWarps = 8;  // warps per block
+constexpr int kMaxRows = 8;      // rows of x per block (grid y covers more)
+
+// Where the products of decode_tpa_factors go (core/backend.h): W's rows are [A_q | A_k | A_v | B_v]
+// (`plain_rows`, stored as they are) then [Q | B_k] (rotated in pairs j, j + dh/2 of each row of dh).
+struct FactorOutputs {
+  float *a_q, *q, *a_k, *b_k, *a_v, *b_v;
+  const int32_t* positions;
+  int64_t capacity, aq_rows, a_rows, b_rows, q_rows, plain_rows, head_dim;
+};
+
+}  // namespace
+
+namespace kernels {
+
+__device__ inline void load8(const float* p, float (&v)[8]) {
+  const float4 a = __ldg(reinterpret_cast<const float4*>(p)), b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
+__device__ inline void load8(const __nv_bfloat16* p, float (&v)[8]) {
+  const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    v[2 * i] = f.x, v[2 * i + 1] = f.y;
+  }
+}
+
+__device__ inline float widen(float w) { return w; }
+__device__ inline float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
+
+// acc[i][b] = Σ_k w_i[k] x[b0 + b, k] for the weight rows w_0, w_1 (K each) and the rows b0 + b < B of
+// x (B,K), returned to every lane of the warp. `vectors`: K % 8 == 0 and 16-byte aligned w and x.
+template <int BT, class W>
+__device__ void dot_two_rows(const W* w0, const W* w1, const float* x, int64_t K, int b0, int B, bool vectors,
+                             float (&acc)[2][BT]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int b = 0; b < BT; ++b) acc[0][b] = acc[1][b] = 0.f;
+  const int64_t vector_end = vectors ? K : 0;
+#pragma unroll 4  // a lane's loads of several steps in flight at once: K = 768 is 3 steps
+  for (int64_t k = lane * 8; k < vector_end; k += 32 * 8) {
+    float u[8], v[8];
+    load8(w0 + k, u);
+    load8(w1 + k, v);
+#pragma unroll
+    for (int b = 0; b < BT; ++b) {
+      if (b0 + b >= B) break;
+      float xv[8];
+      load8(x + (b0 + b) * K + k, xv);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) acc[0][b] += u[j] * xv[j], acc[1][b] += v[j] * xv[j];
+    }
+  }
+  for (int64_t k = vector_end + lane; k < K; k += 32) {
+    const float u = widen(w0[k]), v = widen(w1[k]);
+#pragma unroll
+    for (int b = 0; b < BT; ++b) {
+      if (b0 + b >= B) break;
+      const float xv = x[(b0 + b) * K + k];
+      acc[0][b] += u * xv, acc[1][b] += v * xv;
+    }
+  }
+#pragma unroll
+  for (int b = 0; b < BT; ++b) acc[0][b] = warp_reduce(acc[0][b], Sum{}), acc[1][b] = warp_reduce(acc[1][b], Sum{});
+}
+
+// scale[b] = rstd of row b0 + b of x (as rms_norm_forward computes it) when normalizing, else 1; every
+// thread of the block must call it (it synchronizes).
+template <int BT>
+__device__ void row_scales(const float* x, int64_t K, int b0, int B, bool normalize, float eps, float* scale) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int b = warp; b < BT; b += kDecodeWarps) {
+    float s = 1.f;
+    if (normalize && b0 + b < B) {
+      float sum_squares = 0.f;
+      for (int64_t k = lane; k < K; k += 32) sum_squares += x[(b0 + b) * K + k] * x[(b0 + b) * K + k];
+      s = 1.f / sqrtf(warp_reduce(sum_squares, Sum{}) / static_cast<float>(K) + eps);
+    }
+    if (lane == 0) scale[b] = s;
+  }
+  __syncthreads();
+}
+
+// decode_linear: out[b,n] = residual[b,n] + scale[b] · Σ_k W[n,k] x[b,k]; a warp takes rows 2u, 2u + 1.
+template <int BT, class W>
+__global__ void decode_linear(const float* x, const W* w, const float* residual, float* out, int B, int64_t N,
+                              int64_t K, bool normalize, float eps, bool vectors) {
+  __shared__ float scale[BT];
+  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32;
+  row_scales<BT>(x, K, b0, B, normalize, eps, scale);
+  for (int64_t u = int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; u < (N + 1) / 2;
+       u += int64_t(gridDim.x) * kDecodeWarps) {
+    const int64_t n[2] = {2 * u, 2 * u + 1 < N ? 2 * u + 1 : 2 * u};  // an odd N repeats its last row
+    float acc[2][BT];
+    dot_two_rows<BT>(w + n[0] * K, w + n[1] * K, x, K, b0, B, vectors, acc);
+    if (lane != 0) continue;
+#pragma unroll
+    for (int b = 0; b < BT; ++b) {
+      if (b0 + b >= B) break;
+      const int64_t row = (b0 + b) * N;
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+        if (i == 0 || n[1] != n[0]) out[row + n[i]] = (residual ? residual[row + n[i]] : 0.f) + scale[b] * acc[i][b];
+    }
+  }
+}
+
+// decode_swiglu: out[b,f] = silu(scale[b] · gate[f]·x[b]) · scale[b] · up[f]·x[b]; a warp takes row f of both.
+template <int BT, class W>
+__global__ void decode_swiglu(const float* x, const W* gate, const W* up, float* out, int B, int64_t F, int64_t K,
+                              bool normalize, float eps, bool vectors) {
+  __shared__ float scale[BT];
+  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32;
+  row_scales<BT>(x, K, b0, B, normalize, eps, scale);
+  for (int64_t f = int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; f < F; f += int64_t(gridDim.x) * kDecodeWarps) {
+    float acc[2][BT];
+    dot_two_rows<BT>(gate + f * K, up + f * K, x, K, b0, B, vectors, acc);
+    if (lane != 0) continue;
+#pragma unroll
+    for (int b = 0; b < BT; ++b) {
+      if (b0 + b >= B) break;
+      const float g = scale[b] * acc[0][b];
+      out[(b0 + b) * F + f] = g / (1.f + expf(-g)) * (scale[b] * acc[1][b]);
+    }
+  }
+}
+
+// One product of decode_tpa_factors, row n of W for batch row b, to its place (FactorOutputs).
+__device__ inline void store_factor(const FactorOutputs& o, int64_t n, int64_t b, float value) {
+  const int64_t slot = b * o.capacity + o.positions[b];
+  if (n < o.aq_rows) { o.a_q[b * o.aq_rows + n] = value; return; }
+  n -= o.aq_rows;
+  if (n < o.a_rows) { o.a_k[slot * o.a_rows + n] = value; return; }
+  n -= o.a_rows;
+  if (n < o.a_rows) { o.a_v[slot * o.a_rows + n] = value; return; }
+  n -= o.a_rows;
+  if (n < o.b_rows) { o.b_v[slot * o.b_rows + n] = value; return; }
+  n -= o.b_rows;
+  if (n < o.q_rows) { o.q[b * o.q_rows + n] = value; return; }
+  n -= o.q_rows;
+  o.b_k[slot * o.b_rows + n] = value;
+}
+
+// decode_tpa_factors: the plain rows in neighbouring pairs, then the rotated rows in RoPE's pairs
+// (j, j + dh/2) of each row of dh, rotated by θ = position · 10000^(−2j/dh) before they are stored.
+template <int BT, class W>
+__global__ void decode_tpa_factors(const float* x, const W* w, FactorOutputs o, int B, int64_t N, int64_t K,
+                                   float eps, bool vectors, RopeFrequencies freq) {
+  __shared__ float scale[BT];
+  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32;
+  row_scales<BT>(x, K, b0, B, true, eps, scale);
+  const int64_t half = o.head_dim / 2, plain_units = (o.plain_rows + 1) / 2;
+  const int64_t units = plain_units + (N - o.plain_rows) / 2;
+  for (int64_t u = int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; u < units;
+       u += int64_t(gridDim.x) * kDecodeWarps) {
+    const bool rotated = u >= plain_units;
+    const int64_t r = u - plain_units, j = rotated ? r % half : 0;
+    int64_t n[2];
+    if (rotated) {
+      n[0] = o.plain_rows + (r / half) * o.head_dim + j;
+      n[1] = n[0] + half;
+    } else {
+      n[0] = 2 * u;
+      n[1] = 2 * u + 1 < o.plain_rows ? 2 * u + 1 : 2 * u;
+    }
+    float acc[2][BT];
+    dot_two_rows<BT>(w + n[0] * K, w + n[1] * K, x, K, b0, B, vectors, acc);
+    if (lane != 0) continue;
+#pragma unroll
+    for (int b = 0; b < BT; ++b) {
+      if (b0 + b >= B) break;
+      const float y0 = scale[b] * acc[0][b], y1 = scale[b] * acc[1][b];
+      if (rotated) {
+        float s, c;
+        sincosf(static_cast<float>(o.positions[b0 + b]) * freq.inv[j], &s, &c);
+        store_factor(o, n[0], b0 + b, y0 * c + y1 * s);
+        store_factor(o, n[1], b0 + b, -y0 * s + y1 * c);
+      } else {
+        store_factor(o, n[0], b0 + b, y0);
+        if (n[1] != n[0]) store_factor(o, n[1], b0 + b, y1);
+      }
+    }
+  }
+}
+
+}  // namespace kernels
+
+namespace {
+
+// Calls launch(rows) with rows the compile-time rows of x per block for a batch of B: 1, 2, 4 or 8.
+template <class Launch>
+void for_batch(int64_t B, Launch&& launch) {
+  if (B == 1) launch(std::integral_constant<int, 1>{});
+  else if (B == 2) launch(std::integral_constant<int, 2>{});
+  else if (B <= 4) launch(std::integral_constant<int, 4>{});
+  else launch(std::integral_constant<int, kMaxRows>{});
+}
+
+dim3 decode_grid(int64_t units, int64_t B, int rows) {
+  const int64_t blocks = std::clamp<int64_t>((units + kDecodeWarps - 1) / kDecodeWarps, 1, 1 << 16);
+  return dim3(static_cast<unsigned>(blocks), static_cast<unsigned>((B + rows - 1) / rows));
+}
+
+// Calls fn(W{}) with W the weight's element type: float or __nv_bfloat16.
+template <class Fn>
+void dispatch_weight(const char* kernel, const Tensor& w, Fn&& fn) {
+  if (w.dtype() == DType::F32) fn(float{});
+  else if (w.dtype() == DType::BF16) fn(__nv_bfloat16{});
+  else throw Error(cat("cuda ", kernel, ": weights of dtype ", dtype_name(w.dtype()),
+                       " are not supported; use float32 or its bfloat16 copy"));
+}
+
+bool vector_loads(const Tensor& x, const Tensor& w, int64_t K) { return K % 8 == 0 && aligned(x, 16) && aligned(w, 16); }
+
+}  // namespace
+
+void CudaBackend::decode_linear(const Tensor& x, const Tensor& w, const Tensor& residual,
+                                std::optional<double> norm_eps, Tensor& out) {
+  const auto timing = timer_.time("decode_linear");
+  require_dtype("decode_linear", x, DType::F32);
+  require_dtype("decode_linear (out)", out, DType::F32);
+  if (residual.defined()) require_dtype("decode_linear (residual)", residual, DType::F32);
+  const int64_t K = x.shape().back(), B = x.numel() / K, N = out.numel() / B;
+  if (B == 0 || N == 0) return;
+  dispatch_weight("decode_linear", w, [&](auto wt) {
+    using W = decltype(wt);
+    for_batch(B, [&](auto rows) {
+      constexpr int BT = decltype(rows)::value;
+      kernels::decode_linear<BT, W><<<decode_grid((N + 1) / 2, B, BT), 32 * kDecodeWarps, 0, stream_>>>(
+          device_ptr<const float>(x), device_ptr<const W>(w),
+          residual.defined() ? device_ptr<const float>(residual) : nullptr, device_ptr<float>(out),
+          static_cast<int>(B), N, K, norm_eps.has_value(), static_cast<float>(norm_eps.value_or(0)),
+          vector_loads(x, w, K));
+    });
+  });
+  T6_CUDA_CHECK_LAUNCH(decode_linear);
+}
+
+void CudaBackend::decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, std::optional<double> norm_eps,
+                                Tensor& out) {
+  const auto timing = timer_.time("decode_swiglu");
+  require_dtype("decode_swiglu", x, DType::F32);
+  require_dtype("decode_swiglu (out)", out, DType::F32);
+  T6_CHECK(gate.dtype() == up.dtype(), "cuda decode_swiglu: gate is ", dtype_name(gate.dtype()), " but up ",
+           dtype_name(up.dtype()));
+  const int64_t K = x.shape().back(), B = x.numel() / K, F = out.numel() / B;
+  if (B == 0 || F == 0) return;
+  dispatch_weight("decode_swiglu", gate, [&](auto wt) {
+    using W = decltype(wt);
+    for_batch(B, [&](auto rows) {
+      constexpr int BT = decltype(rows)::value;
+      kernels::decode_swiglu<BT, W><<<decode_grid(F, B, BT), 32 * kDecodeWarps, 0, stream_>>>(
+          device_ptr<const float>(x), device_ptr<const W>(gate), device_ptr<const W>(up), device_ptr<float>(out),
+          static_cast<int>(B), F, K, norm_eps.has_value(), static_cast<float>(norm_eps.value_or(0)),
+          vector_loads(x, gate, K) && aligned(up, 16));
+    });
+  });
+  T6_CUDA_CHECK_LAUNCH(decode_swiglu);
+}
+
+void CudaBackend::decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions,
+                                     Tensor& a_q, Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) {
+  const auto timing = timer_.time("decode_tpa_factors");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &q, &a_k, &b_k, &a_v, &b_v}) require_dtype("decode_tpa_factors", *t, DType::F32);
+  if (p.q_rank > 0) require_dtype("decode_tpa_factors (a_q)", a_q, DType::F32);
+  require_dtype("decode_tpa_factors (positions)", positions, DType::I32);
+  T6_CHECK(p.head_dim % 2 == 0, "cuda decode_tpa_factors: head dimension ", p.head_dim,
+           " must be even (RoPE rotates its two halves)");
+  const int64_t B = p.batch, K = p.d;
+  if (B == 0) return;
+  FactorOutputs o;
+  o.a_q = p.q_rank > 0 ? device_ptr<float>(a_q) : nullptr;
+  o.q = device_ptr<float>(q), o.a_k = device_ptr<float>(a_k), o.b_k = device_ptr<float>(b_k);
+  o.a_v = device_ptr<float>(a_v), o.b_v = device_ptr<float>(b_v);
+  o.positions = device_ptr<const int32_t>(positions);
+  o.capacity = p.capacity, o.head_dim = p.head_dim;
+  o.aq_rows = p.heads * p.q_rank, o.a_rows = p.heads * p.rank, o.b_rows = p.rank * p.head_dim;
+  o.q_rows = p.q_rank > 0 ? p.q_rank * p.head_dim : p.heads * p.head_dim;
+  o.plain_rows = o.aq_rows + 2 * o.a_rows + o.b_rows;
+  const int64_t N = o.plain_rows + o.q_rows + o.b_rows;
+  const int64_t units = (o.plain_rows + 1) / 2 + (o.q_rows + o.b_rows) / 2;
+  const RopeFrequencies freq = rope_frequencies("decode_tpa_factors", p.head_dim);
+  dispatch_weight("decode_tpa_factors", w, [&](auto wt) {
+    using W = decltype(wt);
+    for_batch(B, [&](auto rows) {
+      constexpr int BT = decltype(rows)::value;
+      kernels::decode_tpa_factors<BT, W><<<decode_grid(units, B, BT), 32 * kDecodeWarps, 0, stream_>>>(
+          device_ptr<const float>(x), device_ptr<const W>(w), o, static_cast<int>(B), N, K,
+          static_cast<float>(p.norm_eps), vector_loads(x, w, K), freq);
+    });
+  });
+  T6_CUDA_CHECK_LAUNCH(decode_tpa_factors);
+}
+
+}  // namespace t6

@@ -1,0 +1,45 @@
+// The fused decode step of the factorized attentions (tpa, tpa_kvonly): what T6Model::decode_step
+// computes, as the backend's fused decode kernels (core/backend.h, "fused decode step"), five per layer:
+//   decode_tpa_factors    rms_norm, the six factor projections, RoPE of B_q and B_k, the cache writes
+//   tpa_decode_attention  FlashTPA over the cached factors (nn/flash_tpa_decode.h)
+//   decode_linear         the attention's output projection and the residual
+//   decode_swiglu         rms_norm, the MLP's two input projections and SwiGLU
+//   decode_linear         the MLP's output projection and the residual
+// with the embedding before the layers and the head (its rms_norm folded in) after them. Generation runs
+// it (nn/decode_graph.h), on every device; the module path (T6Model::decode_step without weights) stays
+// the reference it is tested against.
+//
+// The kernels read a copy of the weights made once when generation starts (DecodeWeights), in the dtype
+// decode_weight_dtype picks: bfloat16 where the backend multiplies_bf16(), since a step at batch 1–8
+// reads every weight once and halving their bytes halves that floor; else the model's own dtype. The
+// model's weights stay as they are (float32 masters for training).
+#pragma once
+#include <vector>
+
+#include "nn/t6_model.h"
+
+namespace t6 {
+
+struct DecodeWeights {
+  struct Layer {
+    Tensor factors;    // (N,d): the six factor projections' rows in decode_tpa_factors' order (core/backend.h)
+    Tensor attn_proj;  // (d, H·dh)
+    Tensor mlp_gate;   // (F,d): c_fc1
+    Tensor mlp_up;     // (F,d): c_fc2
+    Tensor mlp_proj;   // (d,F)
+  };
+  std::vector<Layer> layers;
+  Tensor head;  // (V,d): the tied embedding
+};
+
+// bfloat16 where the model's backend multiplies_bf16(), else the model's dtype.
+DType decode_weight_dtype(const T6Model& model);
+// The copy of a tpa or tpa_kvonly model's weights the fused step reads, in `dtype` (bfloat16 or the
+// model's dtype), on the model's device.
+DecodeWeights decode_weights(const T6Model& model, DType dtype);
+
+// T6Model::decode_on_device with these weights (its caller checked the tokens and the cache).
+Tensor fused_decode(const T6Model& model, const DecodeWeights& weights, const Tensor& device_tokens,
+                    const DecodeSlots& step, KVCache& cache);
+
+}  // namespace t6

@@ -143,7 +143,7 @@ t6::testing::skip_unless under_mpirun() {
 
 TEST_SUITE("mpi" * under_mpirun()) {
 
-TEST_CASE("communicators: every collective, on the CPU (MPI) and on a GPU (NCCL) when there is one") {
+TEST_CASE("communicators: every collective, blocking and started, on the CPU (MPI) and on a GPU (NCCL) when there is one") {
   Communicator& host = ranks();
   const int n = host.size(), r = host.rank();
   std::vector<Device> devices = {Device::CPU};
@@ -178,6 +178,16 @@ TEST_CASE("communicators: every collective, on the CPU (MPI) and on a GPU (NCCL)
     Tensor ids = t6::from_ints({r, 7 * r}, {2}, device);
     c.broadcast(ids, n - 1);
     CHECK(ids.to_vector<int32_t>() == std::vector<int32_t>{n - 1, 7 * (n - 1)});
+    // The started forms, with a blocking collective among them: rank q sends q + 1 and chunks of q.
+    Tensor started = t6::full({4}, r + 1.0, DType::F32, device), blocking = t6::full({1}, 1.0, DType::F64, device);
+    Tensor scattered_in = t6::full({2 * n}, r, DType::F32, device), scattered = t6::zeros({2}, DType::F32, device);
+    c.start_all_reduce_sum(started);
+    c.all_reduce_sum(blocking);
+    c.start_reduce_scatter_sum(scattered_in, scattered);
+    c.wait();
+    CHECK(started.to_double_vector() == std::vector<double>(4, n * (n + 1) / 2.0));
+    CHECK(blocking.to_double_vector() == std::vector<double>{double(n)});
+    CHECK(scattered.to_double_vector() == std::vector<double>(2, n * (n - 1) / 2.0));
     c.barrier();
   }
 }

@@ -40,6 +40,8 @@ DataParallelAdamW::DataParallelAdamW(std::vector<Tensor> params, const OptimConf
   if (!piece_params_.empty()) adamw_.emplace(piece_params_, config);
 }
 
+// Whole parameters from the last one back, a bucket closing once it holds bucket_mb MiB of float32
+// gradients; the buffer holds the buckets in that order (the order backward finishes them in).
 void DataParallelAdamW::make_buckets(double bucket_mb) {
   const double bucket_bytes = bucket_mb > 0 ? bucket_mb * 1024 * 1024 : std::numeric_limits<double>::infinity();
   const int64_t ranks = group_->size();

@@ -20,7 +20,9 @@
 // waiting (Communicator::start_*: on CUDA on NCCL's stream, beside backward's kernels). step() packs
 // what backward did not reach (unused parameters: zeros), waits for every bucket, then clips and
 // updates. Buckets start in one fixed order on every rank, whatever order backward finishes them in,
-// since every rank must call the collectives in the same order.
+// since every rank must call the collectives in the same order. That needs backward to reach the same
+// parameters on every rank (a T6 uses each of them at every step): a bucket started during backward
+// on one rank and by step() on another would cross the trainer's loss all-reduce in between.
 #pragma once
 #include <memory>
 #include <optional>

@@ -31,6 +31,15 @@ class Communicator {
   virtual void broadcast(Tensor& t, int root) = 0;
   // Returns once every rank has called it (and, on a device, the work queued before it has run).
   virtual void barrier() = 0;
+
+  // The same reductions started without waiting, to overlap them with computation (gradient buckets
+  // reduced while backward goes on): they begin after the work queued before them and run beside
+  // what follows. wait() finishes every one started so far (on a device with a queue: orders the work
+  // queued after it behind them); until then their tensors must stay alive and untouched. They take
+  // their place in the order of collectives like the blocking ones.
+  virtual void start_all_reduce_sum(Tensor& t) = 0;
+  virtual void start_reduce_scatter_sum(const Tensor& in, Tensor& out) = 0;
+  virtual void wait() = 0;
 };
 
 // A device whose tensors another library moves (CUDA: NCCL) registers how to build its communicator

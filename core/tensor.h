@@ -4,6 +4,7 @@
 // Differentiable operations are free functions in autograd/ops.h; this header holds only what every
 // layer needs: metadata, views that never copy, raw data access, in-place writes and printing.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ namespace t6 {
 
 class Node;  // autograd/node.h
 class Tensor;
+// Told by backward() that a leaf's .grad holds its final value: every path into the leaf has run.
+using GradReadyHook = std::function<void(const Tensor& leaf)>;
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
@@ -89,8 +92,10 @@ class Tensor {
   void zero_grad() { impl().grad.reset(); }
   const std::shared_ptr<Node>& grad_fn() const { return impl().grad_fn; }
   // Runs reverse-mode autodiff from this tensor (autograd/engine.cpp). Without an upstream gradient
-  // the tensor must hold one element, whose gradient is taken as 1.
-  void backward(const Tensor& upstream = Tensor(), bool retain_graph = false) const;
+  // the tensor must hold one element, whose gradient is taken as 1. on_grad_ready, when given, is
+  // called once for each leaf that a gradient reaches, as soon as its .grad is final for this call.
+  void backward(const Tensor& upstream = Tensor(), bool retain_graph = false,
+                const GradReadyHook& on_grad_ready = {}) const;
 
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   TensorImpl& impl() const {

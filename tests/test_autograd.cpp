@@ -1,8 +1,12 @@
-// The autograd engine itself: graph shapes, accumulation, no-grad, graph freeing, in-place detection,
-// the gradient checker catching a wrong derivative and reporting what it could resolve, and the
-// weighted cross-entropy the sharp model checks use.
+// The autograd engine itself: graph shapes, accumulation, no-grad, graph freeing, the gradient-ready
+// hook, in-place detection, the gradient checker catching a wrong derivative and reporting what it
+// could resolve, and the weighted cross-entropy the sharp model checks use.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/node.h"
 #include "test_helpers.h"
 
 using namespace t6;
@@ -72,6 +76,100 @@ TEST_CASE("backward frees the graph unless asked to retain it") {
   y.backward();  // allowed: the graph was retained
   check_close(w.grad(), {2 * std::exp(2.0)}, 1e-12);
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("already freed"), Error);
+}
+
+namespace {
+
+// What a gradient-ready hook saw: which leaf, in which order, and its .grad at that moment.
+struct ReadyLog {
+  std::vector<const TensorImpl*> leaves;
+  std::vector<std::vector<double>> grads;
+  GradReadyHook hook() {
+    return [this](const Tensor& leaf) {
+      leaves.push_back(leaf.impl_ptr().get());
+      grads.push_back(leaf.grad().to_double_vector());
+    };
+  }
+  size_t count(const Tensor& t) const { return std::count(leaves.begin(), leaves.end(), t.impl_ptr().get()); }
+  // Position of t's (first) report; leaves.size() when none.
+  size_t position(const Tensor& t) const {
+    return std::find(leaves.begin(), leaves.end(), t.impl_ptr().get()) - leaves.begin();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the gradient-ready hook reports each leaf once, when its last path has run, with its final .grad") {
+  // y = Σ exp(a·x)·b·a: `a` is used first and last, `b` in the middle. Backward finishes b first,
+  // then a (after its second path), and x, which does not require grad, never.
+  Tensor x = from_vector({0.3, -0.7}, {2}, DType::F64);
+  Tensor a = from_vector({0.5, 2.0}, {2}, DType::F64).set_requires_grad();
+  Tensor b = from_vector({-1.5, 0.25}, {2}, DType::F64).set_requires_grad();
+  Tensor unused = from_vector({1.0}, {1}, DType::F64).set_requires_grad();
+  ReadyLog log;
+  sum(exp(a * x) * b * a).backward({}, false, log.hook());
+  REQUIRE(log.leaves.size() == 2);
+  CHECK(log.count(a) == 1);
+  CHECK(log.count(b) == 1);
+  CHECK(log.count(unused) == 0);
+  CHECK(log.position(b) < log.position(a));
+  CHECK(log.grads[log.position(a)] == a.grad().to_double_vector());  // nothing added after the report
+  CHECK(log.grads[log.position(b)] == b.grad().to_double_vector());
+  // dy/da = e^{ax}·b·(a·x + 1), dy/db = e^{ax}·a
+  std::vector<double> da, db;
+  for (int i = 0; i < 2; ++i) {
+    const double ai = a.to_double_vector()[i], bi = b.to_double_vector()[i], xi = x.to_double_vector()[i];
+    da.push_back(std::exp(ai * xi) * bi * (ai * xi + 1));
+    db.push_back(std::exp(ai * xi) * ai);
+  }
+  check_close(a.grad(), da, 1e-12);
+  check_close(b.grad(), db, 1e-12);
+}
+
+TEST_CASE("the gradient-ready hook reports a leaf as soon as its last path has run, not when the walk ends") {
+  // y = Σ w·exp(exp(v)): w is mul's first input, so a depth-first order puts it below the whole chain
+  // through v; it is final once mul has run, before exp and exp have.
+  Tensor w = from_vector({2.0}, {1}, DType::F64).set_requires_grad();
+  Tensor v = from_vector({0.1}, {1}, DType::F64).set_requires_grad();
+  ReadyLog log;
+  sum(w * exp(exp(v))).backward({}, false, log.hook());
+  REQUIRE(log.leaves.size() == 2);
+  CHECK(log.position(w) == 0);
+  CHECK(log.position(v) == 1);
+}
+
+TEST_CASE("the gradient-ready hook skips leaves no gradient reaches, and waits for paths that carry none") {
+  // An op whose backward gives its second input no gradient: exp(c) is never reached, so c gets no
+  // report and no .grad; `a` also feeds that op through exp(a), and is reported once that edge is done.
+  Tensor a = from_vector({1.0, 2.0}, {2}, DType::F64).set_requires_grad();
+  Tensor c = from_vector({3.0, 4.0}, {2}, DType::F64).set_requires_grad();
+  auto first_only = [](const Tensor& p, const Tensor& q) {
+    Tensor out = p.clone_data();
+    Node* node = make_node("first_only", out, {p, q});
+    node->backward = [](const Tensor& grad) { return Grads{grad, Tensor()}; };
+    return out;
+  };
+  ReadyLog log;
+  sum(first_only(a, exp(a)) + first_only(a, exp(c))).backward({}, false, log.hook());
+  CHECK(log.leaves.size() == 1);
+  CHECK(log.count(a) == 1);
+  check_close(a.grad(), {2.0, 2.0}, 1e-12);
+  CHECK_FALSE(c.grad().defined());
+}
+
+TEST_CASE("the gradient-ready hook reports on every backward of a retained graph, and for a leaf root") {
+  Tensor w = from_vector({2.0}, {1}, DType::F64).set_requires_grad();
+  Tensor y = sum(w * w);
+  ReadyLog log;
+  y.backward({}, /*retain_graph=*/true, log.hook());
+  y.backward({}, false, log.hook());
+  REQUIRE(log.leaves.size() == 2);
+  CHECK(log.grads[0] == std::vector<double>{4.0});
+  CHECK(log.grads[1] == std::vector<double>{8.0});  // the second call's, accumulated
+  ReadyLog root;
+  w.backward(from_vector({1.0}, {1}, DType::F64), false, root.hook());
+  CHECK(root.count(w) == 1);
+  CHECK(root.grads[0] == std::vector<double>{9.0});
 }
 
 TEST_CASE("backward needs a scalar or an explicit upstream gradient") {

@@ -17,6 +17,7 @@
 #include "core/backend.h"
 #include "data_test_support.h"
 #include "train/cli/prepare_command.h"
+#include "train/parallel/data_parallel.h"
 #include "train/parallel/world.h"
 #include "train/trainer.h"
 #include "train/training_state.h"
@@ -143,7 +144,7 @@ t6::testing::skip_unless under_mpirun() {
 
 TEST_SUITE("mpi" * under_mpirun()) {
 
-TEST_CASE("communicators: every collective, on the CPU (MPI) and on a GPU (NCCL) when there is one") {
+TEST_CASE("communicators: every collective, blocking and started, on the CPU (MPI) and on a GPU (NCCL) when there is one") {
   Communicator& host = ranks();
   const int n = host.size(), r = host.rank();
   std::vector<Device> devices = {Device::CPU};
@@ -178,6 +179,16 @@ TEST_CASE("communicators: every collective, on the CPU (MPI) and on a GPU (NCCL)
     Tensor ids = t6::from_ints({r, 7 * r}, {2}, device);
     c.broadcast(ids, n - 1);
     CHECK(ids.to_vector<int32_t>() == std::vector<int32_t>{n - 1, 7 * (n - 1)});
+    // The started forms, with a blocking collective among them: rank q sends q + 1 and chunks of q.
+    Tensor started = t6::full({4}, r + 1.0, DType::F32, device), blocking = t6::full({1}, 1.0, DType::F64, device);
+    Tensor scattered_in = t6::full({2 * n}, r, DType::F32, device), scattered = t6::zeros({2}, DType::F32, device);
+    c.start_all_reduce_sum(started);
+    c.all_reduce_sum(blocking);
+    c.start_reduce_scatter_sum(scattered_in, scattered);
+    c.wait();
+    CHECK(started.to_double_vector() == std::vector<double>(4, n * (n + 1) / 2.0));
+    CHECK(blocking.to_double_vector() == std::vector<double>{double(n)});
+    CHECK(scattered.to_double_vector() == std::vector<double>(2, n * (n - 1) / 2.0));
     c.barrier();
   }
 }
@@ -191,21 +202,27 @@ TEST_CASE("data parallel on a GPU: N ranks match one process of batch N·B" * t6
   one.train.device = Device::CUDA;
   t6::Trainer reference(one, false, out, err);
   const Steps expected = steps_of(reference, 10);
-  for (int zero_stage : {0, 1}) {
-    CAPTURE(zero_stage);
-    t6::TrainConfig config = corpus.config("cuda_parallel_" + std::to_string(zero_stage), 2, 10);
-    config.train.device = Device::CUDA;
-    config.train.zero_stage = zero_stage;
-    t6::Trainer parallel(config, false, out, err, &t6::World::get().communicator(Device::CUDA));
-    Steps got;
-    for (int step = 0; step < 10; ++step) {
-      got.add(parallel.step());
-      const std::vector<int32_t> sums = checksums_of_all_ranks(parallel.model());
-      for (int r = 1; r < n; ++r) CHECK((sums[2 * r] == sums[0] && sums[2 * r + 1] == sums[1]));
+  // Without buckets, and in 2 KiB buckets reduced on NCCL's stream while backward runs.
+  for (double bucket_mb : {0.0, 2.0 / 1024}) {
+    for (int zero_stage : {0, 1}) {
+      CAPTURE(zero_stage);
+      CAPTURE(bucket_mb);
+      const std::string run = "cuda_parallel_" + std::to_string(zero_stage) + (bucket_mb > 0 ? "_bucketed" : "");
+      t6::TrainConfig config = corpus.config(run, 2, 10);
+      config.train.device = Device::CUDA;
+      config.train.zero_stage = zero_stage;
+      config.train.bucket_mb = bucket_mb;
+      t6::Trainer parallel(config, false, out, err, &t6::World::get().communicator(Device::CUDA));
+      Steps got;
+      for (int step = 0; step < 10; ++step) {
+        got.add(parallel.step());
+        const std::vector<int32_t> sums = checksums_of_all_ranks(parallel.model());
+        for (int r = 1; r < n; ++r) CHECK((sums[2 * r] == sums[0] && sums[2 * r + 1] == sums[1]));
+      }
+      // The GPU's float32 sums run in other orders than the CPU's.
+      CHECK(max_relative_difference(got.losses, expected.losses) <= 1e-4);
+      CHECK(max_relative_difference(got.norms, expected.norms) <= 1e-3);
     }
-    // The GPU's float32 sums run in other orders than the CPU's.
-    CHECK(max_relative_difference(got.losses, expected.losses) <= 1e-4);
-    CHECK(max_relative_difference(got.norms, expected.norms) <= 1e-3);
   }
   ranks().barrier();
 }
@@ -236,6 +253,86 @@ TEST_CASE("data parallel: N ranks of batch B match one process of batch N·B, wi
     CHECK(got.losses.back() < got.losses.front());                       // it trains
   }
   ranks().barrier();  // before rank 0 removes the directory
+}
+
+TEST_CASE("data parallel: buckets reduced during backward give the update of one reduction after it") {
+  // Four parameters of odd sizes, the first one unused; each rank's loss weighs them differently. One
+  // optimizer reduces them in buckets of one parameter each, started by backward (the unused one's by
+  // step()); the other reduces them all after backward. Both must make the same updates, with and
+  // without ZeRO-1.
+  const int rank = ranks().rank();
+  const std::vector<t6::Shape> shapes = {{2}, {5}, {3, 4}, {7}};
+  auto make_params = [&] {
+    std::vector<Tensor> params;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      std::vector<double> values;
+      for (int64_t k = 0; k < t6::numel_of(shapes[i]); ++k) values.push_back(0.1 * (k + 1) - 0.3 * i);
+      params.push_back(t6::from_vector(values, shapes[i], DType::F32).set_requires_grad());
+    }
+    return params;
+  };
+  auto backward = [&](const std::vector<Tensor>& p, const t6::GradReadyHook& hook) {
+    const double w = 1.0 + rank;
+    Tensor loss = t6::sum(p[1] * w) + t6::sum(p[2] * p[2]) + t6::sum(t6::exp(p[3] * w)) + t6::sum(p[1] * p[1]);
+    loss.backward({}, false, hook);
+  };
+  t6::OptimConfig config;
+  config.lr = 0.05;
+  config.grad_clip = 0.5;
+  for (int zero_stage : {0, 1}) {
+    CAPTURE(zero_stage);
+    std::vector<Tensor> bucketed = make_params(), whole = make_params();
+    t6::DataParallelAdamW by_bucket(bucketed, config, &ranks(), zero_stage, /*bucket_mb=*/1e-6);
+    t6::DataParallelAdamW at_once(whole, config, &ranks(), zero_stage, /*bucket_mb=*/0);
+    const t6::GradReadyHook hook = by_bucket.reduce_during_backward();
+    REQUIRE(hook);
+    CHECK_FALSE(at_once.reduce_during_backward());  // one bucket: nothing to overlap
+    for (int step = 0; step < 3; ++step) {
+      for (std::vector<Tensor>* params : {&bucketed, &whole})
+        for (Tensor& p : *params) p.zero_grad();
+      backward(bucketed, hook);
+      backward(whole, {});
+      const double norm = by_bucket.step(0.05), expected_norm = at_once.step(0.05);
+      CHECK(norm == doctest::Approx(expected_norm).epsilon(1e-6));
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        const std::vector<double> got = bucketed[i].to_double_vector(), want = whole[i].to_double_vector();
+        for (size_t k = 0; k < got.size(); ++k) CHECK(got[k] == doctest::Approx(want[k]).epsilon(1e-6));
+      }
+    }
+    // A second report of one parameter in the same step is a misuse, named.
+    for (Tensor& p : bucketed) p.zero_grad();
+    backward(bucketed, hook);
+    CHECK_THROWS_WITH_AS(hook(bucketed[2]), doctest::Contains("became final twice"), t6::Error);
+    by_bucket.step(0.05);
+  }
+  ranks().barrier();
+}
+
+TEST_CASE("data parallel: training with small buckets matches one reduction after backward, with and without ZeRO-1") {
+  const SharedCorpus corpus;
+  std::ostringstream out, err;
+  for (int zero_stage : {0, 1}) {
+    CAPTURE(zero_stage);
+    t6::TrainConfig whole = corpus.config("unbucketed_" + std::to_string(zero_stage), 2, 10);
+    whole.train.zero_stage = zero_stage;
+    whole.train.bucket_mb = 0;
+    t6::Trainer at_once(whole, false, out, err, &ranks());
+    const Steps expected = steps_of(at_once, 10);
+    // 2 KiB buckets: the 7.3k parameters (29 KiB) in a dozen of them.
+    t6::TrainConfig config = corpus.config("bucketed_" + std::to_string(zero_stage), 2, 10);
+    config.train.zero_stage = zero_stage;
+    config.train.bucket_mb = 2.0 / 1024;
+    t6::Trainer by_bucket(config, false, out, err, &ranks());
+    Steps got;
+    for (int step = 0; step < 10; ++step) {
+      got.add(by_bucket.step());
+      const std::vector<int32_t> sums = checksums_of_all_ranks(by_bucket.model());
+      for (int r = 1; r < ranks().size(); ++r) CHECK((sums[2 * r] == sums[0] && sums[2 * r + 1] == sums[1]));
+    }
+    CHECK(max_relative_difference(got.losses, expected.losses) <= 1e-5);
+    CHECK(max_relative_difference(got.norms, expected.norms) <= 1e-5);
+  }
+  ranks().barrier();
 }
 
 TEST_CASE("data parallel: a run resumes on another number of ranks when the global batch is the same") {

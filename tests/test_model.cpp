@@ -249,6 +249,26 @@ TEST_CASE("the tied embedding's gradient is the sum of its two uses") {
   for (size_t i = 0; i < both.size(); ++i) CHECK(both[i] == doctest::Approx(head_only[i] + embedding_only[i]).epsilon(1e-12));
 }
 
+TEST_CASE("backward reports every parameter's gradient final once, the tied embedding last, after both uses") {
+  T6Model model(tiny_config("tpa"));
+  Tensor idx = from_ints({1, 2, 3, 4}, {1, 4}), targets = from_ints({2, 3, 4, 5}, {1, 4});
+  std::map<const TensorImpl*, int> reports;
+  std::map<const TensorImpl*, std::vector<double>> reported;
+  const TensorImpl* last = nullptr;
+  model.forward(idx, targets).loss.backward({}, false, [&](const Tensor& leaf) {
+    ++reports[leaf.impl_ptr().get()];
+    reported[leaf.impl_ptr().get()] = leaf.grad().to_double_vector();
+    last = leaf.impl_ptr().get();
+  });
+  for (const auto& [name, p] : model.named_parameters()) {
+    INFO(name);
+    CHECK(reports[p.impl_ptr().get()] == 1);
+    CHECK(reported[p.impl_ptr().get()] == p.grad().to_double_vector());
+  }
+  CHECK(reports.size() == model.named_parameters().size());
+  CHECK(last == model.transformer.wte.weight.impl_ptr().get());
+}
+
 namespace {
 
 // ---- the spec's formulas as plain loops, for one layer of TPA ------------------------------------

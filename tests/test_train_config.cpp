@@ -30,7 +30,7 @@ nlohmann::json custom_config() {
     "train": {"batch_size": 3, "seq_len": 32, "grad_accum": 2, "steps": 77, "eval_every": 7, "eval_batches": 0,
               "save_every": 11, "keep_checkpoints": 1, "sample_every": 0, "seed": 18446744073709551615,
               "init_from": "m.safetensors", "out_dir": "runs/x", "device": "cpu", "dtype": "fp32", "threads": 2,
-              "zero_stage": 1},
+              "zero_stage": 1, "bucket_mb": 0.5},
     "optim": {"lr": 0.003, "min_lr": 0.0, "warmup_steps": 0, "decay_steps": 77, "schedule": "linear", "beta1": 0.8,
               "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.0, "grad_clip": 0.0}})");
 }
@@ -58,7 +58,7 @@ TEST_CASE("train config: every key has a default, and the optimizer defaults are
   // to_json names every key of every section.
   const nlohmann::json j = empty.to_json();
   CHECK(j["data"].size() == 4);
-  CHECK(j["train"].size() == 16);
+  CHECK(j["train"].size() == 17);
   CHECK(j["optim"].size() == 10);
   CHECK(j["model"].size() == t6::ModelConfig::table().keys().size());
 }
@@ -126,6 +126,7 @@ TEST_CASE("train config: impossible values are errors naming the key, the bound 
       {R"({"train": {"sample_every": -1}})", "run.json: train.sample_every must be ≥ 0, got -1"},
       {R"({"train": {"threads": -2}})", "run.json: train.threads must be ≥ 0, got -2"},
       {R"({"train": {"zero_stage": 2}})", "run.json: train.zero_stage must be ≤ 1, got 2"},
+      {R"({"train": {"bucket_mb": -1}})", "run.json: train.bucket_mb must be ≥ 0, got -1"},
       {R"({"train": {"out_dir": ""}})", "run.json: train.out_dir must not be empty"},
       {R"({"train": {"device": "gpu"}})",
        "run.json: train.device must be one of \"cpu\", \"cuda\", got \"gpu\" (did you mean \"cpu\"?)"},

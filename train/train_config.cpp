@@ -60,7 +60,10 @@ const ConfigTable<TrainSection>& TrainSection::table() {
                    "on a host)", OnResume::MayChange)
           .integer("zero_stage", &C::zero_stage, IntegerRange::within(0, 1, ""),
                    "under mpirun: 1 shards AdamW's state across the ranks (ZeRO-1), 0 keeps it whole on each",
-                   OnResume::MayChange);
+                   OnResume::MayChange)
+          .number("bucket_mb", &C::bucket_mb, NumberRange::at_least(0),
+                  "under mpirun: MiB of gradients per bucket, each reduced across the ranks as soon as backward has "
+                  "finished it; 0: one reduction after backward", OnResume::MayChange);
   return t;
 }
 

@@ -44,6 +44,7 @@ struct TrainSection {
   Precision dtype = Precision::FP32;
   int64_t threads = 0;  // CPU threads; 0: T6_NUM_THREADS / OMP_NUM_THREADS / all cores (shared by local ranks)
   int64_t zero_stage = 0;  // data parallel: 1 shards AdamW's state across the ranks (ZeRO-1)
+  double bucket_mb = 25;   // data parallel: gradients reduced together while backward goes on; 0: after it
   static const ConfigTable<TrainSection>& table();
   ExecutionSettings execution() const { return {device, dtype, threads}; }
 };

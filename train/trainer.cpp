@@ -66,7 +66,7 @@ Trainer::Trainer(const TrainConfig& config, std::unique_ptr<BatchSource> batches
   check_memory();
   model_ = build_model(config_, /*load_init_from=*/false, execution_.device());
   optimizer_ = std::make_unique<DataParallelAdamW>(model_->parameters(), config_.optim, group_,
-                                                   static_cast<int>(config_.train.zero_stage));
+                                                   static_cast<int>(config_.train.zero_stage), config_.train.bucket_mb);
 }
 
 Trainer::Trainer(const TrainConfig& config, bool resume, std::ostream& out, std::ostream& err, Communicator* group)
@@ -97,7 +97,7 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::ostream& out, std:
   }
   model_ = build_model(config_, /*load_init_from=*/!resume, execution_.device());
   optimizer_ = std::make_unique<DataParallelAdamW>(model_->parameters(), config_.optim, group_,
-                                                   static_cast<int>(t.zero_stage));
+                                                   static_cast<int>(t.zero_stage), t.bucket_mb);
   if (leader_) {
     for (const std::string& name : remove_stale_temporaries(t.out_dir))
       *err_ << "note: removed " << name << ", left in " << t.out_dir << " by a save that was killed\n";
@@ -197,7 +197,10 @@ StepResult Trainer::step() {
     const Tensor loss = model_->loss(x, y);
     losses.push_back(loss.detach());
     // Each micro-batch adds 1/grad_accum of its gradient: the update sees the mean over micro-batches.
-    scale(loss, 1.0 / static_cast<double>(t.grad_accum)).backward();
+    // The last one's backward finishes the gradients, so the reduction over the ranks may start there.
+    const bool last = micro + 1 == t.grad_accum;
+    scale(loss, 1.0 / static_cast<double>(t.grad_accum))
+        .backward(Tensor(), false, last ? optimizer_->reduce_during_backward() : GradReadyHook());
   }
   double loss_sum = 0.0;
   for (size_t micro = 0; micro < losses.size(); ++micro) {

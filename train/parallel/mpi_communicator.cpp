@@ -57,4 +57,33 @@ void MpiCommunicator::broadcast(Tensor& t, int root) {
 
 void MpiCommunicator::barrier() { MPI_Barrier(comm_); }
 
+// The buffers belong to MPI until wait(); their version changes now, as the write has begun.
+void MpiCommunicator::start_all_reduce_sum(Tensor& t) {
+  const int n = mpi_count(t, "start_all_reduce_sum");
+  MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), n, mpi_type(t.dtype()), MPI_SUM, comm_, &started_.emplace_back());
+  t.storage()->bump_version();
+  make_progress();
+}
+
+void MpiCommunicator::start_reduce_scatter_sum(const Tensor& in, Tensor& out) {
+  const int n = mpi_count(out, "start_reduce_scatter_sum");
+  T6_CHECK(in.numel() == static_cast<int64_t>(n) * size_ && in.dtype() == out.dtype(), "start_reduce_scatter_sum: ",
+           in.numel(), " elements in, ", n, " out on ", size_, " ranks");
+  MPI_Ireduce_scatter_block(in.raw_data(), out.raw_data(), n, mpi_type(in.dtype()), MPI_SUM, comm_,
+                            &started_.emplace_back());
+  out.storage()->bump_version();
+  make_progress();
+}
+
+void MpiCommunicator::make_progress() {
+  int done = 0;
+  MPI_Testall(static_cast<int>(started_.size()), started_.data(), &done, MPI_STATUSES_IGNORE);
+  if (done) started_.clear();
+}
+
+void MpiCommunicator::wait() {
+  MPI_Waitall(static_cast<int>(started_.size()), started_.data(), MPI_STATUSES_IGNORE);
+  started_.clear();
+}
+
 }  // namespace t6

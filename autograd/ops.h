@@ -66,11 +66,10 @@ Tensor log_softmax(const Tensor& x);
 // ignore_index (−1). Returns a 0-d tensor; 0 when every target is ignored.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_index = -1);
 // cross_entropy(matmul(x, weight, false, true), targets) for x [..., d], weight [V, d], fused over
-// chunks of chunk_rows rows (0: kLogitsPerChunk logits at a time, 256 MB in float32) so that the
-// [..., V] logits never exist whole (autograd/ops/linear_cross_entropy.cpp): the language-model head
-// with its loss.
-constexpr int64_t kLogitsPerChunk = int64_t{1} << 26;
+// chunks of chunk_rows rows (0: linear_cross_entropy_chunk_rows(V)) so that the [..., V] logits never
+// exist whole (autograd/ops/linear_cross_entropy.cpp): the language-model head with its loss.
 Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor& targets, int64_t chunk_rows = 0);
+int64_t linear_cross_entropy_chunk_rows(int64_t vocab);
 // weight [V, d], int32 ids [...] → [..., d]. Backward scatter-adds (repeated ids accumulate).
 Tensor embedding(const Tensor& weight, const Tensor& ids);
 // x / sqrt(mean(x², last axis) + eps), no weight (spec).

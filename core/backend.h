@@ -171,10 +171,10 @@ class Backend {
   // glogits may be logits itself (each element is read before it is overwritten).
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                       const Tensor& grad_losses, Tensor& glogits) = 0;
-  // The mean's denominator: divisor (one float element) = max(1, #{i : targets[i] ≠ −1}), counted on
-  // the device so that no count comes back to the host (1 when every target is ignored, making the
-  // mean 0, not 0/0). targets int32 [N].
-  virtual void count_targets(const Tensor& targets, Tensor& divisor) = 0;
+  // The mean's denominator: divisor (one float element) = max(1, #{i : 0 ≤ targets[i] < vocab}), counted
+  // on the device so that no count comes back to the host (1 when every target is ignored, making the
+  // mean 0, not 0/0; a target out of range counts as ignored, as in cross_entropy_forward). targets int32 [N].
+  virtual void count_targets(const Tensor& targets, int64_t vocab, Tensor& divisor) = 0;
   // out[i, :] = weight[ids[i], :]; ids int32 [N], each in [0, V) (else a deferred error, above).
   virtual void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) = 0;
   // gweight[ids[i], :] += gout[i, :] (repeated ids accumulate)

@@ -83,7 +83,7 @@ class CudaBackend final : public Backend {
   void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& grad_losses,
                               Tensor& glogits) override;
-  void count_targets(const Tensor& targets, Tensor& divisor) override;
+  void count_targets(const Tensor& targets, int64_t vocab, Tensor& divisor) override;
   void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) override;
   void embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) override;
   void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) override;

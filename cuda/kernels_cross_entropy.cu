@@ -45,10 +45,10 @@ __global__ void cross_entropy_forward(const float* logits, const int32_t* target
   }
 }
 
-// count_targets: *divisor = max(1, #{i : targets[i] ≠ −1}), one block (core/backend.h).
-__global__ void count_targets(const int32_t* targets, int64_t n, float* divisor) {
+// count_targets: *divisor = max(1, #{i : 0 ≤ targets[i] < vocab}), one block (core/backend.h).
+__global__ void count_targets(const int32_t* targets, int64_t n, int64_t vocab, float* divisor) {
   int32_t counted = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) counted += targets[i] != -1;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) counted += targets[i] >= 0 && targets[i] < vocab;
   counted = block_reduce(counted, Sum{}, 0);
   if (threadIdx.x == 0) *divisor = static_cast<float>(max(1, counted));
 }
@@ -83,11 +83,11 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targ
   T6_CUDA_CHECK_LAUNCH(cross_entropy_forward);
 }
 
-void CudaBackend::count_targets(const Tensor& targets, Tensor& divisor) {
+void CudaBackend::count_targets(const Tensor& targets, int64_t vocab, Tensor& divisor) {
   const auto timing = timer_.time("count_targets");
   require_dtype("count_targets (targets)", targets, DType::I32);
   require_dtype("count_targets (divisor)", divisor, DType::F32);
-  kernels::count_targets<<<1, 1024, 0, stream_>>>(device_ptr<const int32_t>(targets), targets.numel(),
+  kernels::count_targets<<<1, 1024, 0, stream_>>>(device_ptr<const int32_t>(targets), targets.numel(), vocab,
                                                    device_ptr<float>(divisor));
   T6_CUDA_CHECK_LAUNCH(count_targets);
 }

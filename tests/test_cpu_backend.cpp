@@ -589,7 +589,7 @@ TEST_CASE("cpu cross_entropy: ignored and out-of-range targets, lse, backward") 
       std::vector<int32_t> valid = t;
       valid[1] = valid[2] = -1;
       cpu().cross_entropy_forward(logits, from_ints(valid, {rows}), losses, lse);
-      cpu().count_targets(from_ints(valid, {rows}), divisor);
+      cpu().count_targets(from_ints(valid, {rows}), vocab, divisor);
       CHECK(divisor.item() == static_cast<double>(rows - 3));
       const std::vector<double> x = values(logits);
       std::vector<double> lse_ref, loss_ref;
@@ -621,8 +621,10 @@ TEST_CASE("cpu cross_entropy: ignored and out-of-range targets, lse, backward") 
       for (int64_t j = 0; j < 3 * vocab; ++j) ignored_rows_zero &= gl[j] == 0.0;
       CHECK(ignored_rows_zero);
       // every target ignored: the divisor is 1, so the mean is 0 rather than 0/0
-      cpu().count_targets(from_ints(std::vector<int32_t>(t.size(), -1), {rows}), divisor);
+      cpu().count_targets(from_ints(std::vector<int32_t>(t.size(), -1), {rows}), vocab, divisor);
       CHECK(divisor.item() == 1.0);
+      cpu().count_targets(targets, vocab, divisor);  // out of range counts as ignored
+      CHECK(divisor.item() == static_cast<double>(rows - 3));
       // glogits may be the logits themselves (linear_cross_entropy turns a chunk's logits into G in place)
       Tensor in_place = logits.clone_data();
       cpu().cross_entropy_backward(in_place, targets, lse, grad, in_place);

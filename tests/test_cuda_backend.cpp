@@ -426,7 +426,7 @@ TEST_CASE("cuda cross_entropy matches the cpu, the mean's divisor included") {
   const Results forward = run_on_both({logits, targets}, {zeros({rows}), zeros({rows}), zeros({})},
                                       [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
                                         be.cross_entropy_forward(in[0], in[1], out[0], out[1]);
-                                        be.count_targets(in[1], out[2]);
+                                        be.count_targets(in[1], 1000, out[2]);
                                       });
   CHECK(gap(forward, 0) <= 1e-5);  // losses
   CHECK(gap(forward, 1) <= 1e-5);  // logsumexp
@@ -450,16 +450,17 @@ TEST_CASE("cuda cross_entropy matches the cpu, the mean's divisor included") {
 
   // every target ignored: the divisor is 1 (so the mean is 0, not 0/0), and so it is with no rows at all
   Tensor divisor = zeros({}, DType::F32, Device::CUDA);
-  gpu().count_targets(from_ints(std::vector<int32_t>(7, -1), {7}, Device::CUDA), divisor);
+  gpu().count_targets(from_ints(std::vector<int32_t>(7, -1), {7}, Device::CUDA), vocab, divisor);
   CHECK(divisor.item() == 1.0);
   divisor.fill_(0.0);
-  gpu().count_targets(empty({0}, DType::I32, Device::CUDA), divisor);
+  gpu().count_targets(empty({0}, DType::I32, Device::CUDA), vocab, divisor);
   CHECK(divisor.item() == 1.0);
   // more targets than the block has threads, a few ignored
   std::vector<int32_t> many(5000, 3);
   for (size_t i = 0; i < many.size(); i += 9) many[i] = -1;
-  gpu().count_targets(from_ints(many, {5000}, Device::CUDA), divisor);
-  CHECK(divisor.item() == 5000.0 - 556.0);
+  many[1] = static_cast<int32_t>(vocab);  // out of range: counts as ignored
+  gpu().count_targets(from_ints(many, {5000}, Device::CUDA), vocab, divisor);
+  CHECK(divisor.item() == 5000.0 - 557.0);
 }
 
 TEST_CASE("cuda cross_entropy's one-pass logsumexp over a GPT-2-sized vocabulary, the max rising at every step") {

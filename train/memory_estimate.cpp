@@ -1,5 +1,6 @@
 #include "train/memory_estimate.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "autograd/ops.h"
@@ -26,7 +27,9 @@ double activation_bytes(const ModelConfig& c, double batch, double seq_len, Devi
                F = static_cast<double>(c.mlp_hidden()), L = static_cast<double>(c.n_layer);
   const double factors = 2.0 * static_cast<double>((c.n_head + c.head_dim) * (c.q_rank + 2 * c.rank));
   const double per_token = L * (8 * d + 6 * heads + 4 * F + factors);
-  double bytes = (batch * seq_len * per_token + 1.5 * static_cast<double>(kLogitsPerChunk)) * kFloat;
+  const double chunk = std::min(batch * seq_len, static_cast<double>(linear_cross_entropy_chunk_rows(c.vocab_size))) *
+                       static_cast<double>(c.vocab_size);
+  double bytes = (batch * seq_len * per_token + 1.5 * chunk) * kFloat;
   if (!backend(device).prefers_fused_attention(c.head_dim))  // scores and probabilities, [H, T, T] per layer
     bytes += L * batch * static_cast<double>(c.n_head) * seq_len * seq_len * 2 * kFloat;
   return bytes;

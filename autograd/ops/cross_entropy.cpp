@@ -26,7 +26,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int ignore_ind
   // the backend checks_ids_at_once(), else at the backend's next wait for the device (core/backend.h,
   // "deferred errors").
   Tensor divisor = empty({}, logits.dtype(), logits.device());
-  backend_of(logits).count_targets(flat_targets, divisor);
+  backend_of(logits).count_targets(flat_targets, vocab, divisor);
   backend_of(logits).cross_entropy_forward(flat_logits, flat_targets, losses, lse);
 
   // Mean over the targets that count; ignored rows have loss 0. No counted target → loss 0, grad 0.

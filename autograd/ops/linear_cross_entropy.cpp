@@ -40,9 +40,15 @@ void gemm_into(const Tensor& a, bool ta, const Tensor& b, bool tb, Tensor& c, do
   if (c.numel() > 0) backend_of(c).gemm(g, a, b, c);
 }
 
-int64_t default_chunk_rows(int64_t vocab) { return std::max<int64_t>(1, kLogitsPerChunk / std::max<int64_t>(1, vocab)); }
+// Logits per chunk: 2^28, 1 GiB in float32. Smaller chunks cost time: each adds a read and write of
+// the [V, d] gradient of W (docs/PERF.md has the sizes tried).
+constexpr int64_t kLogitsPerChunk = int64_t{1} << 28;
 
 }  // namespace
+
+int64_t linear_cross_entropy_chunk_rows(int64_t vocab) {
+  return std::max<int64_t>(1, kLogitsPerChunk / std::max<int64_t>(1, vocab));
+}
 
 Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor& targets, int64_t chunk_rows) {
   check_same_kind("linear_cross_entropy", x, weight);
@@ -56,7 +62,7 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor&
   T6_CHECK(targets.device() == x.device(), "linear_cross_entropy: x is on ", device_name(x.device()),
            " but targets on ", device_name(targets.device()));
   const int64_t n = targets.numel(), d = weight.size(1), vocab = weight.size(0);
-  if (chunk_rows <= 0) chunk_rows = default_chunk_rows(vocab);
+  if (chunk_rows <= 0) chunk_rows = linear_cross_entropy_chunk_rows(vocab);
   Backend& be = backend_of(x);
   const Tensor flat_x = x.contiguous_data().view({n, d});            // (N,d)
   const Tensor flat_targets = targets.contiguous_data().view({n});  // (N)
@@ -68,7 +74,7 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor&
   const Tensor w_op = bf16 ? weight.detach().to_dtype(DType::BF16) : weight.detach().contiguous_data();  // (V,d)
 
   Tensor divisor = empty({}, x.dtype(), x.device());
-  be.count_targets(flat_targets, divisor);
+  be.count_targets(flat_targets, vocab, divisor);
   Tensor losses = empty({n}, x.dtype(), x.device()), lse = empty({n}, x.dtype(), x.device());
   Tensor gx = need_x && record ? empty({n, d}, x.dtype(), x.device()) : Tensor();       // G · W
   Tensor gw = need_w && record ? zeros({vocab, d}, x.dtype(), x.device()) : Tensor();   // Gᵀ · x

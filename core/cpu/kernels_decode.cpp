@@ -8,6 +8,7 @@
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/kernel_utils.h"
+#include "core/cpu/rotation_table.h"
 
 namespace t6::cpu {
 
@@ -77,19 +78,6 @@ void expect_weight(const char* kernel, const char* name, const Tensor& w, DType 
   expect(kernel, {{name, w}}, w.dtype(), rows * K);
   T6_CHECK(w.dtype() == DType::BF16 || w.dtype() == x, "cpu ", kernel, ": ", name, " is ", dtype_name(w.dtype()),
            "; it must be bfloat16 or ", dtype_name(x), " like x");
-}
-
-// The spec's RoPE of one row of length dh at position t (as core/cpu/kernels_rope.cpp computes it, in T).
-template <class T>
-void rotate(T* row, int64_t dh, int32_t position) {
-  const int64_t half = dh / 2;
-  for (int64_t j = 0; j < half; ++j) {
-    const T theta = static_cast<T>(position) * std::pow(T(10000), -T(2 * j) / T(dh));
-    const T c = std::cos(theta), s = std::sin(theta);
-    const T a = row[j], b = row[j + half];
-    row[j] = a * c + b * s;
-    row[j + half] = -a * s + b * c;
-  }
 }
 
 }  // namespace
@@ -162,11 +150,12 @@ void CpuBackend::decode_tpa_factors(const TPAFactors& p, const Tensor& x, const 
     using W = decltype(wt);
     const T* xs = ptr<const T>(x);
     const std::vector<double> y = products<T, W>(*this, x, w, B, N, K, row_scales(xs, B, K, p.norm_eps));
+    const RotationTable<T> table(pos, B, dh, T(1));
     // Copies `rows` products of row b from column `from` to dst, rotating each length-dh row if asked.
     auto put = [&](int64_t b, int64_t from, int64_t rows, T* dst, bool rotated) {
       for (int64_t i = 0; i < rows; ++i) dst[i] = static_cast<T>(y[b * N + from + i]);
       if (rotated)
-        for (int64_t r = 0; r < rows / dh; ++r) rotate(dst + r * dh, dh, pos[b]);
+        for (int64_t r = 0; r < rows / dh; ++r) rotate_row(dst + r * dh, dst + r * dh, table.row(pos, b, dh), dh / 2);
     };
     for (int64_t b = 0; b < B; ++b) {
       const int64_t slot = b * M + pos[b];

@@ -220,8 +220,8 @@ class Backend {
   virtual void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
                                         const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
                                         Tensor& gk, Tensor& gv) = 0;
-  // TPA-native fused causal attention (spec "Tensor Product Attention"): flash_attention over heads
-  // formed from each token's factors, which no kernel stores in device memory,
+  // TPA's fused causal attention (spec "Tensor Product Attention"): flash_attention over heads formed
+  // from each token's factors inside the call and not kept past it,
   //   q_t = (1/RQ) A_q[t] B_q[t],  k_t = (1/R) A_k[t] B_k[t],  v_t = (1/R) A_v[t] B_v[t]
   // with A_q (B,T,H,RQ), B_q (B,T,RQ,dh), A_k and A_v (B,T,H,R), B_k and B_v (B,T,R,dh) (B_q and B_k
   // already rotated). A plain query (q_rank = 0) comes as b_q = q (B,T,H,dh) itself, a_q unused.

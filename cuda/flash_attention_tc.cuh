@@ -1,8 +1,8 @@
 // The tensor-core kernels of fused causal attention (bf16 operands, float32 accumulation; the scheme is
-// described in cuda/kernels_flash_attention.cu) and their launches, shared by two callers: plain flash
-// attention, whose tiles are bfloat16 copies of q, k and v (HeadTiles below), and TPA's fused attention
-// (cuda/kernels_tpa_flash_attention.cu), whose tiles are formed from the per-token factors. The kernels
-// take every q, k and v tile from a `Tiles` source with HeadTiles' interface,
+// described in cuda/kernels_flash_attention.cu) and their launches, shared by plain flash attention and
+// TPA's fused attention (cuda/kernels_tpa_flash_attention.cu). The kernels take every q, k and v tile
+// from a `Tiles` source, today HeadTiles (bfloat16 heads in device memory); a source that forms tiles
+// from TPA's factors was measured through this interface (docs/PERF.md). Its interface:
 //   load_q<DH, kRows, kThreads>(p, b, h, i0, rows, tile)   query rows i0 … i0+rows−1 of head h
 //   load_k, load_v<DH, kRows, kThreads>(p, b, hk, j0, rows, tile)   key/value rows j0 … of head hk
 // each filling a bf16 [kRows][DH + 8] shared tile (rows past `rows` zero) with the block's kThreads

@@ -63,8 +63,6 @@ TPAAttention::QueryFactors TPAAttention::query_factors(const Tensor& x, const Te
   return f;
 }
 
-Tensor TPAAttention::queries(const Tensor& x, const Tensor& positions) const { return heads_of(query_factors(x, positions)); }
-
 Tensor TPAAttention::heads_of(const QueryFactors& f) const {
   return config.factorized_query() ? tpa_product(f.a_q, f.b_q) : f.b_q;  // (1/RQ) A_q B_q: (B,T,H,dh)
 }

@@ -56,8 +56,6 @@ class TPAAttention : public Attention {
     Tensor a_q, b_q;
   };
   QueryFactors query_factors(const Tensor& x, const Tensor& positions) const;
-  // The query heads (B,T,H,dh), rotated: from factors for "tpa", from c_q for "tpa_kvonly".
-  Tensor queries(const Tensor& x, const Tensor& positions) const;
 
   const ModelConfig config;
   Linear* c_q = nullptr;  // (H·dh, d), tpa_kvonly only
@@ -65,7 +63,7 @@ class TPAAttention : public Attention {
   Linear& c_proj;  // (d, H·dh)
 
  private:
-  // The query heads of the query factors.
+  // The query heads (B,T,H,dh), rotated: from factors for "tpa", from c_q for "tpa_kvonly".
   Tensor heads_of(const QueryFactors& f) const;
   // c_proj of causal attention of the heads the query and key/value factors form.
   Tensor attend(const QueryFactors& q, const KVFactors& f) const;

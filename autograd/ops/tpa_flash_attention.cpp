@@ -1,9 +1,10 @@
-// TPA-native fused causal attention: softmax(scale · q kᵀ + causal mask) v with TPA's heads
-// q = (1/RQ) A_q B_q, k = (1/R) A_k B_k, v = (1/R) A_v B_v formed tile by tile inside the attention
-// kernels from the per-token factors. The composite (three tpa_product ops and flash_attention) writes
-// the [B,T,H,dh] q, k and v to memory, reads them back, and keeps bfloat16 copies of them for backward;
-// this op keeps only the factors (R·(H + dh) numbers per token instead of H·dh, for each of q, k, v),
-// out and lse, and its backward hands back the factor gradients. At the paper's small T6 (B=16, T=1024,
+// TPA's fused causal attention: softmax(scale · q kᵀ + causal mask) v with TPA's heads
+// q = (1/RQ) A_q B_q, k = (1/R) A_k B_k, v = (1/R) A_v B_v formed from the per-token factors inside the
+// backend's call (on the GPU straight to bfloat16 under mixed precision) and freed after it. The
+// composite (three tpa_product ops, casts and flash_attention) keeps the float32 factors for
+// tpa_product's backward and bfloat16 copies of q, k and v for attention's; this op keeps only the
+// factors (R·(H + dh) numbers per token instead of H·dh, for each of q, k, v), out and lse, forms the
+// heads again in backward and hands back the factor gradients. At the paper's small T6 (B=16, T=1024,
 // H=34, dh=64, R=2) that is about 210 MB per layer not kept. tests/test_tpa_flash_attention.cpp holds it
 // to that composite.
 #include <algorithm>
@@ -71,8 +72,8 @@ Tensor tpa_flash_attention(const Tensor& a_q, const Tensor& b_q, const Tensor& a
   std::vector<Tensor> inputs{b_q, a_k, b_k, a_v, b_v};
   if (a_q.defined()) inputs.insert(inputs.begin(), a_q);
   if (Node* node = make_node("tpa_flash_attention", y, inputs)) {
-    const Backend::TPAFactorTensors saved{node->save(f.a_q), node->save(f.b_q), node->save(f.a_k),
-                                          node->save(f.b_k), node->save(f.a_v), node->save(f.b_v)};
+    const auto keep = [node](const Tensor& t) { return t.defined() ? node->save(t) : t; };  // a_q may be absent
+    const Backend::TPAFactorTensors saved{keep(f.a_q), keep(f.b_q), keep(f.a_k), keep(f.b_k), keep(f.a_v), keep(f.b_v)};
     node->backward = [p, saved, out = node->save(out), lse = node->save(lse), dtype](const Tensor& gy) -> Grads {
       const auto like = [](const Tensor& x) { return x.defined() ? empty_like(x) : x; };
       Backend::TPAFactorTensors g{like(saved.a_q), like(saved.b_q), like(saved.a_k),

@@ -11,7 +11,7 @@
 // Forming each tile inside the attention kernels instead (a tile source in cuda/flash_attention_tc.cuh
 // that sums the factors into shared memory) was measured first and lost: a block per (batch, head)
 // reads the token's B rows (R·dh per token, shared by all H heads) once per head and per tile it
-// visits, about twice the attention time of head tiles at the paper's small T6 (docs/PERF.md).
+// visits, and the kernels became bound by those L2 reads (docs/PERF.md).
 // float32 and float64 products, and shapes without a tensor-core kernel, take the by-heads composition
 // of the plain kernels.
 #include "core/tpa_flash_by_heads.h"

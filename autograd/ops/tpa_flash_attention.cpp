@@ -4,10 +4,10 @@
 // composite (three tpa_product ops, casts and flash_attention) keeps the float32 factors for
 // tpa_product's backward and bfloat16 copies of q, k and v for attention's; this op keeps only the
 // factors (R·(H + dh) numbers per token instead of H·dh, for each of q, k, v), out and lse, forms the
-// heads again in backward and hands back the factor gradients. At the paper's small T6 (B=16, T=1024,
-// H=34, dh=64, R=2) that is about 210 MB per layer not kept. tests/test_tpa_flash_attention.cpp holds it
-// to that composite.
-#include <algorithm>
+// heads again in backward and hands back the factor gradients. At the paper's small T6 that took the
+// peak memory of a bf16 training step from 25.7 to 17.1 GB (docs/PERF.md).
+// tests/test_tpa_flash_attention.cpp holds it to that composite.
+#include <vector>
 
 #include "autograd/mixed_precision.h"
 #include "autograd/ops.h"

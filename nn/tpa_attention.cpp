@@ -69,8 +69,8 @@ Tensor TPAAttention::heads_of(const QueryFactors& f) const {
 
 Tensor TPAAttention::attend(const QueryFactors& q, const KVFactors& f) const {
   const double scale = 1.0 / std::sqrt(static_cast<double>(config.head_dim));
-  // Where fused attention pays (a GPU), the heads are formed inside the attention kernels and never
-  // stored; elsewhere they are formed here and attended by the composite path.
+  // Where fused attention pays (a GPU), the heads are formed inside the fused op and not kept for
+  // backward; elsewhere they are formed here and attended by the composite path.
   const Tensor y = backend_of(f.b_k).prefers_fused_attention(config.head_dim)
                        ? tpa_flash_attention(q.a_q, q.b_q, f.a_k, f.b_k, f.a_v, f.b_v, scale)
                        : causal_attention(heads_of(q), tpa_product(f.a_k, f.b_k), tpa_product(f.a_v, f.b_v), scale);

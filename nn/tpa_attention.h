@@ -18,7 +18,7 @@
 namespace t6 {
 
 // The heads come from their factors, A (B,T,H,R) and B (B,T,R,dh) → heads (1/R) Σ_r A[…,h,r] B[…,r,:],
-// (B,T,H,dh): inside the attention kernels (tpa_flash_attention, autograd/ops.h) where the backend
+// (B,T,H,dh): inside the fused attention op (tpa_flash_attention, autograd/ops.h) where the backend
 // prefers fused attention, else through tpa_product before the composite attention.
 
 // The six factor projections, named as in the reference state dict: "c_qkv.W_A_q.weight", ….

@@ -1,9 +1,9 @@
-// TPA-native fused causal attention on the CPU: the twin of cuda/kernels_tpa_flash_attention.cu and
-// the reference of its parity tests. Here the heads are formed into transient tensors by this
-// backend's tpa_product kernel and attended by its flash_attention kernel (core/tpa_flash_by_heads.h):
-// a CPU is bound by arithmetic, not by the memory traffic the CUDA kernels save, and composing the two
-// tested kernels keeps the reference simple (those kernels time themselves in a profile). Shapes and
-// dtypes are in core/backend.h.
+// TPA's fused causal attention on the CPU: the twin of cuda/kernels_tpa_flash_attention.cu and the
+// reference of its parity tests. The heads are formed into transient tensors by this backend's
+// tpa_product kernel and attended by its flash_attention kernel (core/tpa_flash_by_heads.h), in the
+// inputs' float dtype: the same steps as the CUDA path without its bfloat16 rounding, built from two
+// kernels with tests of their own (they time themselves in a profile). Shapes and dtypes are in
+// core/backend.h.
 #include "core/cpu/cpu_backend.h"
 #include "core/tpa_flash_by_heads.h"
 

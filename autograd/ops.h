@@ -87,5 +87,12 @@ Tensor tpa_product(const Tensor& a, const Tensor& b);
 // Hkv dividing H → (B,Tq,H·dh), the same function as nn/causal_attention.cpp's composite path but
 // without storing the attention matrix. Under Bf16MatmulGuard the GPU multiplies in bfloat16.
 Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
+// TPA's fused causal attention (autograd/ops/tpa_flash_attention.cpp): flash_attention(q, k, v, scale)
+// with q = tpa_product(a_q, b_q), k = tpa_product(a_k, b_k), v = tpa_product(a_v, b_v), the heads formed
+// inside the op from the factors a_q (B,T,H,RQ), b_q (B,T,RQ,dh), a_k and a_v (B,T,H,R), b_k and b_v
+// (B,T,R,dh) and never kept for backward; an undefined a_q takes b_q (B,T,H,dh) as the query heads.
+// → (B,T,H·dh). Factors float32, float64 or (mixed precision) bfloat16.
+Tensor tpa_flash_attention(const Tensor& a_q, const Tensor& b_q, const Tensor& a_k, const Tensor& b_k,
+                           const Tensor& a_v, const Tensor& b_v, double scale);
 
 }  // namespace t6

@@ -220,6 +220,31 @@ class Backend {
   virtual void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
                                         const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq,
                                         Tensor& gk, Tensor& gv) = 0;
+  // TPA's fused causal attention (spec "Tensor Product Attention"): flash_attention over heads formed
+  // from each token's factors inside the call and not kept past it,
+  //   q_t = (1/RQ) A_q[t] B_q[t],  k_t = (1/R) A_k[t] B_k[t],  v_t = (1/R) A_v[t] B_v[t]
+  // with A_q (B,T,H,RQ), B_q (B,T,RQ,dh), A_k and A_v (B,T,H,R), B_k and B_v (B,T,R,dh) (B_q and B_k
+  // already rotated). A plain query (q_rank = 0) comes as b_q = q (B,T,H,dh) itself, a_q unused.
+  // out (B,T,H,dh) and lse (B,H,T) are those of flash_attention_forward on (q, k, v) with Tq = Tk = T.
+  // Backward writes (overwrites) the factor gradients: with gq, gk, gv those of flash_attention_backward,
+  // per token ga_k = (1/R) gk B_kᵀ and gb_k = (1/R) A_kᵀ gk (tpa_product_backward), likewise for v and
+  // the query (plain query: gb_q = gq).
+  // dtypes: every factor, out, lse, gout and gradient of one float dtype; or, with bf16_products (only
+  // where multiplies_bf16()), factors float32 or bfloat16 (all one dtype), out and lse float32, gout
+  // bfloat16 and gradients in the factors' dtype: the heads are formed in float32 and rounded to
+  // bfloat16 as the products' operands, as flash_attention rounds q, k and v.
+  struct TPAFlashAttention {
+    int64_t batch = 0, seq_len = 0, heads = 0, q_rank = 0, rank = 0, head_dim = 0;
+    double scale = 1.0;
+    bool bf16_products = false;
+  };
+  struct TPAFactorTensors {
+    Tensor a_q, b_q, a_k, b_k, a_v, b_v;
+  };
+  virtual void tpa_flash_attention_forward(const TPAFlashAttention& p, const TPAFactorTensors& f, Tensor& out,
+                                           Tensor& lse) = 0;
+  virtual void tpa_flash_attention_backward(const TPAFlashAttention& p, const TPAFactorTensors& f, const Tensor& out,
+                                            const Tensor& lse, const Tensor& gout, TPAFactorTensors& grads) = 0;
   // AdamW with decoupled weight decay over every slot (spec), with g = grad_scale · grad and t = step:
   //   m ← β1·m + (1 − β1)·g,  v ← β2·v + (1 − β2)·g²
   //   p ← p − lr·wd·p − lr · (m / (1 − β1^t)) / (sqrt(v / (1 − β2^t)) + eps)

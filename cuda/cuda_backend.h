@@ -100,6 +100,10 @@ class CudaBackend final : public Backend {
   void flash_attention_backward(const FlashAttention& p, const Tensor& q, const Tensor& k, const Tensor& v,
                                 const Tensor& out, const Tensor& lse, const Tensor& gout, Tensor& gq, Tensor& gk,
                                 Tensor& gv) override;
+  void tpa_flash_attention_forward(const TPAFlashAttention& p, const TPAFactorTensors& f, Tensor& out,
+                                   Tensor& lse) override;
+  void tpa_flash_attention_backward(const TPAFlashAttention& p, const TPAFactorTensors& f, const Tensor& out,
+                                    const Tensor& lse, const Tensor& gout, TPAFactorTensors& grads) override;
   void adamw_step(std::vector<AdamWSlot>& slots, const AdamWHyper& h) override;
   void tpa_decode_attention(const TPADecode& p, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
                             const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths,

@@ -1,7 +1,7 @@
 // Fused causal attention on the GPU (FlashAttention-2; the CPU twin is
 // core/cpu/kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
 //
-// * Tensor-core kernels (`*_tc`), for bf16 mixed precision with head_dim 32, 64 or 128: q, k, v (and
+// * Tensor-core kernels (`*_tc`, in cuda/flash_attention_tc.cuh, which TPA's fused attention shares), for bf16 mixed precision with head_dim 32, 64 or 128: q, k, v (and
 //   in backward the output gradient) come as bfloat16 copies, half the bytes of every tile load; 4 or 8
 //   warps take 64 or 128 rows, copy the tiles to shared memory and multiply with mma.sync m16n8k16
 //   (inline PTX), accumulating in float32 registers; the probabilities (and score gradients) go from the accumulator
@@ -19,32 +19,12 @@
 // walking the query tiles that see them; then gq with one block per 64 queries walking the keys.
 // Splitting gq from gk/gv recomputes the scores once more but needs no atomics, so results are
 // deterministic.
-#include <cuda_bf16.h>
-
-#include <climits>
-#include <cmath>
-
-#include "cuda/cuda_backend.h"
-#include "cuda/cuda_check.h"
-#include "cuda/kernel_utils.cuh"
-#include "cuda/mma_bf16.cuh"
+#include "cuda/flash_attention_tc.cuh"
 
 namespace t6 {
 
 namespace kernels {
 
-// The sizes every kernel needs, as ints (checked on the host) plus the derived offsets.
-struct FlashShape {
-  int batch, q_len, kv_len, heads, kv_heads, head_dim;
-  int group;   // query heads per key/value head
-  int offset;  // kv_len − q_len: query i sits at position i + offset
-  double scale;
-  __device__ int64_t q_row(int b, int i, int h) const { return ((int64_t(b) * q_len + i) * heads + h) * head_dim; }
-  __device__ int64_t kv_row(int b, int j, int hk) const {
-    return ((int64_t(b) * kv_len + j) * kv_heads + hk) * head_dim;
-  }
-  __device__ int64_t lse_index(int b, int h, int i) const { return (int64_t(b) * heads + h) * q_len + i; }
-};
 
 template <class T>
 __device__ T exp_of(T x) {
@@ -126,22 +106,6 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_forward_simt(FlashS
   lse[p.lse_index(b, h, i)] = running_max + log_of(sum);
 }
 
-// D_i = gout_i · out_i for every query row (the softmax backward's row term). One warp per row.
-template <class T, class G>
-__global__ void flash_attention_backward_rowdot(FlashShape p, const T* out, const G* gout, T* row_dot) {
-  const int64_t rows = int64_t(p.batch) * p.q_len * p.heads;
-  const int lane = threadIdx.x % 32;
-  for (int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows;
-       row += int64_t(gridDim.x) * blockDim.x / 32) {
-    T dot = 0;
-    for (int d = lane; d < p.head_dim; d += 32)
-      dot += out[row * p.head_dim + d] * static_cast<T>(gout[row * p.head_dim + d]);
-    dot = warp_reduce(dot, Sum{});
-    // row = (b·Tq + i)·H + h, and D is stored like lse, as (b, h, i)
-    const int h = row % p.heads, i = (row / p.heads) % p.q_len, b = row / (int64_t(p.heads) * p.q_len);
-    if (lane == 0) row_dot[p.lse_index(b, h, i)] = dot;
-  }
-}
 
 // gq_i = scale Σ_j P_ij (gout_i·v_j − D_i) k_j, one thread per query row. Grid as in forward.
 template <class T, int DH>
@@ -260,460 +224,15 @@ __global__ void __launch_bounds__(kSimtRows) flash_attention_backward_dkdv_simt(
   }
 }
 
-// --- tensor-core kernels (bf16 inputs, fp32 accumulation) -----------------------------------------
-//
-// Every product is one warp-wide mma.sync m16n8k16 (fragment layouts in cuda/mma_bf16.cuh).
-//
-// So a warp's 16×64 score block S lives in registers as s[n][0..3] for the eight 8-key blocks n: lane
-// holds rows g and g+8 at keys 8n + 2t + {0, 1}. A row is spread over the 4 lanes of a quad (same g),
-// so row reductions are two shuffles (xor 1, xor 2). The same numbers, rounded to bf16, are already
-// the A fragment of the next product P·V: A block kk (keys 16kk…16kk+15) is
-//   a0 = s[2kk][0,1], a1 = s[2kk][2,3], a2 = s[2kk+1][0,1], a3 = s[2kk+1][2,3].
-//
-// Shared tiles are bf16 [64 rows][DH + 8]; fragments come out of them with ldmatrix (cuda/mma_bf16.cuh).
-// The +8 padding makes a row an odd multiple of 16 bytes (80, 144, 272), so the 8 row addresses of one
-// matrix fall in 8 different 16-byte bank groups (no conflicts), and keeps every row start 16-byte
-// aligned as ldmatrix requires.
-//
-// A warp owns 16 rows (queries, or keys in gk/gv): forward runs 8 warps on 128 query rows, the
-// backward kernels 4 warps on 64 rows, each walking tiles of 64 rows of the other operand. The
-// accumulators (O, or gk/gv, or gq) stay in registers for the whole walk.
-
-constexpr int kTile = 64;        // rows of a tile: queries and keys
-constexpr int kTcThreads = 128;  // the backward kernels: 4 warps, 64 rows
-// The forward kernel's time goes mostly to loading k/v tiles, rows re-read from L2 by every block, so
-// a block takes 128 query rows (8 warps; for head_dim ≤ 64 at most 128 registers each, so that two
-// blocks share a multiprocessor) and every tile it loads serves twice as many rows. The backward kernels
-// hold more accumulators (177–196 registers at 8 warps), so an 8-warp block would fit only once per
-// multiprocessor: they keep 4 warps. docs/PERF.md has the timings of both choices.
-constexpr int kForwardRows = 128;
-constexpr int kForwardThreads = 256;
-template <int DH>
-struct TcTile {
-  static constexpr int kLd = DH + 8;  // bf16 elements per shared tile row (see the bank note above)
-  static constexpr int kElems = kTile * kLd;
-};
-
-// acc (16 × 64, C layout: acc[n] is columns 8n…8n+7) += A (16 rows row0… of tile `a`, DH wide) ·
-// Bᵀ where the 64 rows of tile `b` are B's columns: the warp's 16×64 block of S = Q Kᵀ (or gP = gout
-// Vᵀ, or Sᵀ = K Qᵀ …).
-template <int DH>
-__device__ __forceinline__ void warp_scores(float (&acc)[8][4], const bf16* a, int row0, const bf16* b) {
-  constexpr int ld = TcTile<DH>::kLd;
-#pragma unroll
-  for (int n = 0; n < 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-#pragma unroll
-  for (int kk = 0; kk < DH / 16; ++kk) {
-    uint32_t fa[4];
-    load_a(fa, a, ld, row0, kk * 16);
-#pragma unroll
-    for (int np = 0; np < 4; ++np) {
-      uint32_t fb[4];
-      load_b_transposed_tile(fb, b, ld, np * 16, kk * 16);
-      mma_bf16(acc[2 * np], fa, fb[0], fb[1]);
-      mma_bf16(acc[2 * np + 1], fa, fb[2], fb[3]);
-    }
-  }
-}
-
-// acc (16 × DH, C layout) += A (16 × 64 from registers, A fragments per 16 columns) · B (64 × DH, the
-// rows of tile `b`): O += P V, gV += Pᵀ gout, gK += gSᵀ Q, gQ += gS K.
-template <int DH>
-__device__ __forceinline__ void warp_accumulate(float (&acc)[DH / 8][4], const uint32_t (&a)[4][4], const bf16* b) {
-  constexpr int ld = TcTile<DH>::kLd;
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-    for (int dp = 0; dp < DH / 16; ++dp) {
-      uint32_t fb[4];
-      load_b_tile(fb, b, ld, kk * 16, dp * 16);
-      mma_bf16(acc[2 * dp], a[kk], fb[0], fb[1]);
-      mma_bf16(acc[2 * dp + 1], a[kk], fb[2], fb[3]);
-    }
-  }
-}
-
-// C-layout pairs → A fragments (section comment): columns 16kk…16kk+15 of a 16×64 block.
-__device__ __forceinline__ void to_a_fragments(const float (&c)[8][4], uint32_t (&a)[4][4]) {
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    a[kk][0] = pack_bf16(c[2 * kk][0], c[2 * kk][1]);          // row g,   cols 2t, 2t+1
-    a[kk][1] = pack_bf16(c[2 * kk][2], c[2 * kk][3]);          // row g+8, cols 2t, 2t+1
-    a[kk][2] = pack_bf16(c[2 * kk + 1][0], c[2 * kk + 1][1]);  // row g,   cols 2t+8, 2t+9
-    a[kk][3] = pack_bf16(c[2 * kk + 1][2], c[2 * kk + 1][3]);  // row g+8, cols 2t+8, 2t+9
-  }
-}
-
-// The inverse of to_a_fragments for one number: c[n][e] as it was rounded to bf16 (a bf16 is the top
-// half of a float32; e & 1 picks the register half, low = even column).
-__device__ __forceinline__ float bf16_of_fragment(const uint32_t (&a)[4][4], int n, int e) {
-  const uint32_t pair = a[n >> 1][(n & 1) * 2 + (e >> 1)];
-  return __uint_as_float((e & 1) ? (pair & 0xffff0000u) : (pair << 16));
-}
-
-// Loads `rows` rows of DH bfloat16 values (row r at src + r·stride; the mixed-precision copies of q, k,
-// v and gout) into a bf16 [kRows][DH + 8] tile, zero rows past `rows`, with the kThreads threads of the
-// block: 16 bytes (8 values) a step when the addresses allow, all of a thread's loads issued before its
-// stores, so they overlap.
-template <int DH, int kRows = kTile, int kThreads = kTcThreads>
-__device__ void load_head_tile(const bf16* src, int64_t stride, int rows, bf16* dst) {
-  constexpr int ld = TcTile<DH>::kLd, kPerThread = kRows * DH / 8 / kThreads;
-  const bool vectors = ((reinterpret_cast<uintptr_t>(src) | (stride * sizeof(bf16))) % 16) == 0;
-  uint4 x[kPerThread];
-#pragma unroll
-  for (int u = 0; u < kPerThread; ++u) {
-    const int idx = u * kThreads + threadIdx.x, r = idx / (DH / 8), c = idx % (DH / 8) * 8;
-    x[u] = make_uint4(0u, 0u, 0u, 0u);
-    if (r < rows) {
-      const bf16* at = src + r * stride + c;
-      if (vectors) {
-        x[u] = *reinterpret_cast<const uint4*>(at);
-      } else {
-        uint16_t bits[8];
-        for (int e = 0; e < 8; ++e) bits[e] = __bfloat16_as_ushort(at[e]);
-        x[u] = make_uint4(bits[0] | uint32_t(bits[1]) << 16, bits[2] | uint32_t(bits[3]) << 16,
-                          bits[4] | uint32_t(bits[5]) << 16, bits[6] | uint32_t(bits[7]) << 16);
-      }
-    }
-  }
-#pragma unroll
-  for (int u = 0; u < kPerThread; ++u) {
-    const int idx = u * kThreads + threadIdx.x, r = idx / (DH / 8), c = idx % (DH / 8) * 8;
-    *reinterpret_cast<uint4*>(dst + r * ld + c) = x[u];  // the row length (DH + 8)·2 bytes is a multiple of 16
-  }
-}
-
-// Writes a warp's 16 rows of C-layout accumulators (times `factor`) to a float32 tensor: lane holds
-// rows row_a = g and row_a + 8 (as tensor rows), columns 8n + 2t, 2t+1 (a float2 each). Row r starts
-// at dst + r·stride; rows ≥ rows_valid are dropped.
-template <int DH>
-__device__ void store_rows(const float (&acc)[DH / 8][4], float factor_a, float factor_b, int row_a,
-                           int rows_valid, float* dst, int64_t stride) {
-  const int t = threadIdx.x % 4;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int row = row_a + 8 * half;
-    if (row >= rows_valid) continue;
-    const float factor = half ? factor_b : factor_a;
-    float* at = dst + row * stride + 2 * t;
-#pragma unroll
-    for (int n = 0; n < DH / 8; ++n)
-      *reinterpret_cast<float2*>(at + 8 * n) = make_float2(acc[n][2 * half] * factor, acc[n][2 * half + 1] * factor);
-  }
-}
-
-// flash_attention_forward on tensor cores. Grid (B·H, query tiles, the last tile first); shared
-// memory: the q, k and v tiles (bf16; the q tile is written before the first barrier of the key walk
-// and read as A fragments on every tile). Per lane the running max and sum of rows g and g+8 and
-// their O accumulators (C layout) stay in registers.
-template <int DH>
-__global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1)
-    flash_attention_forward_tc(FlashShape p, const bf16* q, const bf16* k, const bf16* v, float* out, float* lse) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
-#else
-  extern __shared__ __align__(128) unsigned char tc_shared[];
-  bf16* q_tile = reinterpret_cast<bf16*>(tc_shared);
-  bf16* k_tile = q_tile + kForwardRows * TcTile<DH>::kLd;
-  bf16* v_tile = k_tile + TcTile<DH>::kElems;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
-  const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads, hk = h / p.group;
-  const int i0 = (gridDim.y - 1 - blockIdx.y) * kForwardRows;
-  const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
-  const float scale_log2 = static_cast<float>(p.scale) * kLog2e;  // softmax in base 2: exp(x) = 2^(x·log2 e)
-  const int row_a = i0 + warp * 16 + g;                           // this lane's query rows: row_a, row_a + 8
-
-  load_head_tile<DH, kForwardRows, kForwardThreads>(q + p.q_row(b, i0, h), q_stride, min(kForwardRows, p.q_len - i0),
-                                                    q_tile);
-  float o[DH / 8][4];  // O_w, C layout: o[n] holds head columns 8n + 2t, 2t+1 of rows g, g+8
-#pragma unroll
-  for (int n = 0; n < DH / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-  // Rows g and g+8 ([0], [1]), in base 2. The max is the same on the quad's 4 lanes; the sum is this
-  // lane's part (its 16 columns per tile), added across the quad at the end.
-  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
-
-  const int last_key = min(p.kv_len - 1, i0 + kForwardRows - 1 + p.offset);  // the block's last visible key
-  for (int j0 = 0; j0 <= last_key; j0 += kTile) {
-    __syncthreads();  // every warp is done with the previous k and v tiles
-    load_head_tile<DH, kTile, kForwardThreads>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
-    load_head_tile<DH, kTile, kForwardThreads>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
-    __syncthreads();
-    float s[8][4];  // S_w = Q_w Kᵀ: s[n] = keys j0 + 8n + 2t, +1 of rows g (0, 1) and g+8 (2, 3)
-    warp_scores<DH>(s, q_tile, warp * 16, k_tile);
-    // Mask only where some key of the tile is hidden from some row of the block (the diagonal tiles,
-    // the ragged end); elsewhere every key is visible.
-    const bool edge = j0 + kTile - 1 > i0 + p.offset || j0 + kTile > p.kv_len;
-    float tile_max[2] = {row_max[0], row_max[1]};
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = j0 + 8 * n + 2 * t + (e & 1), row = row_a + (e >> 1) * 8;
-        float x = s[n][e] * scale_log2;
-        if (edge && (key > row + p.offset || key >= p.kv_len)) x = -INFINITY;
-        s[n][e] = x;
-        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
-      }
-    }
-    float ref[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      // the row's 64 keys sit on the quad's 4 lanes (lane ^ 1, lane ^ 2 share g)
-      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-      ref[r] = tile_max[r] == -INFINITY ? 0.f : tile_max[r];  // a row with no visible key yet stays 0
-      const float rescale = exp2f(row_max[r] - ref[r]);       // a raised max rescales what came before
-      row_max[r] = tile_max[r];
-      row_sum[r] *= rescale;
-#pragma unroll
-      for (int n = 0; n < DH / 8; ++n) o[n][2 * r] *= rescale, o[n][2 * r + 1] *= rescale;
-    }
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - ref[e >> 1]);  // P, unnormalised
-        row_sum[e >> 1] += s[n][e];
-      }
-    }
-    uint32_t pa[4][4];  // P_w as A fragments (bf16) for O_w += P_w V
-    to_a_fragments(s, pa);
-    warp_accumulate<DH>(o, pa, v_tile);
-  }
-  // out = O / l, lse = ln(2) · (m + log2 l)
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 1);
-    row_sum[r] += __shfl_xor_sync(0xffffffffu, row_sum[r], 2);
-  }
-  store_rows<DH>(o, 1.f / row_sum[0], 1.f / row_sum[1], row_a, p.q_len, out + p.q_row(b, 0, h), q_stride);
-  if (t == 0) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int i = row_a + 8 * r;
-      if (i < p.q_len) lse[p.lse_index(b, h, i)] = (row_max[r] + log2f(row_sum[r])) * kLn2;
-    }
-  }
-#endif
-}
-
-// gk and gv on tensor cores: one block per 64 keys of one key/value head, walking every query tile
-// of the group's heads that sees them. Per tile each warp forms, for its 16 keys (rows g, g+8 of the
-// C layout are keys, the 64 columns queries),
-//   Sᵀ = K Qᵀ and gPᵀ = V goutᵀ  →  Pᵀ, gSᵀ  →  gV += Pᵀ gout, gK += gSᵀ Q   (scale applied at the end).
-template <int DH>
-__global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dkdv_tc(FlashShape p, const bf16* q,
-                                                                                const bf16* k, const bf16* v,
-                                                                                const float* lse, const float* row_dot,
-                                                                                const bf16* gout, float* gk,
-                                                                                float* gv) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
-#else
-  extern __shared__ __align__(128) unsigned char tc_shared[];
-  bf16* k_tile = reinterpret_cast<bf16*>(tc_shared);
-  bf16* v_tile = k_tile + TcTile<DH>::kElems;
-  bf16* q_tile = v_tile + TcTile<DH>::kElems;
-  bf16* g_tile = q_tile + TcTile<DH>::kElems;
-  float* lse_log2 = reinterpret_cast<float*>(g_tile + TcTile<DH>::kElems);  // [kTile], per query column
-  float* dots = lse_log2 + kTile;                                             // [kTile]
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
-  const int b = blockIdx.x / p.kv_heads, hk = blockIdx.x % p.kv_heads;
-  const int j0 = blockIdx.y * kTile;
-  const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
-  const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
-  const int key_a = j0 + warp * 16 + g;  // this lane's keys: key_a, key_a + 8
-
-  load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
-  load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
-  float dk[DH / 8][4], dv[DH / 8][4];  // C layout: rows = keys g, g+8; columns = head dims 8n + 2t, +1
-#pragma unroll
-  for (int n = 0; n < DH / 8; ++n) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.f;
-  }
-
-  const int first_query = max(0, j0 - p.offset) / kTile * kTile;
-  for (int h = hk * p.group; h < (hk + 1) * p.group; ++h) {
-    for (int i0 = first_query; i0 < p.q_len; i0 += kTile) {
-      __syncthreads();  // every warp is done with the previous q and gout tiles (the first time: k, v written)
-      const int rows = min(kTile, p.q_len - i0);
-      load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile);
-      load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile);
-      for (int c = threadIdx.x; c < kTile; c += kTcThreads) {
-        lse_log2[c] = c < rows ? lse[p.lse_index(b, h, i0 + c)] * kLog2e : INFINITY;  // P = 0 past Tq
-        dots[c] = c < rows ? row_dot[p.lse_index(b, h, i0 + c)] : 0.f;
-      }
-      __syncthreads();
-      const bool edge = j0 + kTile - 1 > i0 + p.offset || i0 + kTile > p.q_len;
-      float s[8][4];  // Sᵀ_w = K_w Qᵀ, then Pᵀ in place: s[n] = queries i0 + 8n + 2t, +1 of keys g, g+8
-      warp_scores<DH>(s, k_tile, warp * 16, q_tile);
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = 8 * n + 2 * t + (e & 1), query = i0 + c, key = key_a + (e >> 1) * 8;
-          float prob = exp2f(s[n][e] * scale_log2 - lse_log2[c]);  // P_ij = exp(scale·s − lse_i)
-          if (edge && (key > query + p.offset || query >= p.q_len)) prob = 0.f;
-          s[n][e] = prob;
-        }
-      }
-      uint32_t fa[4][4];  // Pᵀ_w, then gSᵀ_w, as A fragments (bf16)
-      to_a_fragments(s, fa);
-      warp_accumulate<DH>(dv, fa, g_tile);  // gV += Pᵀ gout
-      float gp[8][4];                       // gPᵀ_w = V_w goutᵀ, then gSᵀ = Pᵀ (gPᵀ − D) in place
-      warp_scores<DH>(gp, v_tile, warp * 16, g_tile);
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          // At DH = 128 the fp32 Pᵀ would not fit beside gK, gV and gPᵀ in 255 registers: read it back
-          // from its bf16 A fragments instead (one more bf16 rounding of P, well inside the test's 2e-2).
-          const float prob = DH > 64 ? bf16_of_fragment(fa, n, e) : s[n][e];
-          gp[n][e] = prob * (gp[n][e] - dots[8 * n + 2 * t + (e & 1)]);
-        }
-      }
-      to_a_fragments(gp, fa);
-      warp_accumulate<DH>(dk, fa, q_tile);  // gK += gSᵀ Q
-    }
-  }
-  // keys past Tk (zero rows of the k and v tiles) are dropped here
-  store_rows<DH>(dk, static_cast<float>(p.scale), static_cast<float>(p.scale), key_a, p.kv_len,
-                 gk + p.kv_row(b, 0, hk), kv_stride);  // ∂s/∂k = scale · q
-  store_rows<DH>(dv, 1.f, 1.f, key_a, p.kv_len, gv + p.kv_row(b, 0, hk), kv_stride);
-#endif
-}
-
-// gq on tensor cores: one block per 64 queries of one head, walking the visible key tiles; per tile
-// each warp forms, for its 16 queries,
-//   S = Q Kᵀ and gP = gout Vᵀ  →  P, gS  →  gQ += gS K   (scale applied at the end).
-template <int DH>
-__global__ void __launch_bounds__(kTcThreads) flash_attention_backward_dq_tc(FlashShape p, const bf16* q,
-                                                                              const bf16* k, const bf16* v,
-                                                                              const float* lse, const float* row_dot,
-                                                                              const bf16* gout, float* gq) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
-#else
-  extern __shared__ __align__(128) unsigned char tc_shared[];
-  bf16* q_tile = reinterpret_cast<bf16*>(tc_shared);
-  bf16* g_tile = q_tile + TcTile<DH>::kElems;
-  bf16* k_tile = g_tile + TcTile<DH>::kElems;
-  bf16* v_tile = k_tile + TcTile<DH>::kElems;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
-  const int b = blockIdx.x / p.heads, h = blockIdx.x % p.heads, hk = h / p.group;
-  const int i0 = (gridDim.y - 1 - blockIdx.y) * kTile;
-  const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
-  const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
-  const int rows = min(kTile, p.q_len - i0);
-  const int row_a = i0 + warp * 16 + g;  // this lane's query rows: row_a, row_a + 8
-
-  load_head_tile<DH>(q + p.q_row(b, i0, h), q_stride, rows, q_tile);
-  load_head_tile<DH>(gout + p.q_row(b, i0, h), q_stride, rows, g_tile);
-  float row_lse[2], row_d[2];  // lse (base 2) and D of rows g, g+8; P = 0 for rows past Tq
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int i = row_a + 8 * r;
-    row_lse[r] = i < p.q_len ? lse[p.lse_index(b, h, i)] * kLog2e : INFINITY;
-    row_d[r] = i < p.q_len ? row_dot[p.lse_index(b, h, i)] : 0.f;
-  }
-  float dq[DH / 8][4];  // C layout: rows g, g+8; columns = head dims 8n + 2t, +1
-#pragma unroll
-  for (int n = 0; n < DH / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
-
-  const int last_key = min(p.kv_len - 1, i0 + kTile - 1 + p.offset);
-  for (int j0 = 0; j0 <= last_key; j0 += kTile) {
-    __syncthreads();  // every warp is done with the previous k and v tiles (the first time: q, gout written)
-    load_head_tile<DH>(k + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), k_tile);
-    load_head_tile<DH>(v + p.kv_row(b, j0, hk), kv_stride, min(kTile, p.kv_len - j0), v_tile);
-    __syncthreads();
-    const bool edge = j0 + kTile - 1 > i0 + p.offset || j0 + kTile > p.kv_len;
-    float s[8][4];  // S_w = Q_w Kᵀ, then P in place: s[n] = keys j0 + 8n + 2t, +1 of rows g, g+8
-    warp_scores<DH>(s, q_tile, warp * 16, k_tile);
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = j0 + 8 * n + 2 * t + (e & 1), row = row_a + (e >> 1) * 8;
-        float prob = exp2f(s[n][e] * scale_log2 - row_lse[e >> 1]);
-        if (edge && (key > row + p.offset || key >= p.kv_len)) prob = 0.f;
-        s[n][e] = prob;
-      }
-    }
-    float gp[8][4];  // gP_w = gout_w Vᵀ, then gS = P (gP − D) in place
-    warp_scores<DH>(gp, g_tile, warp * 16, v_tile);
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) gp[n][e] = s[n][e] * (gp[n][e] - row_d[e >> 1]);
-    }
-    uint32_t fa[4][4];  // gS_w as A fragments (bf16)
-    to_a_fragments(gp, fa);
-    warp_accumulate<DH>(dq, fa, k_tile);  // gQ += gS K
-  }
-  store_rows<DH>(dq, static_cast<float>(p.scale), static_cast<float>(p.scale), row_a, p.q_len,
-                 gq + p.q_row(b, 0, h), q_stride);  // ∂s/∂q = scale · k
-#endif
-}
-
 }  // namespace kernels
 
 namespace {
 
-// Shared memory of the tensor-core kernels, in bytes: bf16 head tiles (q, k, v; backward also gout),
-// and for gk/gv the lse and D of the current query tile.
-template <int DH>
-constexpr size_t forward_tc_bytes() {
-  return (kernels::kForwardRows + 2 * kernels::kTile) * kernels::TcTile<DH>::kLd * sizeof(kernels::bf16);
-}
-template <int DH>
-constexpr size_t dkdv_tc_bytes() {
-  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16) + 2 * kernels::kTile * sizeof(float);
-}
-template <int DH>
-constexpr size_t dq_tc_bytes() {
-  return 4 * kernels::TcTile<DH>::kElems * sizeof(kernels::bf16);
-}
+using namespace flash_tc;
 
 template <class T, int DH>
 constexpr size_t dkdv_simt_bytes() {
   return (2 * kernels::kSimtRows * (DH + 1) + 2 * 16 * DH + 2 * 16) * sizeof(T);
-}
-
-// Raises a kernel's dynamic shared-memory limit past the default 48 KiB, once per kernel.
-template <class Kernel>
-void allow_shared_memory(Kernel kernel, size_t bytes) {
-  T6_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
-
-kernels::FlashShape flash_shape(const Backend::FlashAttention& a) {
-  for (int64_t value : {a.batch, a.q_len, a.kv_len, a.heads, a.kv_heads, a.head_dim})
-    T6_CHECK(value > 0 && value <= INT_MAX / 2, "cuda flash_attention: size ", value, " is out of range");
-  T6_CHECK(a.head_dim <= CudaBackend::kMaxFusedHeadDim, "cuda flash_attention: head_dim ", a.head_dim,
-           " is above ", CudaBackend::kMaxFusedHeadDim, "; use the composite causal attention");
-  T6_CHECK(a.batch * a.heads <= INT_MAX && a.q_len <= 65535 * int64_t(kernels::kSimtRows), "cuda flash_attention: ",
-           a.batch, "×", a.heads, " heads of ", a.q_len, " queries exceed the launch grid");
-  kernels::FlashShape p;
-  p.batch = int(a.batch), p.q_len = int(a.q_len), p.kv_len = int(a.kv_len), p.heads = int(a.heads);
-  p.kv_heads = int(a.kv_heads), p.head_dim = int(a.head_dim), p.group = int(a.heads / a.kv_heads);
-  p.offset = int(a.kv_len - a.q_len), p.scale = a.scale;
-  return p;
-}
-
-unsigned tiles(int64_t n, int per_tile) { return static_cast<unsigned>((n + per_tile - 1) / per_tile); }
-
-// Calls fn(std::integral_constant<int, DH>) with DH the smallest of 32, 64, 128 that holds head_dim.
-template <class Fn>
-void dispatch_head_dim(int64_t head_dim, Fn&& fn) {
-  if (head_dim <= 32) return fn(std::integral_constant<int, 32>{});
-  if (head_dim <= 64) return fn(std::integral_constant<int, 64>{});
-  return fn(std::integral_constant<int, 128>{});
-}
-
-// bf16 WMMA needs compute capability 8.0 (Ampere) or later.
-bool device_has_bf16_tensor_cores() {
-  static const bool has = device_attribute(cudaDevAttrComputeCapabilityMajor) >= 8;
-  return has;
 }
 
 bool tensor_cores_fit(const Backend::FlashAttention& a) {
@@ -727,6 +246,10 @@ void require_mixed(const char* kernel, std::initializer_list<const Tensor*> bf16
   for (const Tensor* t : float_operands) require_dtype(kernel, *t, DType::F32);
 }
 
+kernels::HeadTiles head_tiles(const Tensor& q, const Tensor& k, const Tensor& v) {
+  return {device_ptr<const kernels::bf16>(q), device_ptr<const kernels::bf16>(k), device_ptr<const kernels::bf16>(v)};
+}
+
 }  // namespace
 
 void CudaBackend::flash_attention_forward(const FlashAttention& a, const Tensor& q, const Tensor& k, const Tensor& v,
@@ -737,22 +260,12 @@ void CudaBackend::flash_attention_forward(const FlashAttention& a, const Tensor&
                                    lse);
   const auto timing = timer_.time(mixed ? "flash_attention_forward bf16" : "flash_attention_forward");
   const kernels::FlashShape p = flash_shape(a);
-  const dim3 grid(static_cast<unsigned>(a.batch * a.heads), tiles(a.q_len, kernels::kTile));
   if (mixed) {
     require_mixed("flash_attention_forward", {&q, &k, &v}, {&out, &lse});
-    dispatch_head_dim(a.head_dim, [&](auto dh) {
-      constexpr int DH = decltype(dh)::value;
-      constexpr size_t bytes = forward_tc_bytes<DH>();
-      static const bool raised = (allow_shared_memory(kernels::flash_attention_forward_tc<DH>, bytes), true);
-      (void)raised;
-      const dim3 forward_grid(grid.x, tiles(a.q_len, kernels::kForwardRows));
-      kernels::flash_attention_forward_tc<DH><<<forward_grid, kernels::kForwardThreads, bytes, stream_>>>(
-          p, device_ptr<const kernels::bf16>(q), device_ptr<const kernels::bf16>(k), device_ptr<const kernels::bf16>(v),
-          device_ptr<float>(out), device_ptr<float>(lse));
-    });
-    T6_CUDA_CHECK_LAUNCH(flash_attention_forward_tc);
+    flash_tc::launch_forward(p, head_tiles(q, k, v), out, lse, stream_);
     return;
   }
+  const dim3 grid(static_cast<unsigned>(a.batch * a.heads), tiles(a.q_len, kernels::kTile));
   dispatch_float("flash_attention_forward", q.dtype(), [&](auto t) {
     using T = decltype(t);
     dispatch_head_dim(a.head_dim, [&](auto dh) {
@@ -774,43 +287,20 @@ void CudaBackend::flash_attention_backward(const FlashAttention& a, const Tensor
                                     lse, gout.to_dtype(DType::F32), gq, gk, gv);
   const auto timing = timer_.time(mixed ? "flash_attention_backward bf16" : "flash_attention_backward");
   const kernels::FlashShape p = flash_shape(a);
-  Tensor row_dot = empty(lse.shape(), lse.dtype(), Device::CUDA);  // D_i = gout_i · out_i
-  const dim3 query_grid(static_cast<unsigned>(a.batch * a.heads), tiles(a.q_len, kernels::kTile));
-  const unsigned rowdot_grid = grid_for(a.batch * a.q_len * a.heads * 32);
   if (mixed) {
     require_mixed("flash_attention_backward", {&q, &k, &v, &gout}, {&out, &lse, &gq, &gk, &gv});
-    kernels::flash_attention_backward_rowdot<float, kernels::bf16><<<rowdot_grid, kThreads, 0, stream_>>>(
-        p, device_ptr<const float>(out), device_ptr<const kernels::bf16>(gout), device_ptr<float>(row_dot));
-  } else {
-    dispatch_float("flash_attention_backward", q.dtype(), [&](auto t) {
-      using T = decltype(t);
-      kernels::flash_attention_backward_rowdot<T, T><<<rowdot_grid, kThreads, 0, stream_>>>(
-          p, device_ptr<const T>(out), device_ptr<const T>(gout), device_ptr<T>(row_dot));
-    });
-  }
-  T6_CUDA_CHECK_LAUNCH(flash_attention_backward_rowdot);
-  if (mixed) {
-    const dim3 key_grid(static_cast<unsigned>(a.batch * a.kv_heads), tiles(a.kv_len, kernels::kTile));
-    dispatch_head_dim(a.head_dim, [&](auto dh) {
-      constexpr int DH = decltype(dh)::value;
-      constexpr size_t dkdv_bytes = dkdv_tc_bytes<DH>(), dq_bytes = dq_tc_bytes<DH>();
-      static const bool raised = (allow_shared_memory(kernels::flash_attention_backward_dkdv_tc<DH>, dkdv_bytes),
-                                  allow_shared_memory(kernels::flash_attention_backward_dq_tc<DH>, dq_bytes), true);
-      (void)raised;
-      using kernels::bf16;
-      kernels::flash_attention_backward_dkdv_tc<DH><<<key_grid, kernels::kTcThreads, dkdv_bytes, stream_>>>(
-          p, device_ptr<const bf16>(q), device_ptr<const bf16>(k), device_ptr<const bf16>(v),
-          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const bf16>(gout),
-          device_ptr<float>(gk), device_ptr<float>(gv));
-      T6_CUDA_CHECK_LAUNCH(flash_attention_backward_dkdv_tc);
-      kernels::flash_attention_backward_dq_tc<DH><<<query_grid, kernels::kTcThreads, dq_bytes, stream_>>>(
-          p, device_ptr<const bf16>(q), device_ptr<const bf16>(k), device_ptr<const bf16>(v),
-          device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const bf16>(gout),
-          device_ptr<float>(gq));
-      T6_CUDA_CHECK_LAUNCH(flash_attention_backward_dq_tc);
-    });
+    flash_tc::launch_backward(p, head_tiles(q, k, v), out, lse, gout, gq, gk, gv, stream_);
     return;
   }
+  Tensor row_dot = empty(lse.shape(), lse.dtype(), Device::CUDA);  // D_i = gout_i · out_i
+  const unsigned rowdot_grid = grid_for(a.batch * a.q_len * a.heads * 32);
+  dispatch_float("flash_attention_backward", q.dtype(), [&](auto t) {
+    using T = decltype(t);
+    kernels::flash_attention_backward_rowdot<T, T><<<rowdot_grid, kThreads, 0, stream_>>>(
+        p, device_ptr<const T>(out), device_ptr<const T>(gout), device_ptr<T>(row_dot));
+  });
+  T6_CUDA_CHECK_LAUNCH(flash_attention_backward_rowdot);
+  const dim3 query_grid(static_cast<unsigned>(a.batch * a.heads), tiles(a.q_len, kernels::kTile));
   const dim3 key_grid(static_cast<unsigned>(a.batch * a.kv_heads), tiles(a.kv_len, kernels::kSimtRows));
   dispatch_float("flash_attention_backward", q.dtype(), [&](auto t) {
     using T = decltype(t);

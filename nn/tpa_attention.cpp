@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/backend.h"
 #include "nn/causal_attention.h"
 #include "nn/flash_tpa_decode.h"
 
@@ -62,21 +63,23 @@ TPAAttention::QueryFactors TPAAttention::query_factors(const Tensor& x, const Te
   return f;
 }
 
-Tensor TPAAttention::queries(const Tensor& x, const Tensor& positions) const {
-  const QueryFactors f = query_factors(x, positions);
+Tensor TPAAttention::heads_of(const QueryFactors& f) const {
   return config.factorized_query() ? tpa_product(f.a_q, f.b_q) : f.b_q;  // (1/RQ) A_q B_q: (B,T,H,dh)
 }
 
-Tensor TPAAttention::attend(const Tensor& q, const KVFactors& f) const {
-  Tensor k = tpa_product(f.a_k, f.b_k);  // (B,T,H,dh)
-  Tensor v = tpa_product(f.a_v, f.b_v);  // (B,T,H,dh)
-  Tensor y = causal_attention(q, k, v, 1.0 / std::sqrt(static_cast<double>(config.head_dim)));  // (B,T,H·dh)
-  return c_proj.forward(y);  // (B,T,d)
+Tensor TPAAttention::attend(const QueryFactors& q, const KVFactors& f) const {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(config.head_dim));
+  // Where fused attention pays (a GPU), the heads are formed inside the fused op and not kept for
+  // backward; elsewhere they are formed here and attended by the composite path.
+  const Tensor y = backend_of(f.b_k).prefers_fused_attention(config.head_dim)
+                       ? tpa_flash_attention(q.a_q, q.b_q, f.a_k, f.b_k, f.a_v, f.b_v, scale)
+                       : causal_attention(heads_of(q), tpa_product(f.a_k, f.b_k), tpa_product(f.a_v, f.b_v), scale);
+  return c_proj.forward(y);  // y (B,T,H·dh) → (B,T,d)
 }
 
 Tensor TPAAttention::forward(const Tensor& x, const Tensor& positions) const {
   const KVFactors f = key_value_factors(x, positions);
-  return attend(queries(x, positions), f);
+  return attend(query_factors(x, positions), f);
 }
 
 Tensor TPAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const {
@@ -86,7 +89,7 @@ Tensor TPAAttention::prefill(const Tensor& x, const Tensor& positions, LayerKVCa
   write_cache(cache.b_k, f.b_k, from_start);
   write_cache(cache.a_v, f.a_v, from_start);
   write_cache(cache.b_v, f.b_v, from_start);
-  return attend(queries(x, positions), f);
+  return attend(query_factors(x, positions), f);
 }
 
 Tensor TPAAttention::decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const {

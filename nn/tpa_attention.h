@@ -17,8 +17,9 @@
 
 namespace t6 {
 
-// The heads come from their factors through the fused op tpa_product (autograd/ops.h):
-// factors A (B,T,H,R) and B (B,T,R,dh) → heads (1/R) Σ_r A[…,h,r] B[…,r,:], (B,T,H,dh).
+// The heads come from their factors, A (B,T,H,R) and B (B,T,R,dh) → heads (1/R) Σ_r A[…,h,r] B[…,r,:],
+// (B,T,H,dh): inside the fused attention op (tpa_flash_attention, autograd/ops.h) where the backend
+// prefers fused attention, else through tpa_product before the composite attention.
 
 // The six factor projections, named as in the reference state dict: "c_qkv.W_A_q.weight", ….
 class TPAFactorProjections : public Module {
@@ -55,8 +56,6 @@ class TPAAttention : public Attention {
     Tensor a_q, b_q;
   };
   QueryFactors query_factors(const Tensor& x, const Tensor& positions) const;
-  // The query heads (B,T,H,dh), rotated: from factors for "tpa", from c_q for "tpa_kvonly".
-  Tensor queries(const Tensor& x, const Tensor& positions) const;
 
   const ModelConfig config;
   Linear* c_q = nullptr;  // (H·dh, d), tpa_kvonly only
@@ -64,8 +63,10 @@ class TPAAttention : public Attention {
   Linear& c_proj;  // (d, H·dh)
 
  private:
-  // c_proj of causal attention of the queries (B,T,H,dh) over the keys and values the factors form.
-  Tensor attend(const Tensor& q, const KVFactors& f) const;
+  // The query heads (B,T,H,dh), rotated: from factors for "tpa", from c_q for "tpa_kvonly".
+  Tensor heads_of(const QueryFactors& f) const;
+  // c_proj of causal attention of the heads the query and key/value factors form.
+  Tensor attend(const QueryFactors& q, const KVFactors& f) const;
 };
 
 }  // namespace t6

@@ -355,8 +355,31 @@ TEST_CASE("t6 generate: streams text, prints JSON, reports speed and cache size"
   CHECK(s1.status == 0);
   CHECK(s1.out == s2.out);
   CHECK(nlohmann::json::parse(s1.out).at("ids").size() == 32 - 3);  // 256 asked; block_size 32 holds 29 more
-  CHECK(s1.err.find("note: sample 1 stopped at the model's block_size of 32 tokens (prompt 3 + 29 new)") !=
-        std::string::npos);
+  CHECK(s1.err.find("note: sample 1 stopped at the model's block_size of 32 tokens (prompt 3 + 29 new); "
+                    "--allow-beyond-block-size goes on past it") != std::string::npos);
+}
+
+TEST_CASE("t6 generate --allow-beyond-block-size: a prompt and new tokens past block_size, cache sized for them") {
+  TempDir dir;
+  const std::string checkpoint = dir / "model.safetensors";
+  save_model(*random_model(byte_config()), checkpoint, "byte");  // block_size 32
+  const std::string prompt(40, 'a');
+  ModelConfig longer = byte_config();
+  longer.block_size = 40 + 6;  // the same weights: block_size shapes none of them
+  GenerationOptions greedy;
+  greedy.greedy = true;
+  greedy.max_new_tokens = 6;
+  const std::unique_ptr<Tokenizer> bytes = make_tokenizer(TokenizerKind::Byte);
+  const std::vector<int32_t> expected = generate(*random_model(longer), {bytes->encode(prompt)}, greedy).tokens[0];
+  REQUIRE(expected.size() == 6);
+
+  const CommandRun r = run_t6({"generate", "--checkpoint", checkpoint, "--prompt", prompt, "--max-new-tokens", "6",
+                               "--greedy", "--json", "--allow-beyond-block-size"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(nlohmann::json::parse(r.out).at("ids").get<std::vector<int32_t>>() == expected);
+  CHECK(r.err.find("note:") == std::string::npos);
+  CHECK(r.err.find("KV cache: 8,640 bytes allocated, 45 tokens × 192 bytes per token") != std::string::npos);  // 40 + 6 − 1
 }
 
 TEST_CASE("t6 generate: each bad input is one clear error and a non-zero exit") {
@@ -386,7 +409,8 @@ TEST_CASE("t6 generate: each bad input is one clear error and a non-zero exit") 
   fails_with({"--checkpoint", checkpoint, "--prompt", ""}, "the prompt is empty");
   fails_with({"--checkpoint", checkpoint}, "give a prompt with --prompt TEXT or --prompt-file PATH");
   fails_with({"--checkpoint", checkpoint, "--prompt", std::string(33, 'a')},
-             "the prompt has 33 tokens, more than the model's block_size of 32");
+             "the prompt has 33 tokens, more than the model's block_size of 32; shorten it, or pass "
+             "--allow-beyond-block-size");
   fails_with({"--checkpoint", narrow_checkpoint, "--prompt", "z"},
              "token id 122 at position 0 of the prompt is outside the model's vocabulary [0, 50)");
   fails_with({"--checkpoint", checkpoint, "--config", other_config, "--prompt", "x"},

@@ -21,13 +21,13 @@ namespace {
 
 const char* const kHelp = R"(usage: t6 generate --checkpoint FILE [--config FILE] [--prompt TEXT | --prompt-file PATH]
                    [--max-new-tokens N] [--temperature X] [--top-k K] [--top-p P] [--greedy]
-                   [--seed S] [--num-samples N] [--device cpu|cuda] [--json]
+                   [--seed S] [--num-samples N] [--device cpu|cuda] [--json] [--allow-beyond-block-size]
 
 Continues the prompt with tokens sampled from the model, one decode step per token over the KV cache
 (for TPA the cache holds only the factors), and writes the prompt and the new text to stdout as it is
 produced. A sample ends at the end-of-text token (GPT-2), after --max-new-tokens tokens, or when prompt
-and new tokens fill the model's block_size. Prefill and decode speed and the cache size (next to
-MHA, GQA and MQA of the same width) go to stderr.
+and new tokens fill the model's block_size (unless --allow-beyond-block-size). Prefill and decode speed
+and the cache size (next to MHA, GQA and MQA of the same width) go to stderr.
 
   --checkpoint FILE    a safetensors model written by t6 train (or exported, with --config)
   --config FILE        model or training config; needed when the checkpoint has none, else it must match
@@ -44,6 +44,11 @@ MHA, GQA and MQA of the same width) go to stderr.
   --device cpu|cuda    where the model runs (default cpu; cuda needs a GPU build)
   --json               instead of streaming text, print {"ids": [...], "text": "..."} per sample, one per
                        line: the new tokens' ids and text (the prompt not included)
+  --allow-beyond-block-size
+                       let the prompt and the new tokens go past the block_size the model was trained
+                       for, up to prompt + --max-new-tokens (the KV cache is sized for that). RoPE
+                       extrapolates numerically, but a model has not learned positions it never saw:
+                       expect the text to degrade there
 
 The tokenizer is the one recorded in the checkpoint, else the training config's data.tokenizer, else
 gpt2 for a vocabulary of 50257 or more and byte otherwise.
@@ -104,7 +109,8 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
   const ParsedArgs a("generate", args,
                      {{"--checkpoint"}, {"--config"}, {"--prompt"}, {"--prompt-file"}, {"--max-new-tokens"},
                       {"--temperature"}, {"--top-k"}, {"--top-p"}, {"--greedy", false}, {"--seed"},
-                      {"--num-samples"}, {"--device"}, {"--json", false}, {"--help", false}});
+                      {"--num-samples"}, {"--device"}, {"--json", false}, {"--allow-beyond-block-size", false},
+                      {"--help", false}});
   if (a.has("--help")) {
     out << kHelp;
     return 0;
@@ -119,15 +125,8 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
   std::optional<ModelConfig> supplied;
   if (a.has("--config")) supplied = read_model_config(a.get("--config"));
   const SafetensorsFile file = SafetensorsFile::open(a.get("--checkpoint"));
-  const ModelConfig config = checkpoint_config(file, supplied);
-  const ExecutionScope execution({parse_device(a.get("--device", "cpu"))}, "--device");
-  check_memory_fits(inference_memory(config, 1, config.block_size, config.block_size, execution.device()),
-                    execution.device(), "use a smaller model");
-  T6Model model(config);
-  load_model_weights(model, file);
-  model.to(execution.device());
-  const ModelConfig& c = model.config;
-  const std::unique_ptr<Tokenizer> tokenizer = make_tokenizer(tokenizer_kind(file, a, c));
+  ModelConfig config = checkpoint_config(file, supplied);
+  const std::unique_ptr<Tokenizer> tokenizer = make_tokenizer(tokenizer_kind(file, a, config));
 
   std::string prompt_text;
   std::vector<int32_t> prompt;
@@ -140,7 +139,23 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
              tokenizer->name(), " tokenizer has no end-of-text token to start from)");
     prompt = {*tokenizer->end_of_text()};
   }
-  check_prompts({prompt}, c);  // before the prompt is shown
+  const int64_t prompt_tokens = static_cast<int64_t>(prompt.size());
+  const bool beyond = a.has("--allow-beyond-block-size");
+  T6_CHECK(beyond || prompt_tokens <= config.block_size, "the prompt has ", prompt_tokens,
+           " tokens, more than the model's block_size of ", config.block_size,
+           "; shorten it, or pass --allow-beyond-block-size to go past the trained length");
+  // Nothing in the weights depends on block_size: raising it lets RoPE's positions and the cache reach
+  // the longest context asked for.
+  if (beyond) config.block_size = std::max(config.block_size, prompt_tokens + options.max_new_tokens);
+  check_prompts({prompt}, config);  // before the prompt is shown
+
+  const ExecutionScope execution({parse_device(a.get("--device", "cpu"))}, "--device");
+  check_memory_fits(inference_memory(config, 1, config.block_size, config.block_size, execution.device()),
+                    execution.device(), "use a smaller model");
+  T6Model model(config);
+  load_model_weights(model, file);
+  model.to(execution.device());
+  const ModelConfig& c = model.config;
   options.stop_token = tokenizer->end_of_text();
   options.vocab_limit = std::min<int64_t>(c.vocab_size, tokenizer->vocab_size());
 
@@ -159,7 +174,8 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
     }
     if (r.filled_block_size[0])
       err << "note: sample " << i + 1 << " stopped at the model's block_size of " << c.block_size
-          << " tokens (prompt " << prompt.size() << " + " << r.tokens[0].size() << " new)\n";
+          << " tokens (prompt " << prompt.size() << " + " << r.tokens[0].size()
+          << " new); --allow-beyond-block-size goes on past it\n";
     total.prefill_tokens += r.prefill_tokens, total.prefill_seconds += r.prefill_seconds;
     total.decode_tokens += r.decode_tokens, total.decode_seconds += r.decode_seconds;
     total.cache_bytes = r.cache_bytes, total.cache_bytes_per_token = r.cache_bytes_per_token;

@@ -142,7 +142,7 @@ std::vector<int64_t> parse_list(const std::string& text) {
 // replay): the fused step over the weights generation copies, for the factorized attentions.
 void profile_decode_steps(const T6Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t steps) {
   const int64_t B = static_cast<int64_t>(prompts.size()), T = static_cast<int64_t>(prompts[0].size());
-  KVCache cache(model.config, B, T + steps, model.device(), model.transformer.wte.weight.dtype());
+  KVCache cache(model.config, B, T + steps, model.device(), decode_cache_dtype(model));
   std::vector<int32_t> flat;
   for (const auto& p : prompts) flat.insert(flat.end(), p.begin(), p.end());
   model.prefill(from_ints(flat, {B, T}), std::vector<int64_t>(static_cast<size_t>(B), T), cache);

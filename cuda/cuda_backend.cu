@@ -35,6 +35,8 @@ CudaBackend::CudaBackend(int ordinal)
     : ordinal_(ordinal), stream_(make_stream(ordinal)), allocator_(stream_), description_(describe_device(ordinal)) {
   T6_CUBLAS_CHECK(cublasCreate(&cublas_));
   T6_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  T6_CUDA_CHECK(cudaMalloc(&decode_counters_, kDecodeCounters * sizeof(unsigned)));
+  T6_CUDA_CHECK(cudaMemsetAsync(decode_counters_, 0, kDecodeCounters * sizeof(unsigned), stream_));
 }
 
 CudaBackend::~CudaBackend() {
@@ -46,6 +48,7 @@ CudaBackend::~CudaBackend() {
     cudaGraphDestroy(g.graph);
   }
   cublasDestroy(cublas_);
+  cudaFree(decode_counters_);
   cudaStreamDestroy(stream_);
 }
 

@@ -108,8 +108,9 @@ class CudaBackend final : public Backend {
                      Tensor& out) override;
   void decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, std::optional<double> norm_eps,
                      Tensor& out) override;
-  void decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions, Tensor& a_q,
-                          Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) override;
+  void decode_tpa_factors(const TPAFactors& p, Tensor& x, const Tensor& embedding, const Tensor& tokens,
+                          const Tensor& w, const Tensor& positions, Tensor& a_q, Tensor& q, Tensor& a_k, Tensor& b_k,
+                          Tensor& a_v, Tensor& b_v) override;
 
  private:
   void wait_for_stream();  // every wait for the GPU goes through here: it reports bad ids (bad_ids.h)
@@ -142,6 +143,10 @@ class CudaBackend final : public Backend {
   // so the block goes back before the allocator does.
   std::optional<DeviceBuffer> adamw_table_;
   std::vector<unsigned char> adamw_table_bytes_;
+  // tpa_decode_attention's merge counters (cuda/tpa_decode_split.h), zeroed once here and left zero by
+  // every launch. Not from the allocator: a captured decode step keeps using them after its capture.
+  static constexpr int64_t kDecodeCounters = int64_t{1} << 16;
+  unsigned* decode_counters_ = nullptr;
   bool tf32_ = false;
   std::string description_;
 };

@@ -1,7 +1,6 @@
-// FlashTPA decode attention over bfloat16 factors on the tensor cores: the first pass of
-// Backend::tpa_decode_attention when the query and cache factors are bf16 (the float32 pass, the merge
-// and the backend method are in cuda/kernels_tpa_decode.cu; the CPU twin is
-// core/cpu/kernels_tpa_decode.cpp).
+// FlashTPA decode attention over bfloat16 factors on the tensor cores: Backend::tpa_decode_attention
+// when the query and cache factors are bf16 (the float32 kernel and the backend method are in
+// cuda/kernels_tpa_decode.cu; the CPU twin is core/cpu/kernels_tpa_decode.cpp).
 //
 // Per cached token the work is RQ·R·dh + H·RQ·R + H·R·dh multiply-adds (~3.6K at the paper's decode
 // shape H=32, dh=64, RQ=16, R=1) for 2R(H + dh) bf16 numbers read: more than the CUDA cores can do at
@@ -17,15 +16,16 @@
 // attention, and nothing but the factor tiles goes through shared memory. The plain query form (no
 // A_q; q = the H rotated heads) is the same with each group's 16 heads as B_q and A_q = I.
 //
-// Split-KV as in the float32 pass: one block per (row, chunk), chunks sized to fill the GPU. A block's
+// Split-KV as in the float32 kernel: one block per (row, chunk), chunks sized to fill the GPU. A block's
 // warps are (head group, token slice) pairs; the chunk streams through shared memory in stages of 64
 // tokens, copied with cp.async up to two stages ahead of the warps, each warp taking its slice of every
 // stage. At the end the block merges its slices' softmax states in shared memory and writes one state
-// per chunk in the float32 pass's format, so the same merge kernel finishes.
+// per chunk in the float32 kernel's format; the blocks that finish last merge them (tpa_decode_split.h).
 #include <algorithm>
 #include <cmath>
 
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/kernel_utils.cuh"
 #include "cuda/mma_bf16.cuh"
 #include "cuda/tpa_decode_split.h"
@@ -350,13 +350,17 @@ __device__ __forceinline__ void write_chunk_state(HeadState<kDh>& st, float* scr
   }
 }
 
-// First pass: block x = row b · chunks + chunk c attends to the cached tokens [c·chunk, min((c+1)·chunk,
-// lengths[b])) of row b and writes its softmax state to partials.
+// Block x = row b · chunks + chunk c attends to the cached tokens [c·chunk, min((c+1)·chunk,
+// lengths[b])) of row b and writes its softmax state to partials; the last blocks to finish merge the
+// states into out (tpa_decode_split.h).
 template <int kDh>
 __global__ void __launch_bounds__(32 * kMaxWarps, 2)
     tpa_decode_tc(const bf16* __restrict__ a_q, const bf16* __restrict__ b_q, const bf16* __restrict__ a_k,
                   const bf16* __restrict__ b_k, const bf16* __restrict__ a_v, const bf16* __restrict__ b_v,
-                  const int32_t* __restrict__ lengths, float* __restrict__ partials, DecodeShape s, TcPlan plan) {
+                  const int32_t* __restrict__ lengths, float* partials, unsigned* counters, float* out,
+                  int64_t batch, DecodeShape s, TcPlan plan) {
+  wait_for_previous_kernel();  // dependent launch: every input comes from the kernels before
+  allow_next_kernel();
   const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
   const int64_t begin = c * s.chunk, end = min(begin + s.chunk, int64_t{lengths[b]});
   if (begin >= end) return;  // a chunk past this row's length
@@ -415,6 +419,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
       attend_step<kDh>(st, t, bq, aq, tok0, valid, group, scale_log2, s, plan);
   }
   write_chunk_state<kDh>(st, reinterpret_cast<float*>(stages), partials + blockIdx.x * partial_floats(s), s, plan);
+  merge_when_last(partials, counters, lengths, out, b, c, batch, s);
 }
 
 }  // namespace kernels
@@ -438,7 +443,7 @@ namespace {
 template <int kDh>
 void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batch, const void* a_q, const void* b_q,
                           const void* a_k, const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
-                          float* partials, cudaStream_t stream) {
+                          float* partials, unsigned* counters, float* out, cudaStream_t stream) {
   static size_t shared_allowed = 0;  // the kernel's dynamic shared-memory limit, raised as needed
   if (plan.shared_bytes > shared_allowed) {
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_tc<kDh>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -448,26 +453,31 @@ void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batc
                                        cudaSharedmemCarveoutMaxShared));
     shared_allowed = plan.shared_bytes;
   }
-  kernels::tpa_decode_tc<kDh><<<static_cast<unsigned>(batch * s.chunks), 32 * plan.groups * plan.slices,
-                                plan.shared_bytes, stream>>>(
-      static_cast<const bf16*>(a_q), static_cast<const bf16*>(b_q), static_cast<const bf16*>(a_k),
-      static_cast<const bf16*>(b_k), static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials,
-      s, plan);
-  T6_CUDA_CHECK_LAUNCH(tpa_decode_tc);
+  launch_dependent(kernels::tpa_decode_tc<kDh>, dim3(static_cast<unsigned>(batch * s.chunks)),
+                   dim3(32 * plan.groups * plan.slices), plan.shared_bytes, stream, static_cast<const bf16*>(a_q),
+                   static_cast<const bf16*>(b_q), static_cast<const bf16*>(a_k), static_cast<const bf16*>(b_k),
+                   static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials, counters, out,
+                   batch, s, plan);
 }
 
 }  // namespace
 
-void tpa_decode_partials_bf16(const DecodeShape& s, int64_t batch, const void* a_q, const void* b_q, const void* a_k,
-                              const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
-                              float* partials, cudaStream_t stream) {
+void tpa_decode_bf16(const DecodeShape& s, int64_t batch, const void* a_q, const void* b_q, const void* a_k,
+                     const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths, float* partials,
+                     unsigned* counters, float* out, cudaStream_t stream) {
   auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const TcPlan plan = make_plan(s, aligned16(a_k) && aligned16(b_k) && aligned16(a_v) && aligned16(b_v),
                                 aligned16(b_q) && (a_q == nullptr || aligned16(a_q)));
   switch (plan.dh_pad) {
-    case 32: return launch_tpa_decode_tc<32>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
-    case 64: return launch_tpa_decode_tc<64>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
-    default: return launch_tpa_decode_tc<128>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
+    case 32:
+      return launch_tpa_decode_tc<32>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, counters, out,
+                                      stream);
+    case 64:
+      return launch_tpa_decode_tc<64>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, counters, out,
+                                      stream);
+    default:
+      return launch_tpa_decode_tc<128>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, counters,
+                                       out, stream);
   }
 }
 

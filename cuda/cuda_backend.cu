@@ -35,8 +35,6 @@ CudaBackend::CudaBackend(int ordinal)
     : ordinal_(ordinal), stream_(make_stream(ordinal)), allocator_(stream_), description_(describe_device(ordinal)) {
   T6_CUBLAS_CHECK(cublasCreate(&cublas_));
   T6_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-  T6_CUDA_CHECK(cudaMalloc(&decode_counters_, kDecodeCounters * sizeof(unsigned)));
-  T6_CUDA_CHECK(cudaMemsetAsync(decode_counters_, 0, kDecodeCounters * sizeof(unsigned), stream_));
 }
 
 CudaBackend::~CudaBackend() {
@@ -48,7 +46,6 @@ CudaBackend::~CudaBackend() {
     cudaGraphDestroy(g.graph);
   }
   cublasDestroy(cublas_);
-  cudaFree(decode_counters_);
   cudaStreamDestroy(stream_);
 }
 

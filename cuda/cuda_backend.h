@@ -143,10 +143,6 @@ class CudaBackend final : public Backend {
   // so the block goes back before the allocator does.
   std::optional<DeviceBuffer> adamw_table_;
   std::vector<unsigned char> adamw_table_bytes_;
-  // tpa_decode_attention's merge counters (cuda/tpa_decode_split.h), zeroed once here and left zero by
-  // every launch. Not from the allocator: a captured decode step keeps using them after its capture.
-  static constexpr int64_t kDecodeCounters = int64_t{1} << 16;
-  unsigned* decode_counters_ = nullptr;
   bool tf32_ = false;
   std::string description_;
 };

@@ -1,13 +1,12 @@
 // FlashTPA decode attention on the GPU, the twin of core/cpu/kernels_tpa_decode.cpp (spec "Inference
 // with the factorized KV cache", paper Algorithm 2): one new query per row attends to the cached
 // factors A_k, rotated B_k, A_v, B_v directly, so no K or V head is ever formed. This file holds the
-// float32 kernel and the backend method; bfloat16 factors take the tensor-core kernel of
-// cuda/kernels_tpa_decode_tc.cu instead, with the same split and merge (cuda/tpa_decode_split.h).
+// float32 first pass, the merge and the backend method; bfloat16 factors take the tensor-core first
+// pass of cuda/kernels_tpa_decode_tc.cu instead, into the same merge.
 //
 // Split-K, as in flash-decoding: each row's cache is cut into chunks sized so that batch × chunks fills
 // the GPU (a batch of one row with a 64K-token cache still occupies every SM), one block per (row, chunk)
-// for all heads at once; the blocks that finish last merge the chunks' states (tpa_decode_split.h), so
-// the attention is one kernel. A block walks its chunk in tiles of up to
+// for all heads at once, then a merge kernel per (row, head). A block walks its chunk in tiles of up to
 // 32 cached tokens. Each tile's factors A_k, B_k, A_v, B_v first come into shared memory in one
 // coalesced pass (a single wait for global memory per tile, not one per dot product), then:
 //   1. s1[i,q,s] = <B_q[q], B_k[i,s]>, computed once per token for all heads (q runs over the RQ query
@@ -17,9 +16,8 @@
 //      the factor that rescales the accumulator to the new max
 //   4. acc[h,:] = correction[h] · acc[h,:] + Σ_i Σ_u p[h,i] A_v[i,h,u] B_v[i,u,:]
 // The merge rescales each chunk's (max, sum, acc) to the row's overall max, as the CPU kernel does.
-// Results are deterministic (the merges read the states in a fixed order, whichever block runs them;
-// the chunking depends only on the shapes and the GPU), and agree with the CPU to float32 rounding,
-// since the summation order differs.
+// Results are deterministic (no atomics; the chunking depends only on the shapes and the GPU), and
+// agree with the CPU to float32 rounding, since the summation order differs.
 #include <algorithm>
 #include <cmath>
 
@@ -36,8 +34,10 @@ namespace {
 // A block works through its tiles in dependent steps (the phases below, barrier to barrier), and at
 // batch 1 a long cache still gives only about two blocks per multiprocessor, so the block is as wide as
 // CUDA allows: each step then takes one or two rounds of its threads (docs/PERF.md has the timings by
-// width).
+// width). The merge reads every chunk's state for its (row, head): wide too, so each thread sums fewer
+// chunks in turn.
 constexpr int kDecodeThreads = 1024;
+constexpr int kMergeThreads = 1024;
 constexpr int64_t kMaxTile = 32;              // tokens per tile: one per lane in the softmax step
 constexpr size_t kDefaultShared = 48 * 1024;  // dynamic shared memory a launch may use without opting in
 
@@ -60,14 +60,13 @@ int64_t shared_floats(const DecodeShape& s, int64_t tile) {
 
 namespace kernels {
 
-// tpa_decode_attention: block x = row b · chunks + chunk c attends to the cached tokens
-// [c·chunk, min((c+1)·chunk, lengths[b])) of row b and writes its softmax state to partials; the last
-// blocks to finish merge the states into out (tpa_decode_split.h).
+// tpa_decode_attention, first pass: block x = row b · chunks + chunk c attends to the cached tokens
+// [c·chunk, min((c+1)·chunk, lengths[b])) of row b and writes its softmax state to partials.
 __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float* __restrict__ b_q,
                                      const float* __restrict__ a_k, const float* __restrict__ b_k,
                                      const float* __restrict__ a_v, const float* __restrict__ b_v,
-                                     const int32_t* __restrict__ lengths, float* partials, unsigned* counters,
-                                     float* out, int64_t batch, DecodeShape s) {
+                                     const int32_t* __restrict__ lengths, float* __restrict__ partials,
+                                     DecodeShape s) {
   wait_for_previous_kernel();  // dependent launch: every input comes from the kernels before
   allow_next_kernel();
   const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
@@ -201,7 +200,50 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
   float* state = partials + blockIdx.x * partial_floats(s);  // max [H], sum [H], acc [H,dh]
   for (int h = threadIdx.x; h < H; h += blockDim.x) state[h] = run_max[h], state[H + h] = run_sum[h];
   for (int e = threadIdx.x; e < H * dh; e += blockDim.x) state[2 * H + e] = acc[e];
-  merge_when_last(partials, counters, lengths, out, b, c, batch, s);
+}
+
+// tpa_decode_attention, second pass: one block per (row, head) rescales the states of the row's chunks
+// that saw tokens to their overall max and normalizes: out = value_scale · Σ_c f_c acc_c / Σ_c f_c sum_c.
+__global__ void tpa_decode_merge(const float* __restrict__ partials, const int32_t* __restrict__ lengths,
+                                 float* __restrict__ out, int64_t batch, DecodeShape s) {
+  wait_for_previous_kernel();
+  allow_next_kernel();
+  const int64_t H = s.H, dh = s.dh, stride = partial_floats(s);
+  for (int64_t row = blockIdx.x; row < batch * H; row += gridDim.x) {
+    const int64_t b = row / H, h = row % H;
+    const int64_t used = (lengths[b] + s.chunk - 1) / s.chunk;
+    const float* first = partials + b * s.chunks * stride;  // chunk c's state at first + c·stride
+    float overall = -INFINITY;
+    for (int64_t c = threadIdx.x; c < used; c += blockDim.x) overall = fmaxf(overall, first[c * stride + h]);
+    overall = block_reduce(overall, Max{}, -INFINITY);
+    // Each chunk's rescaling factor once, in shared memory, for the sum and for every output column.
+    extern __shared__ float factors[];  // [chunks], then the slices' partial outputs [slices, dh]
+    float total = 0.f;
+    for (int64_t c = threadIdx.x; c < used; c += blockDim.x) {
+      factors[c] = expf(first[c * stride + h] - overall);
+      total += factors[c] * first[c * stride + H + h];
+    }
+    total = block_reduce(total, Sum{}, 0.f);  // its barrier also publishes `factors`
+    const float normalizer = total > 0.f ? s.value_scale / total : 0.f;
+    // The threads split into slices of dh columns, each slice summing every slices-th chunk, so a long
+    // row's many chunks are read by all threads at once; then the slices' sums are added.
+    float* slice_sums = factors + s.chunks;
+    const int slices = max(1, static_cast<int>(blockDim.x / dh));
+    for (int64_t t = threadIdx.x; t < slices * dh; t += blockDim.x) {
+      const int64_t j = t % dh, slice = t / dh;
+      float o = 0.f;
+#pragma unroll 4
+      for (int64_t c = slice; c < used; c += slices) o += factors[c] * first[c * stride + 2 * H + h * dh + j];
+      slice_sums[t] = o;
+    }
+    __syncthreads();
+    for (int64_t j = threadIdx.x; j < dh; j += blockDim.x) {
+      float o = 0.f;
+      for (int slice = 0; slice < slices; ++slice) o += slice_sums[slice * dh + j];
+      out[row * dh + j] = o * normalizer;
+    }
+    __syncthreads();  // the next row's factors and sums overwrite these
+  }
 }
 
 }  // namespace kernels
@@ -230,10 +272,10 @@ DecodeShape split_tpa_decode_f32(DecodeShape s, int64_t batch) {
   return s;
 }
 
-// The float32 kernel: B·chunks partial states, merged into out by the blocks that finish last.
-void tpa_decode_f32(const DecodeShape& s, int64_t batch, const Tensor& a_q, const Tensor& b_q, const Tensor& a_k,
-                    const Tensor& b_k, const Tensor& a_v, const Tensor& b_v, const Tensor& lengths, float* partials,
-                    unsigned* counters, Tensor& out, cudaStream_t stream) {
+// The float32 first pass: B·chunks partial states.
+void tpa_decode_partials_f32(const DecodeShape& s, int64_t batch, const Tensor& a_q, const Tensor& b_q,
+                             const Tensor& a_k, const Tensor& b_k, const Tensor& a_v, const Tensor& b_v,
+                             const Tensor& lengths, float* partials, cudaStream_t stream) {
   const size_t shared_bytes = static_cast<size_t>(shared_floats(s, s.tile)) * sizeof(float);
   static size_t shared_allowed = kDefaultShared;  // the kernel's dynamic shared-memory limit, raised as needed
   if (shared_bytes > shared_allowed) {
@@ -245,7 +287,7 @@ void tpa_decode_f32(const DecodeShape& s, int64_t batch, const Tensor& a_q, cons
                    shared_bytes, stream, s.RQ > 0 ? device_ptr<const float>(a_q) : nullptr,
                    device_ptr<const float>(b_q), device_ptr<const float>(a_k), device_ptr<const float>(b_k),
                    device_ptr<const float>(a_v), device_ptr<const float>(b_v), device_ptr<const int32_t>(lengths),
-                   partials, counters, device_ptr<float>(out), batch, s);
+                   partials, s);
 }
 
 }  // namespace
@@ -255,7 +297,7 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
                                        const Tensor& lengths, Tensor& out) {
   const auto timing = timer_.time("tpa_decode_attention");
   const bool factorized = p.q_rank > 0;
-  // float32 factors, or bfloat16 factors (the tensor-core kernel); the output is float32 either way.
+  // float32 factors, or bfloat16 factors (the tensor-core pass); the output is float32 either way.
   const DType factors = b_q.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
   require_dtype("tpa_decode_attention", out, DType::F32);
   for (const Tensor* t : {&b_q, &a_k, &b_k, &a_v, &b_v}) require_dtype("tpa_decode_attention (factors)", *t, factors);
@@ -269,17 +311,25 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
   s.logit_scale = static_cast<float>(p.logit_scale), s.value_scale = static_cast<float>(p.value_scale);
   const int64_t B = p.batch;
 
-  s = with_merge_groups(factors == DType::BF16 ? split_tpa_decode_bf16(s, B) : split_tpa_decode_f32(s, B));
-  T6_CHECK(merge_counters(s, B) <= kDecodeCounters, "cuda tpa_decode_attention: ", B, " rows need ",
-           merge_counters(s, B), " merge counters, more than the ", kDecodeCounters, " kept; decode fewer rows at once");
-  DeviceBuffer partials(allocator_, static_cast<size_t>(partial_states(s, B) * partial_floats(s)) * sizeof(float));
+  s = factors == DType::BF16 ? split_tpa_decode_bf16(s, B) : split_tpa_decode_f32(s, B);
+  DeviceBuffer partials(allocator_, static_cast<size_t>(B * s.chunks * partial_floats(s)) * sizeof(float));
   if (factors == DType::BF16) {
-    tpa_decode_bf16(s, B, factorized ? a_q.raw_data() : nullptr, b_q.raw_data(), a_k.raw_data(), b_k.raw_data(),
-                    a_v.raw_data(), b_v.raw_data(), device_ptr<const int32_t>(lengths), partials.as<float>(),
-                    decode_counters_, device_ptr<float>(out), stream_);
+    tpa_decode_partials_bf16(s, B, factorized ? a_q.raw_data() : nullptr, b_q.raw_data(), a_k.raw_data(),
+                             b_k.raw_data(), a_v.raw_data(), b_v.raw_data(), device_ptr<const int32_t>(lengths),
+                             partials.as<float>(), stream_);
   } else {
-    tpa_decode_f32(s, B, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials.as<float>(), decode_counters_, out, stream_);
+    tpa_decode_partials_f32(s, B, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials.as<float>(), stream_);
   }
+
+  // The merge's shared memory: one factor per chunk and, per slice of dh columns, a partial output.
+  const int merge_threads = kMergeThreads;
+  const int64_t merge_slices = std::max<int64_t>(1, merge_threads / s.dh);
+  const size_t merge_bytes = static_cast<size_t>(s.chunks + merge_slices * s.dh) * sizeof(float);
+  T6_CHECK(merge_bytes <= kDefaultShared, "cuda tpa_decode_attention: head_dim ", s.dh, " over ", s.chunks,
+           " chunks needs ", merge_bytes, " bytes of shared memory in the merge; decode such a model on the CPU");
+  launch_dependent(kernels::tpa_decode_merge, dim3(row_grid(B * s.H)), dim3(merge_threads), merge_bytes, stream_,
+                   static_cast<const float*>(partials.as<float>()), device_ptr<const int32_t>(lengths),
+                   device_ptr<float>(out), B, s);
 }
 
 }  // namespace t6

@@ -1,6 +1,7 @@
-// FlashTPA decode attention over bfloat16 factors on the tensor cores: Backend::tpa_decode_attention
-// when the query and cache factors are bf16 (the float32 kernel and the backend method are in
-// cuda/kernels_tpa_decode.cu; the CPU twin is core/cpu/kernels_tpa_decode.cpp).
+// FlashTPA decode attention over bfloat16 factors on the tensor cores: the first pass of
+// Backend::tpa_decode_attention when the query and cache factors are bf16 (the float32 pass, the merge
+// and the backend method are in cuda/kernels_tpa_decode.cu; the CPU twin is
+// core/cpu/kernels_tpa_decode.cpp).
 //
 // Per cached token the work is RQ·R·dh + H·RQ·R + H·R·dh multiply-adds (~3.6K at the paper's decode
 // shape H=32, dh=64, RQ=16, R=1) for 2R(H + dh) bf16 numbers read: more than the CUDA cores can do at
@@ -16,11 +17,11 @@
 // attention, and nothing but the factor tiles goes through shared memory. The plain query form (no
 // A_q; q = the H rotated heads) is the same with each group's 16 heads as B_q and A_q = I.
 //
-// Split-KV as in the float32 kernel: one block per (row, chunk), chunks sized to fill the GPU. A block's
+// Split-KV as in the float32 pass: one block per (row, chunk), chunks sized to fill the GPU. A block's
 // warps are (head group, token slice) pairs; the chunk streams through shared memory in stages of 64
 // tokens, copied with cp.async up to two stages ahead of the warps, each warp taking its slice of every
 // stage. At the end the block merges its slices' softmax states in shared memory and writes one state
-// per chunk in the float32 kernel's format; the blocks that finish last merge them (tpa_decode_split.h).
+// per chunk in the float32 pass's format, so the same merge kernel finishes.
 #include <algorithm>
 #include <cmath>
 
@@ -54,8 +55,9 @@ struct TcPlan {
   int q_rows;          // rows of B_q in shared memory: RQ, or the H heads, rounded up to 16
   int ld_b, ld_aq, ld_a;
   int stage_elems;
-  bool vector_b, vector_a;  // whole 16-byte pieces per row of B_k/B_v, of A_k/A_v (cp.async)
-  bool vector_q;            // … of B_q and A_q
+  bool vector_b;  // whole 16-byte pieces per row of B_k/B_v (cp.async)
+  int a_piece;     // elements per cp.async piece of an A_k/A_v row: 8 (16 bytes) or 4 (8 bytes); 0: none fit
+  bool vector_q;   // whole 16-byte pieces per row of B_q and A_q
   size_t query_bytes;       // B_q and A_q, before the stages
   size_t shared_bytes;
 };
@@ -76,7 +78,9 @@ TcPlan make_plan(const DecodeShape& s, bool vectors, bool query_vectors) {
   plan.stage_elems = 2 * R * kStageTokens * plan.ld_b + 2 * kStageTokens * plan.ld_a;
   const int threads = 32 * plan.groups * plan.slices;
   plan.vector_b = vectors && dh % 8 == 0;
-  plan.vector_a = vectors && (H * R) % 8 == 0 && H * R / 8 <= threads;
+  // A rows of H·R values: 16-byte pieces where they line up, else 8-byte ones (the paper's small T6 has
+  // H·R = 68); copied element by element, the A tiles had stalled each stage on global loads.
+  plan.a_piece = !vectors ? 0 : (H * R) % 8 == 0 && H * R / 8 <= threads ? 8 : (H * R) % 4 == 0 && H * R / 4 <= threads ? 4 : 0;
   plan.vector_q = query_vectors && dh % 8 == 0 && s.RQ % 8 == 0;
   plan.query_bytes = sizeof(bf16) * (static_cast<size_t>(plan.q_rows) * plan.ld_b +
                                      (factorized ? static_cast<size_t>(plan.groups) * 16 * plan.ld_aq : 0));
@@ -96,6 +100,13 @@ TcPlan make_plan(const DecodeShape& s, bool vectors, bool query_vectors) {
 }  // namespace
 
 namespace kernels {
+
+// cp_async_16 (cuda/mma_bf16.cuh) for 8 bytes, which cp.async takes only as .ca (through L1).
+__device__ __forceinline__ void cp_async_8(void* shared_dst, const void* global_src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(shared_address(shared_dst)), "l"(global_src),
+               "r"(valid ? 8 : 0)
+               : "memory");
+}
 
 // One stage's shared tiles.
 struct StageTiles {
@@ -152,13 +163,18 @@ __device__ void load_stage(const StageTiles& t, const bf16* a_k, const bf16* b_k
       t.b_v[row * plan.ld_b + c] = ok ? b_v[src] : __float2bfloat16(0.f);
     }
   }
-  if (plan.vector_a) {
+  if (plan.a_piece > 0) {
     for (int i = a.first_row; i < kStageTokens; i += a.row_step) {
       const bool ok = i < valid;
-      const int64_t src = a_first + static_cast<int64_t>(ok ? i : 0) * HR + a.piece * 8;
-      const int dst = i * plan.ld_a + a.piece * 8;
-      cp_async_16(t.a_k + dst, a_k + src, ok);
-      cp_async_16(t.a_v + dst, a_v + src, ok);
+      const int64_t src = a_first + static_cast<int64_t>(ok ? i : 0) * HR + a.piece * plan.a_piece;
+      const int dst = i * plan.ld_a + a.piece * plan.a_piece;
+      if (plan.a_piece == 8) {
+        cp_async_16(t.a_k + dst, a_k + src, ok);
+        cp_async_16(t.a_v + dst, a_v + src, ok);
+      } else {
+        cp_async_8(t.a_k + dst, a_k + src, ok);
+        cp_async_8(t.a_v + dst, a_v + src, ok);
+      }
     }
   } else {
     for (int e = threadIdx.x; e < kStageTokens * HR; e += blockDim.x) {
@@ -350,15 +366,13 @@ __device__ __forceinline__ void write_chunk_state(HeadState<kDh>& st, float* scr
   }
 }
 
-// Block x = row b · chunks + chunk c attends to the cached tokens [c·chunk, min((c+1)·chunk,
-// lengths[b])) of row b and writes its softmax state to partials; the last blocks to finish merge the
-// states into out (tpa_decode_split.h).
+// First pass: block x = row b · chunks + chunk c attends to the cached tokens [c·chunk, min((c+1)·chunk,
+// lengths[b])) of row b and writes its softmax state to partials.
 template <int kDh>
 __global__ void __launch_bounds__(32 * kMaxWarps, 2)
     tpa_decode_tc(const bf16* __restrict__ a_q, const bf16* __restrict__ b_q, const bf16* __restrict__ a_k,
                   const bf16* __restrict__ b_k, const bf16* __restrict__ a_v, const bf16* __restrict__ b_v,
-                  const int32_t* __restrict__ lengths, float* partials, unsigned* counters, float* out,
-                  int64_t batch, DecodeShape s, TcPlan plan) {
+                  const int32_t* __restrict__ lengths, float* __restrict__ partials, DecodeShape s, TcPlan plan) {
   wait_for_previous_kernel();  // dependent launch: every input comes from the kernels before
   allow_next_kernel();
   const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
@@ -386,7 +400,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
 
   const int tiles = static_cast<int>((end - begin + kStageTokens - 1) / kStageTokens);
   const CopyShare b_share = plan.vector_b ? copy_share(dh / 8) : CopyShare{};
-  const CopyShare a_share = plan.vector_a ? copy_share(static_cast<int>(s.H * s.R) / 8) : CopyShare{};
+  const CopyShare a_share = plan.a_piece > 0 ? copy_share(static_cast<int>(s.H * s.R) / plan.a_piece) : CopyShare{};
   auto issue = [&](int tile) {
     const int64_t t0 = begin + int64_t{tile} * kStageTokens;
     load_stage(stage_tiles(stages, plan, static_cast<int>(s.R), tile % plan.stages), a_k, b_k, a_v, b_v,
@@ -419,7 +433,6 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
       attend_step<kDh>(st, t, bq, aq, tok0, valid, group, scale_log2, s, plan);
   }
   write_chunk_state<kDh>(st, reinterpret_cast<float*>(stages), partials + blockIdx.x * partial_floats(s), s, plan);
-  merge_when_last(partials, counters, lengths, out, b, c, batch, s);
 }
 
 }  // namespace kernels
@@ -443,7 +456,7 @@ namespace {
 template <int kDh>
 void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batch, const void* a_q, const void* b_q,
                           const void* a_k, const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
-                          float* partials, unsigned* counters, float* out, cudaStream_t stream) {
+                          float* partials, cudaStream_t stream) {
   static size_t shared_allowed = 0;  // the kernel's dynamic shared-memory limit, raised as needed
   if (plan.shared_bytes > shared_allowed) {
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_tc<kDh>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -456,28 +469,21 @@ void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batc
   launch_dependent(kernels::tpa_decode_tc<kDh>, dim3(static_cast<unsigned>(batch * s.chunks)),
                    dim3(32 * plan.groups * plan.slices), plan.shared_bytes, stream, static_cast<const bf16*>(a_q),
                    static_cast<const bf16*>(b_q), static_cast<const bf16*>(a_k), static_cast<const bf16*>(b_k),
-                   static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials, counters, out,
-                   batch, s, plan);
+                   static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials, s, plan);
 }
 
 }  // namespace
 
-void tpa_decode_bf16(const DecodeShape& s, int64_t batch, const void* a_q, const void* b_q, const void* a_k,
-                     const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths, float* partials,
-                     unsigned* counters, float* out, cudaStream_t stream) {
+void tpa_decode_partials_bf16(const DecodeShape& s, int64_t batch, const void* a_q, const void* b_q, const void* a_k,
+                              const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
+                              float* partials, cudaStream_t stream) {
   auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const TcPlan plan = make_plan(s, aligned16(a_k) && aligned16(b_k) && aligned16(a_v) && aligned16(b_v),
                                 aligned16(b_q) && (a_q == nullptr || aligned16(a_q)));
   switch (plan.dh_pad) {
-    case 32:
-      return launch_tpa_decode_tc<32>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, counters, out,
-                                      stream);
-    case 64:
-      return launch_tpa_decode_tc<64>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, counters, out,
-                                      stream);
-    default:
-      return launch_tpa_decode_tc<128>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, counters,
-                                       out, stream);
+    case 32: return launch_tpa_decode_tc<32>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
+    case 64: return launch_tpa_decode_tc<64>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
+    default: return launch_tpa_decode_tc<128>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
   }
 }
 

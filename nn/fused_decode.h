@@ -1,14 +1,15 @@
 // The fused decode step of the factorized attentions (tpa, tpa_kvonly): what T6Model::decode_step
 // computes, as the backend's fused decode kernels (core/backend.h, "fused decode step"), five per layer:
 //   decode_tpa_factors    rms_norm, the six factor projections, RoPE of B_q and B_k, the cache writes
-//   tpa_decode_attention  FlashTPA over the cached factors (nn/flash_tpa_decode.h)
+//   tpa_decode_attention  FlashTPA over the cached factors (nn/flash_tpa_decode.h): two kernels on the GPU
+//                         (split-KV, then the merge)
 //   decode_linear         the attention's output projection and the residual
 //   decode_swiglu         rms_norm, the MLP's two input projections and SwiGLU
 //   decode_linear         the MLP's output projection and the residual
 // with the embedding lookup folded into the first layer's decode_tpa_factors and the head (its rms_norm
-// folded in) after the layers: 5 · n_layer + 1 kernels (on the GPU each launched while the one before
-// still runs). Generation runs it (nn/decode_graph.h), on every device; the module path (T6Model::decode_step without weights) stays
-// the reference it is tested against.
+// folded in) after the layers: 6 · n_layer + 1 kernels on the GPU, each launched while the one before
+// still runs. Generation runs it (nn/decode_graph.h), on every device; the module path
+// (T6Model::decode_step without weights) stays the reference it is tested against.
 //
 // The kernels read a copy of the weights made once when generation starts (DecodeWeights), in the dtype
 // decode_weight_dtype picks: bfloat16 where the backend multiplies_bf16(), since a step at batch 1–8

@@ -144,7 +144,7 @@ TEST_CASE("cuda tpa_decode_attention matches the CPU: wide heads, past 48 KiB of
 }
 
 TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: odd heads, RQ 6, rank 2, head_dim 38") {
-  // head_dim 38 and H·R = 10 are not whole 16-byte pieces: the scalar copies; rows end mid-stage
+  // head_dim 38 and H·R = 10 are not whole 8-byte pieces: the scalar copies; rows end mid-stage
   check_bf16_gpu_matches_cpu(random_call(/*H=*/5, /*RQ=*/6, /*R=*/2, /*dh=*/38, /*M=*/311, {1, 37, 300}, 11));
 }
 
@@ -161,6 +161,11 @@ TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: 33 heads (t
 TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: the FlashTPA benchmark shape") {
   // H=32, dh=64, RQ=16, R=1: every copy by cp.async; rows of a chunk and a stage plus one
   check_bf16_gpu_matches_cpu(random_call(/*H=*/32, /*RQ=*/16, /*R=*/1, /*dh=*/64, /*M=*/6000, {6000, 4097, 65}, 15));
+}
+
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: the paper's small T6 head shapes") {
+  // H·R = 68 is whole 8-byte pieces, not 16-byte ones: the A rows by 8-byte cp.async
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/64, /*M=*/1100, {1100, 3, 517, 64}, 19));
 }
 
 TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: head_dim 16, 24 and 128") {
@@ -244,8 +249,9 @@ TEST_CASE("a tiny model on the GPU: decode-step logits equal its own full forwar
       // room for cuBLAS's other summation orders. Weights rounded to bfloat16 (relative error up to
       // 2^-9) move these logits by up to 0.074 (scaled; the CPU twin on the same model): 0.15 leaves a
       // margin of 2.
-      // The bfloat16 cache rounds the cached and query factors once more.
-      CHECK(max_scaled_error(decoded[b], expected) <= (bf16_cache ? 0.15 : path == "fused bfloat16" ? 0.15 : 1e-4));
+      // The bfloat16 cache rounds the cached and query factors once more: 0.117 on the CPU twin (same
+      // model), and the tensor-core FlashTPA's own bf16 rounding on top (core/backend.h): 0.25.
+      CHECK(max_scaled_error(decoded[b], expected) <= (bf16_cache ? 0.25 : path == "fused bfloat16" ? 0.15 : 1e-4));
     }
   }
 }
@@ -295,10 +301,10 @@ TEST_CASE("decode steps replayed as a CUDA graph give the eager steps' logits, r
         const std::vector<double> v = logits.to_double_vector();
         out.insert(out.end(), v.begin(), v.end());
       }
-      // The fused step launches five kernels per layer (FlashTPA one of them, the embedding folded into
+      // The fused step launches six kernels per layer (FlashTPA two of them, the embedding folded into
       // the first layer's factors) and the head.
       if (path == 1 && fused) {
-        CHECK(graph.operations_per_step() == 5 * config.n_layer + 1);
+        CHECK(graph.operations_per_step() == 6 * config.n_layer + 1);
       }
     }
     // Graphs serve the factorized attentions only: every replayed step (from the second on, the first

@@ -124,8 +124,8 @@ TEST_CASE("the fused decode step equals the full forward: float32, float64, and 
     const DecodeWeights bf16 = decode_weights(*model, DType::BF16);
     check_decode_matches_forward(*model, sequences, prompts, 0.05, &bf16);
     // The cache in bfloat16 too, as generation keeps it on a GPU: the cached factors and the query
-    // factors rounded once more (relative error up to 2^-9 each).
-    check_decode_matches_forward(*model, sequences, prompts, 0.05, &bf16, DType::BF16);
+    // factors rounded once more (relative error up to 2^-9 each) move the logits by up to 0.049: 0.1.
+    check_decode_matches_forward(*model, sequences, prompts, 0.1, &bf16, DType::BF16);
   }
 }
 

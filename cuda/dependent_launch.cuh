@@ -1,5 +1,5 @@
 // Programmatic dependent launch for the decode step's kernels: each launches while the kernel before it
-// still runs, so a step of ~60 dependent kernels does not pay a launch's latency (and, for the GEMV-shaped
+// still runs, so a step of ~70 dependent kernels does not pay a launch's latency (and, for the GEMV-shaped
 // kernels, its first weight loads) between each pair. Works inside a captured CUDA graph.
 //
 // The rule that keeps it correct: a kernel launched this way calls wait_for_previous_kernel() in every

@@ -55,10 +55,10 @@ struct TcPlan {
   int q_rows;          // rows of B_q in shared memory: RQ, or the H heads, rounded up to 16
   int ld_b, ld_aq, ld_a;
   int stage_elems;
-  bool vector_b;  // whole 16-byte pieces per row of B_k/B_v (cp.async)
-  int a_piece;     // elements per cp.async piece of an A_k/A_v row: 8 (16 bytes) or 4 (8 bytes); 0: none fit
-  bool vector_q;   // whole 16-byte pieces per row of B_q and A_q
-  size_t query_bytes;       // B_q and A_q, before the stages
+  bool vector_b;       // whole 16-byte pieces per row of B_k/B_v (cp.async)
+  int a_piece;         // elements per cp.async piece of an A_k/A_v row: 8 (16 bytes), 4 (8 bytes); 0: none fit
+  bool vector_q;       // whole 16-byte pieces per row of B_q and A_q
+  size_t query_bytes;  // B_q and A_q, before the stages
   size_t shared_bytes;
 };
 
@@ -79,8 +79,9 @@ TcPlan make_plan(const DecodeShape& s, bool vectors, bool query_vectors) {
   const int threads = 32 * plan.groups * plan.slices;
   plan.vector_b = vectors && dh % 8 == 0;
   // A rows of H·R values: 16-byte pieces where they line up, else 8-byte ones (the paper's small T6 has
-  // H·R = 68); copied element by element, the A tiles had stalled each stage on global loads.
-  plan.a_piece = !vectors ? 0 : (H * R) % 8 == 0 && H * R / 8 <= threads ? 8 : (H * R) % 4 == 0 && H * R / 4 <= threads ? 4 : 0;
+  // H·R = 68), since copies element by element hold each stage up on global loads.
+  const int HR = H * R;
+  plan.a_piece = !vectors ? 0 : HR % 8 == 0 && HR / 8 <= threads ? 8 : HR % 4 == 0 && HR / 4 <= threads ? 4 : 0;
   plan.vector_q = query_vectors && dh % 8 == 0 && s.RQ % 8 == 0;
   plan.query_bytes = sizeof(bf16) * (static_cast<size_t>(plan.q_rows) * plan.ld_b +
                                      (factorized ? static_cast<size_t>(plan.groups) * 16 * plan.ld_aq : 0));

@@ -140,10 +140,12 @@ TEST_CASE("cuda decode_tpa_factors matches the CPU: bfloat16 outputs (a bfloat16
           Tensor x_cpu = uniform({B, K}, -1, 1, gen), x_gpu = gpu(look_up ? uniform({B, K}, -1, 1, gen) : x_cpu);
           const Tensor table = look_up ? embedding : Tensor();
           auto bf16 = [](const Tensor& t) { return t.to_dtype(DType::BF16); };
-          std::vector<Tensor> cpu_out = {RQ > 0 ? bf16(empty({B, H, RQ})) : Tensor(),
-                                         bf16(empty(RQ > 0 ? Shape{B, RQ, dh} : Shape{B, H, dh})),
-                                         bf16(uniform({B, M, H, R}, -1, 1, gen)), bf16(uniform({B, M, R, dh}, -1, 1, gen)),
-                                         bf16(uniform({B, M, H, R}, -1, 1, gen)), bf16(uniform({B, M, R, dh}, -1, 1, gen))};
+          std::vector<Tensor> cpu_out = {RQ > 0 ? empty({B, H, RQ}, DType::BF16) : Tensor(),
+                                         empty(RQ > 0 ? Shape{B, RQ, dh} : Shape{B, H, dh}, DType::BF16),
+                                         bf16(uniform({B, M, H, R}, -1, 1, gen)),
+                                         bf16(uniform({B, M, R, dh}, -1, 1, gen)),
+                                         bf16(uniform({B, M, H, R}, -1, 1, gen)),
+                                         bf16(uniform({B, M, R, dh}, -1, 1, gen))};
           std::vector<Tensor> gpu_out;
           for (const Tensor& t : cpu_out) gpu_out.push_back(gpu(t));
           backend(Device::CPU).decode_tpa_factors(p, x_cpu, table, tokens, w, positions, cpu_out[0], cpu_out[1],

@@ -151,7 +151,7 @@ std::vector<int64_t> parse_list(const std::string& text) {
 // replay): the fused step over the weights generation copies, for the factorized attentions.
 void profile_decode_steps(const T6Model& model, const std::vector<std::vector<int32_t>>& prompts, int64_t steps) {
   const int64_t B = static_cast<int64_t>(prompts.size()), T = static_cast<int64_t>(prompts[0].size());
-  KVCache cache(model.config, B, T + steps, model.device(), model.transformer.wte.weight.dtype());
+  KVCache cache(model.config, B, T + steps, model.device(), decode_cache_dtype(model));
   std::vector<int32_t> flat;
   for (const auto& p : prompts) flat.insert(flat.end(), p.begin(), p.end());
   model.prefill(from_ints(flat, {B, T}), std::vector<int64_t>(static_cast<size_t>(B), T), cache);
@@ -232,8 +232,8 @@ batch (a multiple of 8) that MHA's cache would no longer fit, where the model's 
   --device cpu|cuda    where the decode runs (default cpu)
   --memory-gib G       the memory the table plans for (default: the device's free memory; required on
                        the CPU, e.g. 139 for an H200's)
-  --cache-dtype D      the table's cache element: f32 or bf16 (default: what the measured cache holds,
-                       the model's parameter dtype)
+  --cache-dtype D      the table's cache element: f32 or bf16 (default: what generation's cache holds
+                       on the device: bf16 on a GPU for tpa and tpa_kvonly, else f32)
   --gqa-kv-heads G     the GQA variant's key/value heads (default: the largest divisor of H ≤ H/4)
   --contexts LIST      cached tokens per sequence (default 32768,131072)
   --batches LIST       measure these batches at every context instead
@@ -337,7 +337,7 @@ struct DecodeRate {
 // filled by fill_synthetic; timed like generate(): the step and the logits' copy to the host.
 DecodeRate synthetic_decode_rate(const T6Model& model, int64_t batch, int64_t context, int64_t steps) {
   const int64_t warmup = 3;  // two eager steps, then the one that captures the graph
-  KVCache cache(model.config, batch, context + warmup + steps, model.device(), model.transformer.wte.weight.dtype());
+  KVCache cache(model.config, batch, context + warmup + steps, model.device(), decode_cache_dtype(model));
   fill_synthetic(cache, context, model.config.factorized_kv() ? 1 : 2);
   DecodeGraph decoder(model, cache);
   const std::vector<int32_t> tokens(static_cast<size_t>(batch), 1);
@@ -375,7 +375,7 @@ void measure_showcase(const std::vector<CacheVariant>& variants, int64_t memory,
   c.block_size = std::max(c.block_size, *std::max_element(o.contexts.begin(), o.contexts.end()) + o.new_tokens + 3);
   T6Model model(c);
   model.to(o.device);
-  const DType own_cache = model.transformer.wte.weight.dtype();
+  const DType own_cache = decode_cache_dtype(model);
   std::printf("### Decode beyond MHA's memory on %s: %s, greedy, %lld timed steps\n\n",
               backend(o.device).describe().c_str(), variants[0].name.c_str(), static_cast<long long>(o.new_tokens));
   if (o.synthetic_cache)
@@ -423,7 +423,8 @@ void run_capacity(const CapacityOptions& o) {
   for (int64_t batch : o.batches) T6_CHECK(batch >= 1, "--batches must be ≥ 1 each, got ", batch);
   const int64_t memory = o.memory_gib ? static_cast<int64_t>(*o.memory_gib * 1024 * 1024 * 1024)
                                       : static_cast<int64_t>(backend(o.device).free_memory());
-  const DType cache = o.cache_dtype.value_or(DType::F32);  // T6Model's parameters are float32
+  // by default the dtype generation's cache takes on this device (T6Model's parameters are float32)
+  const DType cache = o.cache_dtype.value_or(decode_cache_dtype(c, o.device, DType::F32));
   const std::vector<CacheVariant> variants = same_heads_variants(c, o.gqa_kv_heads);
   print_capacity_table(variants, memory, o, cache);
   if (!o.table_only) measure_showcase(variants, memory, o, cache);

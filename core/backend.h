@@ -300,12 +300,17 @@ class Backend {
   //     a_k[b, positions[b]] = A_k part,  a_v[b, positions[b]] = A_v part,  b_v[b, positions[b]] = B_v part
   //     b_k[b, positions[b]] = rope(B_k part)
   //   with the cache as in tpa_decode_attention and rope the spec's half-split RoPE of each row of dh.
+  //   The outputs (a_q, q and the cache) share one dtype: x's, or bfloat16 (a bfloat16 cache), each
+  //   value then rounded to nearest once, after RoPE. With an embedding (V,K) of x's dtype, the first
+  //   layer's step also looks up its input: x[b] = embedding[tokens[b]] (tokens int32 (B), each in
+  //   [0, V)) is written first and then used as above; without one (undefined), x is only read.
   struct TPAFactors {
     int64_t batch = 0, d = 0, heads = 0, q_rank = 0, rank = 0, head_dim = 0, capacity = 0;
     double norm_eps = 0;
   };
-  virtual void decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions,
-                                  Tensor& a_q, Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) = 0;
+  virtual void decode_tpa_factors(const TPAFactors& p, Tensor& x, const Tensor& embedding, const Tensor& tokens,
+                                  const Tensor& w, const Tensor& positions, Tensor& a_q, Tensor& q, Tensor& a_k,
+                                  Tensor& b_k, Tensor& a_v, Tensor& b_v) = 0;
 };
 
 // The backend for a device; throws a clear error for CUDA when there is none.

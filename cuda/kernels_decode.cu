@@ -10,12 +10,16 @@
 // the pair of rows that RoPE rotates into each other. rms_norm folds in as a per-row scale of the
 // products (rstd · W x = W (rstd · x)), computed by each block before it starts. Batches of more than 8
 // rows take more blocks along grid y.
+//
+// Each kernel is launched as a dependent launch (cuda/dependent_launch.cuh): it starts while the kernel
+// before it runs, asks L2 for its warps' first weight rows, and only then waits for its inputs.
 #include <algorithm>
 #include <initializer_list>
 #include <type_traits>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/kernel_utils.cuh"
 
 namespace t6 {
@@ -26,9 +30,11 @@ constexpr int kDecodeWarps = 8;  // warps per block
 constexpr int kMaxRows = 8;      // rows of x per block (grid y covers more)
 
 // Where the products of decode_tpa_factors go (core/backend.h): W's rows are [A_q | A_k | A_v | B_v]
-// (`plain_rows`, stored as they are) then [Q | B_k] (rotated in pairs j, j + dh/2 of each row of dh).
+// (`plain_rows`, stored as they are) then [Q | B_k] (rotated in pairs j, j + dh/2 of each row of dh),
+// stored as O (float, or bf16 for a bf16 cache).
+template <class O>
 struct FactorOutputs {
-  float *a_q, *q, *a_k, *b_k, *a_v, *b_v;
+  O *a_q, *q, *a_k, *b_k, *a_v, *b_v;
   const int32_t* positions;
   int64_t capacity, aq_rows, a_rows, b_rows, q_rows, plain_rows, head_dim;
 };
@@ -52,13 +58,23 @@ __device__ inline void load8(const __nv_bfloat16* p, float (&v)[8]) {
   }
 }
 
+// x's rows are read with plain loads, not __ldg: with dependent launch they were written by the kernel
+// just before, which the read-only path does not promise to see.
+__device__ inline void load8_written(const float* p, float (&v)[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+
 __device__ inline float widen(float w) { return w; }
 __device__ inline float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
+__device__ inline void narrow(float v, float* out) { *out = v; }
+__device__ inline void narrow(float v, __nv_bfloat16* out) { *out = __float2bfloat16(v); }
 
-// acc[i][b] = Σ_k w_i[k] x[b0 + b, k] for the weight rows w_0, w_1 (K each) and the rows b0 + b < B of
-// x (B,K), returned to every lane of the warp. `vectors`: K % 8 == 0 and 16-byte aligned w and x.
+// acc[i][b] = Σ_k w_i[k] rows[b][k] for the weight rows w_0, w_1 (K each) and the first n ≤ BT rows of
+// x (`rows`: their starts), returned to every lane of the warp. `vectors`: K % 8 == 0 and 16-byte
+// aligned w and rows.
 template <int BT, class W>
-__device__ void dot_two_rows(const W* w0, const W* w1, const float* x, int64_t K, int b0, int B, bool vectors,
+__device__ void dot_two_rows(const W* w0, const W* w1, const float* const* rows, int64_t K, int n, bool vectors,
                              float (&acc)[2][BT]) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
@@ -71,9 +87,9 @@ __device__ void dot_two_rows(const W* w0, const W* w1, const float* x, int64_t K
     load8(w1 + k, v);
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
-      if (b0 + b >= B) break;
+      if (b >= n) break;
       float xv[8];
-      load8(x + (b0 + b) * K + k, xv);
+      load8_written(rows[b] + k, xv);
 #pragma unroll
       for (int j = 0; j < 8; ++j) acc[0][b] += u[j] * xv[j], acc[1][b] += v[j] * xv[j];
     }
@@ -82,8 +98,8 @@ __device__ void dot_two_rows(const W* w0, const W* w1, const float* x, int64_t K
     const float u = widen(w0[k]), v = widen(w1[k]);
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
-      if (b0 + b >= B) break;
-      const float xv = x[(b0 + b) * K + k];
+      if (b >= n) break;
+      const float xv = rows[b][k];
       acc[0][b] += u * xv, acc[1][b] += v * xv;
     }
   }
@@ -91,39 +107,67 @@ __device__ void dot_two_rows(const W* w0, const W* w1, const float* x, int64_t K
   for (int b = 0; b < BT; ++b) acc[0][b] = warp_reduce(acc[0][b], Sum{}), acc[1][b] = warp_reduce(acc[1][b], Sum{});
 }
 
-// scale[b] = rstd of row b0 + b of x (as rms_norm_forward computes it) when normalizing, else 1; every
-// thread of the block must call it (it synchronizes).
+// The rows of x a block multiplies, from row b0 on (up to BT, fewer at the end of the batch): into
+// rows[b] their starts and into scale[b] their rstd (as rms_norm_forward computes it) when normalizing,
+// else 1. With an embedding, row b is the embedding's row tokens[b0 + b], which block x = 0 also copies
+// into `gathered` (B,K). Every thread of the block must call it (it synchronizes), after the wait for
+// the kernel before.
 template <int BT>
-__device__ void row_scales(const float* x, int64_t K, int b0, int B, bool normalize, float eps, float* scale) {
+__device__ void block_rows(const float* x, const float* embedding, const int32_t* tokens, float* gathered, int64_t K,
+                           int b0, int B, bool normalize, float eps, const float** rows, float* scale) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (threadIdx.x < BT && b0 + int(threadIdx.x) < B) {
+    const int64_t b = b0 + threadIdx.x;
+    rows[threadIdx.x] = embedding ? embedding + int64_t{tokens[b]} * K : x + b * K;
+  }
+  __syncthreads();
+  const bool copy = embedding && blockIdx.x == 0;
   for (int b = warp; b < BT; b += kDecodeWarps) {
     float s = 1.f;
-    if (normalize && b0 + b < B) {
+    if (b0 + b < B && (normalize || copy)) {
+      const float* row = rows[b];
       float sum_squares = 0.f;
-      for (int64_t k = lane; k < K; k += 32) sum_squares += x[(b0 + b) * K + k] * x[(b0 + b) * K + k];
-      s = 1.f / sqrtf(warp_reduce(sum_squares, Sum{}) / static_cast<float>(K) + eps);
+      for (int64_t k = lane; k < K; k += 32) {
+        sum_squares += row[k] * row[k];
+        if (copy) gathered[(b0 + b) * K + k] = row[k];
+      }
+      sum_squares = warp_reduce(sum_squares, Sum{});
+      if (normalize) s = 1.f / sqrtf(sum_squares / static_cast<float>(K) + eps);
     }
     if (lane == 0) scale[b] = s;
   }
   __syncthreads();
 }
 
+// The start of every kernel here: L2 asked for the warp's first two weight rows (n0, n1 < rows of w),
+// then the wait for the kernel before (cuda/dependent_launch.cuh).
+template <class W>
+__device__ void prefetch_then_wait(const W* w0, const W* w1, int64_t K, bool in_range) {
+  if (in_range) prefetch_l2(w0, K * int64_t{sizeof(W)}), prefetch_l2(w1, K * int64_t{sizeof(W)});
+  wait_for_previous_kernel();
+  allow_next_kernel();
+}
+
+__device__ inline int64_t first_unit() { return int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; }
+
 // decode_linear: out[b,n] = residual[b,n] + scale[b] · Σ_k W[n,k] x[b,k]; a warp takes rows 2u, 2u + 1.
 template <int BT, class W>
 __global__ void decode_linear(const float* x, const W* w, const float* residual, float* out, int B, int64_t N,
                               int64_t K, bool normalize, float eps, bool vectors) {
   __shared__ float scale[BT];
-  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32;
-  row_scales<BT>(x, K, b0, B, normalize, eps, scale);
-  for (int64_t u = int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; u < (N + 1) / 2;
-       u += int64_t(gridDim.x) * kDecodeWarps) {
+  __shared__ const float* rows[BT];
+  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32, n_rows = min(BT, B - b0);
+  const int64_t u0 = first_unit();
+  prefetch_then_wait(w + min(2 * u0, N - 1) * K, w + min(2 * u0 + 1, N - 1) * K, K, 2 * u0 < N);
+  block_rows<BT>(x, nullptr, nullptr, nullptr, K, b0, B, normalize, eps, rows, scale);
+  for (int64_t u = u0; u < (N + 1) / 2; u += int64_t(gridDim.x) * kDecodeWarps) {
     const int64_t n[2] = {2 * u, 2 * u + 1 < N ? 2 * u + 1 : 2 * u};  // an odd N repeats its last row
     float acc[2][BT];
-    dot_two_rows<BT>(w + n[0] * K, w + n[1] * K, x, K, b0, B, vectors, acc);
+    dot_two_rows<BT>(w + n[0] * K, w + n[1] * K, rows, K, n_rows, vectors, acc);
     if (lane != 0) continue;
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
-      if (b0 + b >= B) break;
+      if (b >= n_rows) break;
       const int64_t row = (b0 + b) * N;
 #pragma unroll
       for (int i = 0; i < 2; ++i)
@@ -137,15 +181,18 @@ template <int BT, class W>
 __global__ void decode_swiglu(const float* x, const W* gate, const W* up, float* out, int B, int64_t F, int64_t K,
                               bool normalize, float eps, bool vectors) {
   __shared__ float scale[BT];
-  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32;
-  row_scales<BT>(x, K, b0, B, normalize, eps, scale);
-  for (int64_t f = int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; f < F; f += int64_t(gridDim.x) * kDecodeWarps) {
+  __shared__ const float* rows[BT];
+  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32, n_rows = min(BT, B - b0);
+  const int64_t f0 = first_unit();
+  prefetch_then_wait(gate + min(f0, F - 1) * K, up + min(f0, F - 1) * K, K, f0 < F);
+  block_rows<BT>(x, nullptr, nullptr, nullptr, K, b0, B, normalize, eps, rows, scale);
+  for (int64_t f = f0; f < F; f += int64_t(gridDim.x) * kDecodeWarps) {
     float acc[2][BT];
-    dot_two_rows<BT>(gate + f * K, up + f * K, x, K, b0, B, vectors, acc);
+    dot_two_rows<BT>(gate + f * K, up + f * K, rows, K, n_rows, vectors, acc);
     if (lane != 0) continue;
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
-      if (b0 + b >= B) break;
+      if (b >= n_rows) break;
       const float g = scale[b] * acc[0][b];
       out[(b0 + b) * F + f] = g / (1.f + expf(-g)) * (scale[b] * acc[1][b]);
     }
@@ -153,49 +200,60 @@ __global__ void decode_swiglu(const float* x, const W* gate, const W* up, float*
 }
 
 // One product of decode_tpa_factors, row n of W for batch row b, to its place (FactorOutputs).
-__device__ inline void store_factor(const FactorOutputs& o, int64_t n, int64_t b, float value) {
+template <class O>
+__device__ inline void store_factor(const FactorOutputs<O>& o, int64_t n, int64_t b, float value) {
   const int64_t slot = b * o.capacity + o.positions[b];
-  if (n < o.aq_rows) { o.a_q[b * o.aq_rows + n] = value; return; }
+  if (n < o.aq_rows) return narrow(value, o.a_q + b * o.aq_rows + n);
   n -= o.aq_rows;
-  if (n < o.a_rows) { o.a_k[slot * o.a_rows + n] = value; return; }
+  if (n < o.a_rows) return narrow(value, o.a_k + slot * o.a_rows + n);
   n -= o.a_rows;
-  if (n < o.a_rows) { o.a_v[slot * o.a_rows + n] = value; return; }
+  if (n < o.a_rows) return narrow(value, o.a_v + slot * o.a_rows + n);
   n -= o.a_rows;
-  if (n < o.b_rows) { o.b_v[slot * o.b_rows + n] = value; return; }
+  if (n < o.b_rows) return narrow(value, o.b_v + slot * o.b_rows + n);
   n -= o.b_rows;
-  if (n < o.q_rows) { o.q[b * o.q_rows + n] = value; return; }
+  if (n < o.q_rows) return narrow(value, o.q + b * o.q_rows + n);
   n -= o.q_rows;
-  o.b_k[slot * o.b_rows + n] = value;
+  narrow(value, o.b_k + slot * o.b_rows + n);
+}
+
+// The two rows of W that unit u of decode_tpa_factors multiplies: neighbouring plain rows, or the pair
+// (j, j + dh/2) of a row of dh that RoPE rotates (then j is returned too).
+template <class O>
+__device__ inline bool factor_unit_rows(const FactorOutputs<O>& o, int64_t u, int64_t (&n)[2], int64_t& j) {
+  const int64_t half = o.head_dim / 2, plain_units = (o.plain_rows + 1) / 2;
+  if (u < plain_units) {
+    n[0] = 2 * u, n[1] = 2 * u + 1 < o.plain_rows ? 2 * u + 1 : 2 * u, j = 0;
+    return false;
+  }
+  const int64_t r = u - plain_units;
+  j = r % half;
+  n[0] = o.plain_rows + (r / half) * o.head_dim + j, n[1] = n[0] + half;
+  return true;
 }
 
 // decode_tpa_factors: the plain rows in neighbouring pairs, then the rotated rows in RoPE's pairs
 // (j, j + dh/2) of each row of dh, rotated by θ = position · 10000^(−2j/dh) before they are stored.
-template <int BT, class W>
-__global__ void decode_tpa_factors(const float* x, const W* w, FactorOutputs o, int B, int64_t N, int64_t K,
-                                   float eps, bool vectors, RopeFrequencies freq) {
+// With an embedding, x is first gathered from it (block_rows).
+template <int BT, class W, class O>
+__global__ void decode_tpa_factors(float* x, const float* embedding, const int32_t* tokens, const W* w,
+                                   FactorOutputs<O> o, int B, int64_t N, int64_t K, float eps, bool vectors,
+                                   RopeFrequencies freq) {
   __shared__ float scale[BT];
-  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32;
-  row_scales<BT>(x, K, b0, B, true, eps, scale);
-  const int64_t half = o.head_dim / 2, plain_units = (o.plain_rows + 1) / 2;
-  const int64_t units = plain_units + (N - o.plain_rows) / 2;
-  for (int64_t u = int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; u < units;
-       u += int64_t(gridDim.x) * kDecodeWarps) {
-    const bool rotated = u >= plain_units;
-    const int64_t r = u - plain_units, j = rotated ? r % half : 0;
-    int64_t n[2];
-    if (rotated) {
-      n[0] = o.plain_rows + (r / half) * o.head_dim + j;
-      n[1] = n[0] + half;
-    } else {
-      n[0] = 2 * u;
-      n[1] = 2 * u + 1 < o.plain_rows ? 2 * u + 1 : 2 * u;
-    }
+  __shared__ const float* rows[BT];
+  const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32, n_rows = min(BT, B - b0);
+  const int64_t units = (o.plain_rows + 1) / 2 + (N - o.plain_rows) / 2, u0 = first_unit();
+  int64_t n[2], j;
+  factor_unit_rows(o, min(u0, units - 1), n, j);
+  prefetch_then_wait(w + n[0] * K, w + n[1] * K, K, u0 < units);
+  block_rows<BT>(x, embedding, tokens, x, K, b0, B, true, eps, rows, scale);
+  for (int64_t u = u0; u < units; u += int64_t(gridDim.x) * kDecodeWarps) {
+    const bool rotated = factor_unit_rows(o, u, n, j);
     float acc[2][BT];
-    dot_two_rows<BT>(w + n[0] * K, w + n[1] * K, x, K, b0, B, vectors, acc);
+    dot_two_rows<BT>(w + n[0] * K, w + n[1] * K, rows, K, n_rows, vectors, acc);
     if (lane != 0) continue;
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
-      if (b0 + b >= B) break;
+      if (b >= n_rows) break;
       const float y0 = scale[b] * acc[0][b], y1 = scale[b] * acc[1][b];
       if (rotated) {
         float s, c;
@@ -253,14 +311,13 @@ void CudaBackend::decode_linear(const Tensor& x, const Tensor& w, const Tensor& 
     using W = decltype(wt);
     for_batch(B, [&](auto rows) {
       constexpr int BT = decltype(rows)::value;
-      kernels::decode_linear<BT, W><<<decode_grid((N + 1) / 2, B, BT), 32 * kDecodeWarps, 0, stream_>>>(
-          device_ptr<const float>(x), device_ptr<const W>(w),
-          residual.defined() ? device_ptr<const float>(residual) : nullptr, device_ptr<float>(out),
-          static_cast<int>(B), N, K, norm_eps.has_value(), static_cast<float>(norm_eps.value_or(0)),
-          vector_loads(x, w, K));
+      launch_dependent(kernels::decode_linear<BT, W>, decode_grid((N + 1) / 2, B, BT), dim3(32 * kDecodeWarps), 0,
+                       stream_, device_ptr<const float>(x), device_ptr<const W>(w),
+                       residual.defined() ? device_ptr<const float>(residual) : nullptr, device_ptr<float>(out),
+                       static_cast<int>(B), N, K, norm_eps.has_value(), static_cast<float>(norm_eps.value_or(0)),
+                       vector_loads(x, w, K));
     });
   });
-  T6_CUDA_CHECK_LAUNCH(decode_linear);
 }
 
 void CudaBackend::decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, std::optional<double> norm_eps,
@@ -276,47 +333,76 @@ void CudaBackend::decode_swiglu(const Tensor& x, const Tensor& gate, const Tenso
     using W = decltype(wt);
     for_batch(B, [&](auto rows) {
       constexpr int BT = decltype(rows)::value;
-      kernels::decode_swiglu<BT, W><<<decode_grid(F, B, BT), 32 * kDecodeWarps, 0, stream_>>>(
-          device_ptr<const float>(x), device_ptr<const W>(gate), device_ptr<const W>(up), device_ptr<float>(out),
-          static_cast<int>(B), F, K, norm_eps.has_value(), static_cast<float>(norm_eps.value_or(0)),
-          vector_loads(x, gate, K) && aligned(up, 16));
+      launch_dependent(kernels::decode_swiglu<BT, W>, decode_grid(F, B, BT), dim3(32 * kDecodeWarps), 0, stream_,
+                       device_ptr<const float>(x), device_ptr<const W>(gate), device_ptr<const W>(up),
+                       device_ptr<float>(out), static_cast<int>(B), F, K, norm_eps.has_value(),
+                       static_cast<float>(norm_eps.value_or(0)), vector_loads(x, gate, K) && aligned(up, 16));
     });
   });
-  T6_CUDA_CHECK_LAUNCH(decode_swiglu);
 }
 
-void CudaBackend::decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions,
-                                     Tensor& a_q, Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) {
-  const auto timing = timer_.time("decode_tpa_factors");
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &q, &a_k, &b_k, &a_v, &b_v}) require_dtype("decode_tpa_factors", *t, DType::F32);
-  if (p.q_rank > 0) require_dtype("decode_tpa_factors (a_q)", a_q, DType::F32);
-  require_dtype("decode_tpa_factors (positions)", positions, DType::I32);
-  T6_CHECK(p.head_dim % 2 == 0, "cuda decode_tpa_factors: head dimension ", p.head_dim,
-           " must be even (RoPE rotates its two halves)");
-  const int64_t B = p.batch, K = p.d;
-  if (B == 0) return;
-  FactorOutputs o;
-  o.a_q = p.q_rank > 0 ? device_ptr<float>(a_q) : nullptr;
-  o.q = device_ptr<float>(q), o.a_k = device_ptr<float>(a_k), o.b_k = device_ptr<float>(b_k);
-  o.a_v = device_ptr<float>(a_v), o.b_v = device_ptr<float>(b_v);
+namespace {
+
+// The outputs of decode_tpa_factors as O (float or bf16), where each goes (core/backend.h).
+template <class O>
+FactorOutputs<O> factor_outputs(const Backend::TPAFactors& p, const Tensor& positions, Tensor& a_q, Tensor& q,
+                                Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) {
+  FactorOutputs<O> o;
+  o.a_q = p.q_rank > 0 ? device_ptr<O>(a_q) : nullptr;
+  o.q = device_ptr<O>(q), o.a_k = device_ptr<O>(a_k), o.b_k = device_ptr<O>(b_k);
+  o.a_v = device_ptr<O>(a_v), o.b_v = device_ptr<O>(b_v);
   o.positions = device_ptr<const int32_t>(positions);
   o.capacity = p.capacity, o.head_dim = p.head_dim;
   o.aq_rows = p.heads * p.q_rank, o.a_rows = p.heads * p.rank, o.b_rows = p.rank * p.head_dim;
   o.q_rows = p.q_rank > 0 ? p.q_rank * p.head_dim : p.heads * p.head_dim;
   o.plain_rows = o.aq_rows + 2 * o.a_rows + o.b_rows;
-  const int64_t N = o.plain_rows + o.q_rows + o.b_rows;
-  const int64_t units = (o.plain_rows + 1) / 2 + (o.q_rows + o.b_rows) / 2;
+  return o;
+}
+
+}  // namespace
+
+void CudaBackend::decode_tpa_factors(const TPAFactors& p, Tensor& x, const Tensor& embedding, const Tensor& tokens,
+                                     const Tensor& w, const Tensor& positions, Tensor& a_q, Tensor& q, Tensor& a_k,
+                                     Tensor& b_k, Tensor& a_v, Tensor& b_v) {
+  const auto timing = timer_.time("decode_tpa_factors");
+  require_dtype("decode_tpa_factors", x, DType::F32);
+  // float32 outputs, or bfloat16 ones for a bfloat16 cache
+  const DType out = q.dtype() == DType::BF16 ? DType::BF16 : DType::F32;
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&q, &a_k, &b_k, &a_v, &b_v})
+    require_dtype("decode_tpa_factors (outputs)", *t, out);
+  if (p.q_rank > 0) require_dtype("decode_tpa_factors (a_q)", a_q, out);
+  require_dtype("decode_tpa_factors (positions)", positions, DType::I32);
+  if (embedding.defined()) {
+    require_dtype("decode_tpa_factors (embedding)", embedding, DType::F32);
+    require_dtype("decode_tpa_factors (tokens)", tokens, DType::I32);
+  }
+  T6_CHECK(p.head_dim % 2 == 0, "cuda decode_tpa_factors: head dimension ", p.head_dim,
+           " must be even (RoPE rotates its two halves)");
+  const int64_t B = p.batch, K = p.d;
+  if (B == 0) return;
+  const int64_t q_rows = p.q_rank > 0 ? p.q_rank * p.head_dim : p.heads * p.head_dim;
+  const int64_t plain_rows = p.heads * p.q_rank + 2 * p.heads * p.rank + p.rank * p.head_dim;
+  const int64_t N = plain_rows + q_rows + p.rank * p.head_dim;
+  const int64_t units = (plain_rows + 1) / 2 + (N - plain_rows) / 2;
   const RopeFrequencies freq = rope_frequencies("decode_tpa_factors", p.head_dim);
-  dispatch_weight("decode_tpa_factors", w, [&](auto wt) {
-    using W = decltype(wt);
-    for_batch(B, [&](auto rows) {
-      constexpr int BT = decltype(rows)::value;
-      kernels::decode_tpa_factors<BT, W><<<decode_grid(units, B, BT), 32 * kDecodeWarps, 0, stream_>>>(
-          device_ptr<const float>(x), device_ptr<const W>(w), o, static_cast<int>(B), N, K,
-          static_cast<float>(p.norm_eps), vector_loads(x, w, K), freq);
+  const bool vectors = vector_loads(x, w, K) && (!embedding.defined() || aligned(embedding, 16));
+  auto launch = [&](auto ot) {
+    using O = decltype(ot);
+    const FactorOutputs<O> o = factor_outputs<O>(p, positions, a_q, q, a_k, b_k, a_v, b_v);
+    dispatch_weight("decode_tpa_factors", w, [&](auto wt) {
+      using W = decltype(wt);
+      for_batch(B, [&](auto rows) {
+        constexpr int BT = decltype(rows)::value;
+        launch_dependent(kernels::decode_tpa_factors<BT, W, O>, decode_grid(units, B, BT), dim3(32 * kDecodeWarps),
+                         0, stream_, device_ptr<float>(x),
+                         embedding.defined() ? device_ptr<const float>(embedding) : nullptr,
+                         embedding.defined() ? device_ptr<const int32_t>(tokens) : nullptr, device_ptr<const W>(w), o,
+                         static_cast<int>(B), N, K, static_cast<float>(p.norm_eps), vectors, freq);
+      });
     });
-  });
-  T6_CUDA_CHECK_LAUNCH(decode_tpa_factors);
+  };
+  if (out == DType::BF16) launch(__nv_bfloat16{});
+  else launch(float{});
 }
 
 }  // namespace t6

@@ -23,6 +23,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/kernel_utils.cuh"
 #include "cuda/tpa_decode_split.h"
 
@@ -66,6 +67,8 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
                                      const float* __restrict__ a_v, const float* __restrict__ b_v,
                                      const int32_t* __restrict__ lengths, float* __restrict__ partials,
                                      DecodeShape s) {
+  wait_for_previous_kernel();  // dependent launch: every input comes from the kernels before
+  allow_next_kernel();
   const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
   const int64_t begin = c * s.chunk, end = min(begin + s.chunk, int64_t{lengths[b]});
   if (begin >= end) return;  // a chunk past this row's length: chunks cover the whole capacity
@@ -203,6 +206,8 @@ __global__ void tpa_decode_attention(const float* __restrict__ a_q, const float*
 // that saw tokens to their overall max and normalizes: out = value_scale · Σ_c f_c acc_c / Σ_c f_c sum_c.
 __global__ void tpa_decode_merge(const float* __restrict__ partials, const int32_t* __restrict__ lengths,
                                  float* __restrict__ out, int64_t batch, DecodeShape s) {
+  wait_for_previous_kernel();
+  allow_next_kernel();
   const int64_t H = s.H, dh = s.dh, stride = partial_floats(s);
   for (int64_t row = blockIdx.x; row < batch * H; row += gridDim.x) {
     const int64_t b = row / H, h = row % H;
@@ -278,11 +283,11 @@ void tpa_decode_partials_f32(const DecodeShape& s, int64_t batch, const Tensor& 
                                        static_cast<int>(shared_bytes)));
     shared_allowed = shared_bytes;
   }
-  kernels::tpa_decode_attention<<<static_cast<unsigned>(batch * s.chunks), kDecodeThreads, shared_bytes, stream>>>(
-      s.RQ > 0 ? device_ptr<const float>(a_q) : nullptr, device_ptr<const float>(b_q), device_ptr<const float>(a_k),
-      device_ptr<const float>(b_k), device_ptr<const float>(a_v), device_ptr<const float>(b_v),
-      device_ptr<const int32_t>(lengths), partials, s);
-  T6_CUDA_CHECK_LAUNCH(tpa_decode_attention);
+  launch_dependent(kernels::tpa_decode_attention, dim3(static_cast<unsigned>(batch * s.chunks)), dim3(kDecodeThreads),
+                   shared_bytes, stream, s.RQ > 0 ? device_ptr<const float>(a_q) : nullptr,
+                   device_ptr<const float>(b_q), device_ptr<const float>(a_k), device_ptr<const float>(b_k),
+                   device_ptr<const float>(a_v), device_ptr<const float>(b_v), device_ptr<const int32_t>(lengths),
+                   partials, s);
 }
 
 }  // namespace
@@ -322,9 +327,9 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
   const size_t merge_bytes = static_cast<size_t>(s.chunks + merge_slices * s.dh) * sizeof(float);
   T6_CHECK(merge_bytes <= kDefaultShared, "cuda tpa_decode_attention: head_dim ", s.dh, " over ", s.chunks,
            " chunks needs ", merge_bytes, " bytes of shared memory in the merge; decode such a model on the CPU");
-  kernels::tpa_decode_merge<<<row_grid(B * s.H), merge_threads, merge_bytes, stream_>>>(
-      partials.as<float>(), device_ptr<const int32_t>(lengths), device_ptr<float>(out), B, s);
-  T6_CUDA_CHECK_LAUNCH(tpa_decode_merge);
+  launch_dependent(kernels::tpa_decode_merge, dim3(row_grid(B * s.H)), dim3(merge_threads), merge_bytes, stream_,
+                   static_cast<const float*>(partials.as<float>()), device_ptr<const int32_t>(lengths),
+                   device_ptr<float>(out), B, s);
 }
 
 }  // namespace t6

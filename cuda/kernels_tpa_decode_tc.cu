@@ -26,6 +26,7 @@
 #include <cmath>
 
 #include "cuda/cuda_check.h"
+#include "cuda/dependent_launch.cuh"
 #include "cuda/kernel_utils.cuh"
 #include "cuda/mma_bf16.cuh"
 #include "cuda/tpa_decode_split.h"
@@ -54,9 +55,10 @@ struct TcPlan {
   int q_rows;          // rows of B_q in shared memory: RQ, or the H heads, rounded up to 16
   int ld_b, ld_aq, ld_a;
   int stage_elems;
-  bool vector_b, vector_a;  // whole 16-byte pieces per row of B_k/B_v, of A_k/A_v (cp.async)
-  bool vector_q;            // … of B_q and A_q
-  size_t query_bytes;       // B_q and A_q, before the stages
+  bool vector_b;       // whole 16-byte pieces per row of B_k/B_v (cp.async)
+  int a_piece;         // elements per cp.async piece of an A_k/A_v row: 8 (16 bytes), 4 (8 bytes); 0: none fit
+  bool vector_q;       // whole 16-byte pieces per row of B_q and A_q
+  size_t query_bytes;  // B_q and A_q, before the stages
   size_t shared_bytes;
 };
 
@@ -76,7 +78,10 @@ TcPlan make_plan(const DecodeShape& s, bool vectors, bool query_vectors) {
   plan.stage_elems = 2 * R * kStageTokens * plan.ld_b + 2 * kStageTokens * plan.ld_a;
   const int threads = 32 * plan.groups * plan.slices;
   plan.vector_b = vectors && dh % 8 == 0;
-  plan.vector_a = vectors && (H * R) % 8 == 0 && H * R / 8 <= threads;
+  // A rows of H·R values: 16-byte pieces where they line up, else 8-byte ones (the paper's small T6 has
+  // H·R = 68), since copies element by element hold each stage up on global loads.
+  const int HR = H * R;
+  plan.a_piece = !vectors ? 0 : HR % 8 == 0 && HR / 8 <= threads ? 8 : HR % 4 == 0 && HR / 4 <= threads ? 4 : 0;
   plan.vector_q = query_vectors && dh % 8 == 0 && s.RQ % 8 == 0;
   plan.query_bytes = sizeof(bf16) * (static_cast<size_t>(plan.q_rows) * plan.ld_b +
                                      (factorized ? static_cast<size_t>(plan.groups) * 16 * plan.ld_aq : 0));
@@ -96,6 +101,13 @@ TcPlan make_plan(const DecodeShape& s, bool vectors, bool query_vectors) {
 }  // namespace
 
 namespace kernels {
+
+// cp_async_16 (cuda/mma_bf16.cuh) for 8 bytes, which cp.async takes only as .ca (through L1).
+__device__ __forceinline__ void cp_async_8(void* shared_dst, const void* global_src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(shared_address(shared_dst)), "l"(global_src),
+               "r"(valid ? 8 : 0)
+               : "memory");
+}
 
 // One stage's shared tiles.
 struct StageTiles {
@@ -152,13 +164,18 @@ __device__ void load_stage(const StageTiles& t, const bf16* a_k, const bf16* b_k
       t.b_v[row * plan.ld_b + c] = ok ? b_v[src] : __float2bfloat16(0.f);
     }
   }
-  if (plan.vector_a) {
+  if (plan.a_piece > 0) {
     for (int i = a.first_row; i < kStageTokens; i += a.row_step) {
       const bool ok = i < valid;
-      const int64_t src = a_first + static_cast<int64_t>(ok ? i : 0) * HR + a.piece * 8;
-      const int dst = i * plan.ld_a + a.piece * 8;
-      cp_async_16(t.a_k + dst, a_k + src, ok);
-      cp_async_16(t.a_v + dst, a_v + src, ok);
+      const int64_t src = a_first + static_cast<int64_t>(ok ? i : 0) * HR + a.piece * plan.a_piece;
+      const int dst = i * plan.ld_a + a.piece * plan.a_piece;
+      if (plan.a_piece == 8) {
+        cp_async_16(t.a_k + dst, a_k + src, ok);
+        cp_async_16(t.a_v + dst, a_v + src, ok);
+      } else {
+        cp_async_8(t.a_k + dst, a_k + src, ok);
+        cp_async_8(t.a_v + dst, a_v + src, ok);
+      }
     }
   } else {
     for (int e = threadIdx.x; e < kStageTokens * HR; e += blockDim.x) {
@@ -357,6 +374,8 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
     tpa_decode_tc(const bf16* __restrict__ a_q, const bf16* __restrict__ b_q, const bf16* __restrict__ a_k,
                   const bf16* __restrict__ b_k, const bf16* __restrict__ a_v, const bf16* __restrict__ b_v,
                   const int32_t* __restrict__ lengths, float* __restrict__ partials, DecodeShape s, TcPlan plan) {
+  wait_for_previous_kernel();  // dependent launch: every input comes from the kernels before
+  allow_next_kernel();
   const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
   const int64_t begin = c * s.chunk, end = min(begin + s.chunk, int64_t{lengths[b]});
   if (begin >= end) return;  // a chunk past this row's length
@@ -382,7 +401,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
 
   const int tiles = static_cast<int>((end - begin + kStageTokens - 1) / kStageTokens);
   const CopyShare b_share = plan.vector_b ? copy_share(dh / 8) : CopyShare{};
-  const CopyShare a_share = plan.vector_a ? copy_share(static_cast<int>(s.H * s.R) / 8) : CopyShare{};
+  const CopyShare a_share = plan.a_piece > 0 ? copy_share(static_cast<int>(s.H * s.R) / plan.a_piece) : CopyShare{};
   auto issue = [&](int tile) {
     const int64_t t0 = begin + int64_t{tile} * kStageTokens;
     load_stage(stage_tiles(stages, plan, static_cast<int>(s.R), tile % plan.stages), a_k, b_k, a_v, b_v,
@@ -448,12 +467,10 @@ void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batc
                                        cudaSharedmemCarveoutMaxShared));
     shared_allowed = plan.shared_bytes;
   }
-  kernels::tpa_decode_tc<kDh><<<static_cast<unsigned>(batch * s.chunks), 32 * plan.groups * plan.slices,
-                                plan.shared_bytes, stream>>>(
-      static_cast<const bf16*>(a_q), static_cast<const bf16*>(b_q), static_cast<const bf16*>(a_k),
-      static_cast<const bf16*>(b_k), static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials,
-      s, plan);
-  T6_CUDA_CHECK_LAUNCH(tpa_decode_tc);
+  launch_dependent(kernels::tpa_decode_tc<kDh>, dim3(static_cast<unsigned>(batch * s.chunks)),
+                   dim3(32 * plan.groups * plan.slices), plan.shared_bytes, stream, static_cast<const bf16*>(a_q),
+                   static_cast<const bf16*>(b_q), static_cast<const bf16*>(a_k), static_cast<const bf16*>(b_k),
+                   static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials, s, plan);
 }
 
 }  // namespace

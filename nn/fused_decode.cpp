@@ -7,8 +7,18 @@
 
 namespace t6 {
 
+DType decode_weight_dtype(Device device, DType parameters) {
+  return backend(device).multiplies_bf16() ? DType::BF16 : parameters;
+}
 DType decode_weight_dtype(const T6Model& model) {
-  return backend(model.device()).multiplies_bf16() ? DType::BF16 : model.transformer.wte.weight.dtype();
+  return decode_weight_dtype(model.device(), model.transformer.wte.weight.dtype());
+}
+
+DType decode_cache_dtype(const ModelConfig& config, Device device, DType parameters) {
+  return config.factorized_kv() ? decode_weight_dtype(device, parameters) : parameters;
+}
+DType decode_cache_dtype(const T6Model& model) {
+  return decode_cache_dtype(model.config, model.device(), model.transformer.wte.weight.dtype());
 }
 
 DecodeWeights decode_weights(const T6Model& model, DType dtype) {
@@ -49,20 +59,27 @@ Tensor fused_decode(const T6Model& model, const DecodeWeights& weights, const Te
            weights.layers.size(), " layers for a model of ", c.n_layer);
   Backend& device = backend(model.device());
   const DType dtype = model.transformer.wte.weight.dtype();
+  const DType cache_dtype = cache.layer(0).a_k.dtype();  // the query factors go with the cache's
+  T6_CHECK(cache_dtype == dtype || (cache_dtype == DType::BF16 && dtype == DType::F32), "fused_decode: a cache of ",
+           dtype_name(cache_dtype), " for a model of ", dtype_name(dtype),
+           "; use the model's dtype or, for a float32 model, bfloat16 (decode_cache_dtype)");
   Backend::TPAFactors p;
   p.batch = B, p.d = d, p.heads = H, p.q_rank = RQ, p.rank = c.rank, p.head_dim = dh, p.capacity = cache.capacity();
   p.norm_eps = c.norm_eps;
   const Tensor positions = step.positions.contiguous_data().view({B});
+  const Tensor tokens = device_tokens.contiguous_data();
 
-  Tensor x = model.transformer.wte.forward(device_tokens.view({B, 1})).view({B, d});  // (B,d)
+  Tensor x = empty({B, d}, dtype, model.device());  // the first layer's step looks the tokens up into it
   for (size_t i = 0; i < weights.layers.size(); ++i) {
     const DecodeWeights::Layer& w = weights.layers[i];
     LayerKVCache& layer_cache = cache.layer(i);
     TPAQuery query;  // the new token's query factors; its key/value factors go straight into the cache
-    if (RQ > 0) query.a_q = empty({B, H, RQ}, dtype, model.device());
-    query.b_q = empty(RQ > 0 ? Shape{B, RQ, dh} : Shape{B, H, dh}, dtype, model.device());
-    device.decode_tpa_factors(p, x, w.factors, positions, query.a_q, query.b_q, layer_cache.a_k, layer_cache.b_k,
-                              layer_cache.a_v, layer_cache.b_v);
+    if (RQ > 0) query.a_q = empty({B, H, RQ}, cache_dtype, model.device());
+    query.b_q = empty(RQ > 0 ? Shape{B, RQ, dh} : Shape{B, H, dh}, cache_dtype, model.device());
+    const Tensor embedding = i == 0 ? model.transformer.wte.weight : Tensor();
+    device.decode_tpa_factors(p, x, embedding, tokens, w.factors, positions, query.a_q, query.b_q, layer_cache.a_k,
+                              layer_cache.b_k, layer_cache.a_v, layer_cache.b_v);
+    // float32 from a bfloat16 cache (flash_tpa_decode): the model's dtype
     const Tensor y = flash_tpa_decode(query, layer_cache, step.device_lengths).view({B, H * dh});
     Tensor h = empty({B, d}, dtype, model.device());
     device.decode_linear(y, w.attn_proj, x, std::nullopt, h);  // h = x + c_proj(y)

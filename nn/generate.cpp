@@ -55,7 +55,7 @@ GenerationResult generate(const T6Model& model, const std::vector<std::vector<in
     longest = std::max(longest, lengths[b]);
     capacity = std::max({capacity, longest, lengths[b] + budget[b] - 1});
   }
-  KVCache cache(c, B, capacity, model.device(), model.transformer.wte.weight.dtype());
+  KVCache cache(c, B, capacity, model.device(), decode_cache_dtype(model));
 
   GenerationResult result;
   result.tokens.resize(B);

@@ -32,6 +32,9 @@ void write_cache_at(const Tensor& buffer, const Tensor& values, const Tensor& de
                values.numel() * buffer.size(1) == buffer.numel() && values.device() == buffer.device(),
            "write_cache_at: values ", shape_str(values.shape()), " (one token per row) and ", device_slots.numel(),
            " slots do not fit a cache buffer ", shape_str(buffer.shape()));
+  T6_CHECK(values.dtype() == buffer.dtype(), "write_cache_at: values of ", dtype_name(values.dtype()),
+           " into a cache of ", dtype_name(buffer.dtype()), "; a bfloat16 cache is written by the fused decode step ",
+           "(nn/fused_decode.h)");
   Tensor target = buffer;  // the buffer itself is written; the handle is not
   backend_of(buffer).scatter_rows(values.contiguous_data(), device_slots.contiguous_data(), target);
 }

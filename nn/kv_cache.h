@@ -3,8 +3,10 @@
 // Per layer and cached token the factorized variants ("tpa", "tpa_kvonly") store the spec's factors
 // A_k [H,R], B_k [R,dh] (already rotated), A_v [H,R], B_v [R,dh]: 2R(H + dh) numbers. The baselines
 // ("mha", "gqa", "mqa") store their rotated key heads and value heads: 2·kv_heads·dh numbers. Every
-// buffer is allocated once, for `batch` rows of `capacity` (M) tokens, in the model's dtype on its
-// device. Factors are token-major, (B,M,…), since FlashTPA reads all of a token's factors together;
+// buffer is allocated once, for `batch` rows of `capacity` (M) tokens, in one dtype on the model's
+// device: generation's is decode_cache_dtype (nn/fused_decode.h), bfloat16 for the factorized variants
+// where the backend multiplies bfloat16 (the prefill's float32 factors are rounded as they are written),
+// else the model's dtype. Factors are token-major, (B,M,…), since FlashTPA reads all of a token's factors together;
 // heads are head-major, (B,kv_heads,M,dh), so each head's cached keys are one matrix for BLAS.
 //
 // Rows are independent and may hold different numbers of tokens (prompts of different lengths): the

@@ -94,10 +94,13 @@ Tensor T6Model::head(const Tensor& x) const {
 void T6Model::check_cache(const KVCache& cache) const {
   T6_CHECK(static_cast<int64_t>(cache.layers()) == config.n_layer, "T6Model: a KV cache of ", cache.layers(),
            " layers for a model of ", config.n_layer);
+  // A float32 model's factor cache may hold bfloat16 (nn/fused_decode.h: decode_cache_dtype).
+  const DType dtype = transformer.wte.weight.dtype();
   for (const Tensor& t : cache.layer(0).buffers())
-    T6_CHECK(t.device() == device() && t.dtype() == transformer.wte.weight.dtype(), "T6Model: the KV cache holds ",
-             dtype_name(t.dtype()), " on ", device_name(t.device()), " but the model is ",
-             dtype_name(transformer.wte.weight.dtype()), " on ", device_name(device()));
+    T6_CHECK(t.device() == device() &&
+                 (t.dtype() == dtype || (t.dtype() == DType::BF16 && dtype == DType::F32 && config.factorized_kv())),
+             "T6Model: the KV cache holds ", dtype_name(t.dtype()), " on ", device_name(t.device()),
+             " but the model is ", dtype_name(dtype), " on ", device_name(device()));
 }
 
 Tensor T6Model::prefill(const Tensor& idx_in, const std::vector<int64_t>& lengths, KVCache& cache) const {

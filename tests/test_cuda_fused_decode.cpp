@@ -101,13 +101,63 @@ TEST_CASE("cuda decode_tpa_factors matches the CPU: factorized and plain queries
                                          uniform({B, M, H, R}, -1, 1, gen), uniform({B, M, R, dh}, -1, 1, gen)};
           std::vector<Tensor> gpu_out;
           for (const Tensor& t : cpu_out) gpu_out.push_back(gpu(t));
-          backend(Device::CPU).decode_tpa_factors(p, x, w, positions, cpu_out[0], cpu_out[1], cpu_out[2], cpu_out[3],
-                                                  cpu_out[4], cpu_out[5]);
-          backend(Device::CUDA).decode_tpa_factors(p, gpu(x), gpu(w), gpu(positions), gpu_out[0], gpu_out[1],
-                                                   gpu_out[2], gpu_out[3], gpu_out[4], gpu_out[5]);
+          Tensor x_cpu = x.clone_data(), x_gpu = gpu(x);
+          backend(Device::CPU).decode_tpa_factors(p, x_cpu, Tensor(), Tensor(), w, positions, cpu_out[0], cpu_out[1],
+                                                  cpu_out[2], cpu_out[3], cpu_out[4], cpu_out[5]);
+          backend(Device::CUDA).decode_tpa_factors(p, x_gpu, Tensor(), Tensor(), gpu(w), gpu(positions), gpu_out[0],
+                                                   gpu_out[1], gpu_out[2], gpu_out[3], gpu_out[4], gpu_out[5]);
           for (size_t i = RQ > 0 ? 0 : 1; i < cpu_out.size(); ++i) {
             INFO("output " << i << " (a_q, q, a_k, b_k, a_v, b_v)");
             check_same(gpu_out[i], cpu_out[i]);
+          }
+        }
+}
+
+TEST_CASE("cuda decode_tpa_factors matches the CPU: bfloat16 outputs (a bfloat16 cache), the embedding looked up") {
+  // The products agree to float32 rounding (kTolerance) before each is rounded to bfloat16 once; a value
+  // that lies that close to a rounding boundary rounds the other way on one side: one bfloat16 step,
+  // 2^-8 of its size at most.
+  constexpr double kBf16Tolerance = 1.0 / 128;
+  Generator gen(34);
+  const int64_t H = 5, R = 3, dh = 38, M = 9, V = 13;
+  for (int64_t RQ : {4, 0})
+    for (bool look_up : {false, true})
+      for (int64_t B : {1, 3, 9})
+        for (int64_t K : {37, 40}) {
+          INFO("q_rank " << RQ << ", embedding " << look_up << ", B " << B << ", K " << K);
+          Backend::TPAFactors p;
+          p.batch = B, p.d = K, p.heads = H, p.q_rank = RQ, p.rank = R, p.head_dim = dh, p.capacity = M;
+          p.norm_eps = 1e-6;
+          const int64_t N = H * RQ + 2 * H * R + 2 * R * dh + (RQ > 0 ? RQ * dh : H * dh);
+          const Tensor w = weight(N, K, DType::BF16, gen), embedding = uniform({V, K}, -1, 1, gen);
+          std::vector<int32_t> slots(static_cast<size_t>(B)), ids(static_cast<size_t>(B));
+          for (int64_t b = 0; b < B; ++b) {
+            slots[b] = static_cast<int32_t>((5 * b + 8) % M);
+            ids[b] = static_cast<int32_t>((7 * b + 12) % V);  // the last row too
+          }
+          const Tensor positions = from_ints(slots, {B}), tokens = from_ints(ids, {B});
+          // With the lookup, x starts as anything: the kernels overwrite it.
+          Tensor x_cpu = uniform({B, K}, -1, 1, gen), x_gpu = gpu(look_up ? uniform({B, K}, -1, 1, gen) : x_cpu);
+          const Tensor table = look_up ? embedding : Tensor();
+          auto bf16 = [](const Tensor& t) { return t.to_dtype(DType::BF16); };
+          std::vector<Tensor> cpu_out = {RQ > 0 ? empty({B, H, RQ}, DType::BF16) : Tensor(),
+                                         empty(RQ > 0 ? Shape{B, RQ, dh} : Shape{B, H, dh}, DType::BF16),
+                                         bf16(uniform({B, M, H, R}, -1, 1, gen)),
+                                         bf16(uniform({B, M, R, dh}, -1, 1, gen)),
+                                         bf16(uniform({B, M, H, R}, -1, 1, gen)),
+                                         bf16(uniform({B, M, R, dh}, -1, 1, gen))};
+          std::vector<Tensor> gpu_out;
+          for (const Tensor& t : cpu_out) gpu_out.push_back(gpu(t));
+          backend(Device::CPU).decode_tpa_factors(p, x_cpu, table, tokens, w, positions, cpu_out[0], cpu_out[1],
+                                                  cpu_out[2], cpu_out[3], cpu_out[4], cpu_out[5]);
+          backend(Device::CUDA).decode_tpa_factors(p, x_gpu, gpu(table), gpu(tokens), gpu(w), gpu(positions),
+                                                   gpu_out[0], gpu_out[1], gpu_out[2], gpu_out[3], gpu_out[4],
+                                                   gpu_out[5]);
+          CHECK(x_gpu.to_double_vector() == x_cpu.to_double_vector());  // the lookup moves bits
+          for (size_t i = RQ > 0 ? 0 : 1; i < cpu_out.size(); ++i) {
+            INFO("output " << i << " (a_q, q, a_k, b_k, a_v, b_v)");
+            REQUIRE(gpu_out[i].dtype() == DType::BF16);
+            CHECK(max_scaled_error(gpu_out[i].to_double_vector(), cpu_out[i].to_double_vector()) <= kBf16Tolerance);
           }
         }
 }

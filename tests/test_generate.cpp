@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -51,10 +52,12 @@ std::unique_ptr<T6Model> random_model(const ModelConfig& c, uint64_t seed = 17, 
 // Feeds each row's first prompt_lengths[b] tokens through prefill and the rest of its tokens through
 // decode steps (every row has the same number of tokens after its prompt), and checks the logits at
 // every position from the last prompt token on against the full forward of the row alone.
-// With `fused` weights the decode steps run the fused decode step (nn/fused_decode.h) over them.
+// With `fused` weights the decode steps run the fused decode step (nn/fused_decode.h) over them, with
+// the cache in `cache_dtype` (the model's if none).
 void check_decode_matches_forward(const T6Model& model, const std::vector<std::vector<int32_t>>& sequences,
                                   const std::vector<int64_t>& prompt_lengths, double tolerance,
-                                  const DecodeWeights* fused = nullptr) {
+                                  const DecodeWeights* fused = nullptr,
+                                  std::optional<DType> cache_dtype = std::nullopt) {
   const int64_t B = static_cast<int64_t>(sequences.size()), V = model.config.vocab_size;
   const int64_t steps = static_cast<int64_t>(sequences[0].size()) - prompt_lengths[0];
   int64_t longest_prompt = 0, longest = 0;
@@ -66,7 +69,7 @@ void check_decode_matches_forward(const T6Model& model, const std::vector<std::v
   std::vector<int32_t> padded(static_cast<size_t>(B * longest_prompt), 0);
   for (int64_t b = 0; b < B; ++b)
     std::copy(sequences[b].begin(), sequences[b].begin() + prompt_lengths[b], padded.begin() + b * longest_prompt);
-  KVCache cache(model.config, B, longest, model.device(), model.transformer.wte.weight.dtype());
+  KVCache cache(model.config, B, longest, model.device(), cache_dtype.value_or(model.transformer.wte.weight.dtype()));
 
   std::vector<std::vector<double>> got(static_cast<size_t>(B));  // per row: logits of every position decoded
   auto append = [&](const Tensor& logits) {
@@ -120,6 +123,9 @@ TEST_CASE("the fused decode step equals the full forward: float32, float64, and 
     // models' logits by up to 0.027 (scaled), two layers deep: 0.05 leaves a margin of about 2.
     const DecodeWeights bf16 = decode_weights(*model, DType::BF16);
     check_decode_matches_forward(*model, sequences, prompts, 0.05, &bf16);
+    // The cache in bfloat16 too, as generation keeps it on a GPU: the cached factors and the query
+    // factors rounded once more (relative error up to 2^-9 each) move the logits by up to 0.049: 0.1.
+    check_decode_matches_forward(*model, sequences, prompts, 0.1, &bf16, DType::BF16);
   }
 }
 

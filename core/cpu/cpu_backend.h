@@ -91,8 +91,9 @@ class CpuBackend final : public Backend {
                      Tensor& out) override;
   void decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor& up, std::optional<double> norm_eps,
                      Tensor& out) override;
-  void decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions, Tensor& a_q,
-                          Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) override;
+  void decode_tpa_factors(const TPAFactors& p, Tensor& x, const Tensor& embedding, const Tensor& tokens,
+                          const Tensor& w, const Tensor& positions, Tensor& a_q, Tensor& q, Tensor& a_k, Tensor& b_k,
+                          Tensor& a_v, Tensor& b_v) override;
 
  private:
   CachingAllocator allocator_{cpu_cache_from_environment()};

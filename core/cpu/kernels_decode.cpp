@@ -2,6 +2,7 @@
 // cuda/kernels_decode.cu and the CPU's own decode path: the few rows of a decode step times a weight
 // (float32, float64 or its bfloat16 decode copy), then the folded-in work (rms_norm's scale, a residual,
 // SwiGLU, or TPA's RoPE and cache writes) on the products.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -126,20 +127,48 @@ void CpuBackend::decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor
   });
 }
 
-void CpuBackend::decode_tpa_factors(const TPAFactors& p, const Tensor& x, const Tensor& w, const Tensor& positions,
-                                    Tensor& a_q, Tensor& q, Tensor& a_k, Tensor& b_k, Tensor& a_v, Tensor& b_v) {
+namespace {
+
+// A factor into an output of dtype O: T itself, or rounded to bfloat16 (its bits).
+template <class O, class T>
+O narrow(T v) {
+  if constexpr (std::is_same_v<O, uint16_t>) return float_to_bf16(static_cast<float>(v));
+  else return static_cast<O>(v);
+}
+
+// x[b] = embedding[tokens[b]] for the step's tokens, each checked against the vocabulary.
+template <class T>
+void look_up(const Tensor& embedding, const Tensor& tokens, int64_t B, int64_t K, Tensor& x) {
+  expect("decode_tpa_factors", {{"tokens", tokens}}, DType::I32, B);
+  T6_CHECK(embedding.ndim() == 2 && embedding.size(1) == K && embedding.dtype() == x.dtype(),
+           "cpu decode_tpa_factors: the embedding must be (V, ", K, ") of ", dtype_name(x.dtype()), ", got ",
+           dtype_name(embedding.dtype()), " ", shape_str(embedding.shape()));
+  const int64_t V = embedding.size(0);
+  const int32_t* ids = ptr<const int32_t>(tokens);
+  for (int64_t b = 0; b < B; ++b) {
+    T6_CHECK(ids[b] >= 0 && ids[b] < V, "cpu decode_tpa_factors: token ", ids[b], " of row ", b,
+             " is outside the embedding's ", V, " rows");
+    std::copy_n(ptr<const T>(embedding.contiguous_data()) + ids[b] * K, K, ptr<T>(x) + b * K);
+  }
+}
+
+}  // namespace
+
+void CpuBackend::decode_tpa_factors(const TPAFactors& p, Tensor& x, const Tensor& embedding, const Tensor& tokens,
+                                    const Tensor& w, const Tensor& positions, Tensor& a_q, Tensor& q, Tensor& a_k,
+                                    Tensor& b_k, Tensor& a_v, Tensor& b_v) {
   const auto timing = timer_.time("decode_tpa_factors");
   const int64_t B = p.batch, H = p.heads, RQ = p.q_rank, R = p.rank, dh = p.head_dim, M = p.capacity, K = p.d;
   const int64_t aq_rows = H * RQ, a_rows = H * R, b_rows = R * dh, q_rows = RQ > 0 ? RQ * dh : H * dh;
   const int64_t N = aq_rows + 2 * a_rows + 2 * b_rows + q_rows;
-  const DType dt = x.dtype();
+  const DType dt = x.dtype(), out = q.dtype() == DType::BF16 ? DType::BF16 : dt;
   expect("decode_tpa_factors", {{"x", x}}, dt, B * K);
   expect_weight("decode_tpa_factors", "w", w, dt, N, K);
   expect("decode_tpa_factors", {{"positions", positions}}, DType::I32, B);
-  expect("decode_tpa_factors", {{"q", q}}, dt, B * q_rows);
-  if (RQ > 0) expect("decode_tpa_factors", {{"a_q", a_q}}, dt, B * aq_rows);
-  expect("decode_tpa_factors", {{"a_k", a_k}, {"a_v", a_v}}, dt, B * M * a_rows);
-  expect("decode_tpa_factors", {{"b_k", b_k}, {"b_v", b_v}}, dt, B * M * b_rows);
+  expect("decode_tpa_factors", {{"q", q}}, out, B * q_rows);
+  if (RQ > 0) expect("decode_tpa_factors", {{"a_q", a_q}}, out, B * aq_rows);
+  expect("decode_tpa_factors", {{"a_k", a_k}, {"a_v", a_v}}, out, B * M * a_rows);
+  expect("decode_tpa_factors", {{"b_k", b_k}, {"b_v", b_v}}, out, B * M * b_rows);
   T6_CHECK(dh % 2 == 0, "cpu decode_tpa_factors: head dimension ", dh, " must be even (RoPE rotates its two halves)");
   const int32_t* pos = ptr<const int32_t>(positions);
   for (int64_t b = 0; b < B; ++b)
@@ -148,25 +177,33 @@ void CpuBackend::decode_tpa_factors(const TPAFactors& p, const Tensor& x, const 
   dispatch_decode("decode_tpa_factors", dt, w.dtype(), [&](auto t, auto wt) {
     using T = decltype(t);
     using W = decltype(wt);
+    if (embedding.defined()) look_up<T>(embedding, tokens, B, K, x);
     const T* xs = ptr<const T>(x);
     const std::vector<double> y = products<T, W>(*this, x, w, B, N, K, row_scales(xs, B, K, p.norm_eps));
     const RotationTable<T> table(pos, B, dh, T(1));
-    // Copies `rows` products of row b from column `from` to dst, rotating each length-dh row if asked.
-    auto put = [&](int64_t b, int64_t from, int64_t rows, T* dst, bool rotated) {
-      for (int64_t i = 0; i < rows; ++i) dst[i] = static_cast<T>(y[b * N + from + i]);
-      if (rotated)
-        for (int64_t r = 0; r < rows / dh; ++r) rotate_row(dst + r * dh, dst + r * dh, table.row(pos, b, dh), dh / 2);
+    auto store = [&](auto ot) {
+      using O = decltype(ot);
+      std::vector<T> row(static_cast<size_t>(std::max(q_rows, std::max(aq_rows, std::max(a_rows, b_rows)))));
+      // Stores `rows` products of row b from column `from` at dst, rotating each length-dh row if asked.
+      auto put = [&](int64_t b, int64_t from, int64_t rows, O* dst, bool rotated) {
+        for (int64_t i = 0; i < rows; ++i) row[i] = static_cast<T>(y[b * N + from + i]);
+        if (rotated)
+          for (int64_t r = 0; r < rows / dh; ++r) rotate_row(&row[r * dh], &row[r * dh], table.row(pos, b, dh), dh / 2);
+        for (int64_t i = 0; i < rows; ++i) dst[i] = narrow<O>(row[i]);
+      };
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t slot = b * M + pos[b];
+        int64_t at = 0;
+        if (RQ > 0) put(b, at, aq_rows, ptr<O>(a_q) + b * aq_rows, false);
+        put(b, at += aq_rows, a_rows, ptr<O>(a_k) + slot * a_rows, false);
+        put(b, at += a_rows, a_rows, ptr<O>(a_v) + slot * a_rows, false);
+        put(b, at += a_rows, b_rows, ptr<O>(b_v) + slot * b_rows, false);
+        put(b, at += b_rows, q_rows, ptr<O>(q) + b * q_rows, true);
+        put(b, at += q_rows, b_rows, ptr<O>(b_k) + slot * b_rows, true);
+      }
     };
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t slot = b * M + pos[b];
-      int64_t at = 0;
-      if (RQ > 0) put(b, at, aq_rows, ptr<T>(a_q) + b * aq_rows, false);
-      put(b, at += aq_rows, a_rows, ptr<T>(a_k) + slot * a_rows, false);
-      put(b, at += a_rows, a_rows, ptr<T>(a_v) + slot * a_rows, false);
-      put(b, at += a_rows, b_rows, ptr<T>(b_v) + slot * b_rows, false);
-      put(b, at += b_rows, q_rows, ptr<T>(q) + b * q_rows, true);
-      put(b, at += q_rows, b_rows, ptr<T>(b_k) + slot * b_rows, true);
-    }
+    if (out == DType::BF16) store(uint16_t{});
+    else store(T{});
   });
 }
 

@@ -38,9 +38,18 @@ Node* make_node(const char* op_name, Tensor& output, const std::vector<Tensor>& 
   for (const Tensor& in : inputs) any = any || (in.defined() && in.requires_grad());
   if (!any) return nullptr;
   auto node = std::make_shared<Node>(op_name);
-  for (const Tensor& in : inputs) node->inputs.push_back(in.defined() ? in.impl_ptr() : nullptr);
-  output.impl().requires_grad = true;
-  output.impl().grad_fn = node;
+  for (const Tensor& in : inputs) {
+    const std::shared_ptr<TensorImpl> edge = in.defined() ? in.impl().graph_edge : nullptr;
+    node->inputs.push_back(edge ? edge : in.defined() ? in.impl_ptr() : nullptr);
+  }
+  TensorImpl& out = output.impl();
+  out.requires_grad = true;
+  out.grad_fn = node;
+  auto edge = std::make_shared<TensorImpl>();
+  edge->shape = out.shape, edge->strides = out.strides, edge->offset = out.offset, edge->dtype = out.dtype;
+  edge->requires_grad = true;
+  edge->grad_fn = node;
+  out.graph_edge = std::move(edge);
   return node.get();
 }
 

@@ -28,6 +28,8 @@ class Node {
   void release();
 
   std::string name;
+  // The edges to the inputs: a leaf's own TensorImpl (backward fills its .grad), a non-leaf's graph_edge
+  // (its shape and grad_fn, not its data: core/tensor.h).
   std::vector<std::shared_ptr<TensorImpl>> inputs;
   std::function<Grads(const Tensor& grad_output)> backward;
   bool released = false;

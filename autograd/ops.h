@@ -2,6 +2,7 @@
 // when an input requires grad, attaches its backward right next to the forward (see autograd/ops/).
 // Shapes in comments use: B batch, T time, d features.
 #pragma once
+#include <optional>
 #include <vector>
 
 #include "autograd/node.h"
@@ -72,14 +73,17 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor&
 int64_t linear_cross_entropy_chunk_rows(int64_t vocab);
 // weight [V, d], int32 ids [...] → [..., d]. Backward scatter-adds (repeated ids accumulate).
 Tensor embedding(const Tensor& weight, const Tensor& ids);
-// x / sqrt(mean(x², last axis) + eps), no weight (spec).
-Tensor rms_norm(const Tensor& x, double eps);
+// x / sqrt(mean(x², last axis) + eps), no weight (spec). The output is x's dtype, or out_dtype:
+// bfloat16 for a float32 x, when only products read it (product_input_dtype, autograd/mixed_precision.h);
+// the gradient stays x's dtype.
+Tensor rms_norm(const Tensor& x, double eps, std::optional<DType> out_dtype = std::nullopt);
 // The spec's half-split rotary embedding of every row of the last axis (even length dh).
 // positions: int32 whose shape is a prefix of x.shape[:-1] (e.g. [B,T] for x [B,T,R,dh]); all rows
 // under one position rotate by that position's angles θ_j = t · 10000^(−2j/dh).
 Tensor rope(const Tensor& x, const Tensor& positions);
 // silu(gate) ⊙ up in one pass each way (autograd/ops/swiglu.cpp), the gate of the spec's SwiGLU MLP.
-Tensor swiglu(const Tensor& gate, const Tensor& up);
+// out_dtype as for rms_norm.
+Tensor swiglu(const Tensor& gate, const Tensor& up, std::optional<DType> out_dtype = std::nullopt);
 // TPA's factor product (autograd/ops/tpa_product.cpp): a (…,H,R), b (…,R,dh) with the same leading
 // axes → (…,H,dh), (1/R) a·b for every leading index (spec: q = (1/RQ) A_q B_q, k and v likewise).
 Tensor tpa_product(const Tensor& a, const Tensor& b);

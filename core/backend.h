@@ -168,7 +168,8 @@ class Backend {
   // (0 when ignored), and lse[i] saved for backward.
   virtual void cross_entropy_forward(const Tensor& logits, const Tensor& targets, Tensor& losses, Tensor& lse) = 0;
   // glogits[i, :] = grad_losses[i] · (softmax(logits_i) − onehot(t_i)); zero rows where ignored.
-  // glogits may be logits itself (each element is read before it is overwritten).
+  // glogits may be logits itself (each element is read before it is overwritten), or bfloat16 for float32
+  // logits (the operand of the head's gradient products under mixed precision; rounded to nearest even).
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                       const Tensor& grad_losses, Tensor& glogits) = 0;
   // The mean's denominator: divisor (one float element) = max(1, #{i : 0 ≤ targets[i] < vocab}), counted
@@ -179,7 +180,8 @@ class Backend {
   virtual void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) = 0;
   // gweight[ids[i], :] += gout[i, :] (repeated ids accumulate)
   virtual void embedding_backward(const Tensor& ids, const Tensor& gout, Tensor& gweight) = 0;
-  // x [rows, d]: y = x · rstd, rstd = 1/sqrt(mean(x²) + eps), saved per row
+  // x [rows, d]: y = x · rstd, rstd = 1/sqrt(mean(x²) + eps), saved per row. y may be bfloat16 for a
+  // float32 x (the input of products under mixed precision): y = bf16(x · rstd), rounded to nearest even.
   virtual void rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, double eps) = 0;
   // gx = rstd · (gy − x · rstd² · mean(gy ⊙ x))
   virtual void rms_norm_backward(const Tensor& x, const Tensor& rstd, const Tensor& gy, Tensor& gx) = 0;
@@ -187,8 +189,9 @@ class Backend {
   // length dh at its position; `inverse` rotates by −θ (the backward, since a rotation's transpose
   // is its inverse).
   virtual void rope(const Tensor& x, const Tensor& positions, Tensor& y, int64_t inner, bool inverse) = 0;
-  // SwiGLU's gate (spec MLP): out = silu(gate) ⊙ up, all of one shape. Backward writes (overwrites)
-  // ggate = gout ⊙ up ⊙ σ(gate)(1 + gate(1 − σ(gate))) and gup = gout ⊙ silu(gate).
+  // SwiGLU's gate (spec MLP): out = silu(gate) ⊙ up, all of one shape; out may be bfloat16 for float32
+  // gate and up (mixed precision: out = bf16(silu(gate) ⊙ up), rounded to nearest even). Backward writes
+  // (overwrites) ggate = gout ⊙ up ⊙ σ(gate)(1 + gate(1 − σ(gate))) and gup = gout ⊙ silu(gate).
   virtual void swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   virtual void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& gout, Tensor& ggate,
                                Tensor& gup) = 0;

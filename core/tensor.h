@@ -31,6 +31,10 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;  // accumulated gradient of a leaf
   std::shared_ptr<Node> grad_fn;     // the op that produced this tensor (null for leaves)
+  // What the autograd graph's edges hold for a non-leaf: this tensor's metadata and grad_fn without its
+  // storage. An edge that owned the tensor itself would keep every intermediate of a forward pass alive
+  // until its consumer's backward ran, needed or not; the nodes keep what backward reads (Node::save).
+  std::shared_ptr<TensorImpl> graph_edge;
 };
 
 class Tensor {

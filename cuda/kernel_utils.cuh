@@ -99,6 +99,15 @@ inline RopeFrequencies rope_frequencies(const char* kernel, int64_t dh) {
 
 namespace kernels {
 
+// Stores four float32 values as group i (elements 4i..4i+3) of a float32 array, one 16-byte store, or of
+// a bfloat16 array (mixed precision's product inputs), rounded to nearest even, one 8-byte store.
+__device__ inline void store4(float* out, int64_t i, float4 v) { reinterpret_cast<float4*>(out)[i] = v; }
+__device__ inline void store4(__nv_bfloat16* out, int64_t i, float4 v) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  reinterpret_cast<uint2*>(out)[i] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo),
+                                                *reinterpret_cast<const uint32_t*>(&hi));
+}
+
 struct Sum {
   template <class T>
   __device__ T operator()(T a, T b) const {

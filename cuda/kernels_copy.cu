@@ -145,12 +145,9 @@ __global__ void cast(const From* src, To* dst, int64_t n) {
 // cast of float32 to bfloat16, the copies of mixed precision (the most frequent cast by far), four
 // values per thread: a 16-byte load and an 8-byte store instead of 4- and 2-byte ones, for n4 = n / 4
 // groups with 16-byte-aligned src and 8-byte-aligned dst (the caller converts the tail).
-__global__ void cast_float_to_bf16_x4(const float4* src, uint2* dst, int64_t n4) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n4; i += int64_t{gridDim.x} * blockDim.x) {
-    const float4 x = src[i];
-    const __nv_bfloat162 lo = __floats2bfloat162_rn(x.x, x.y), hi = __floats2bfloat162_rn(x.z, x.w);
-    dst[i] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
-  }
+__global__ void cast_float_to_bf16_x4(const float4* src, __nv_bfloat16* dst, int64_t n4) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n4; i += int64_t{gridDim.x} * blockDim.x)
+    store4(dst, i, src[i]);
 }
 
 }  // namespace kernels
@@ -196,7 +193,7 @@ void CudaBackend::cast(const Tensor& src, Tensor& dst) {
   if (src.dtype() == DType::F32 && dst.dtype() == DType::BF16 && aligned(src, 16) && aligned(dst, 8) && n >= 4) {
     const int64_t n4 = n / 4, tail = n - 4 * n4;
     kernels::cast_float_to_bf16_x4<<<grid_for(n4), kThreads, 0, stream_>>>(
-        device_ptr<const float4>(src), device_ptr<uint2>(dst), n4);
+        device_ptr<const float4>(src), device_ptr<__nv_bfloat16>(dst), n4);
     T6_CUDA_CHECK_LAUNCH(cast_float_to_bf16_x4);
     if (tail > 0) {
       kernels::cast<<<1, kThreads, 0, stream_>>>(device_ptr<const float>(src) + 4 * n4,

@@ -55,16 +55,18 @@ __global__ void count_targets(const int32_t* targets, int64_t n, int64_t vocab, 
 
 // cross_entropy_backward: glogits[i, :] = grad_losses[i] · (softmax(logits_i) − onehot(t_i)), with
 // softmax = exp(logits − lse); rows whose target is ignored (or out of range) are 0 (core/backend.h).
+// G is float32 or bfloat16 (the operand of the head's gradient products under mixed precision).
+template <class G>
 __global__ void cross_entropy_backward(const float* logits, const int32_t* targets, const float* lse,
-                                       const float* grad_losses, float* glogits, int64_t rows, int64_t vocab) {
+                                       const float* grad_losses, G* glogits, int64_t rows, int64_t vocab) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* xr = logits + row * vocab;
-    float* gr = glogits + row * vocab;
+    G* gr = glogits + row * vocab;
     const int32_t target = targets[row];
     const bool counted = target >= 0 && target < vocab;
     const float g = grad_losses[row], row_lse = lse[row];
     for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
-      gr[j] = counted ? g * (expf(xr[j] - row_lse) - (j == target ? 1.f : 0.f)) : 0.f;
+      gr[j] = static_cast<G>(counted ? g * (expf(xr[j] - row_lse) - (j == target ? 1.f : 0.f)) : 0.f);
   }
 }
 
@@ -100,9 +102,17 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
   const int64_t rows = targets.numel();
   if (rows == 0) return;
   const int64_t vocab = logits.numel() / rows;
-  kernels::cross_entropy_backward<<<row_grid(rows), row_threads(vocab), 0, stream_>>>(
-      device_ptr<const float>(logits), device_ptr<const int32_t>(targets), device_ptr<const float>(lse),
-      device_ptr<const float>(grad_losses), device_ptr<float>(glogits), rows, vocab);
+  const auto launch = [&](auto* g) {
+    kernels::cross_entropy_backward<<<row_grid(rows), row_threads(vocab), 0, stream_>>>(
+        device_ptr<const float>(logits), device_ptr<const int32_t>(targets), device_ptr<const float>(lse),
+        device_ptr<const float>(grad_losses), g, rows, vocab);
+  };
+  if (glogits.dtype() == DType::BF16) {
+    launch(device_ptr<__nv_bfloat16>(glogits));
+  } else {
+    require_dtype("cross_entropy_backward (glogits)", glogits, DType::F32);
+    launch(device_ptr<float>(glogits));
+  }
   T6_CUDA_CHECK_LAUNCH(cross_entropy_backward);
 }
 

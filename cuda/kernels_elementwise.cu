@@ -1,5 +1,6 @@
 // Elementwise kernels: unary, unary_backward, binary (with trailing broadcasting), axpy and SwiGLU's
-// fused gate, for float32 and float64. Grid-stride loops over 64-bit indices; outputs may alias inputs.
+// fused gate, for float32 and float64 (SwiGLU may also write bfloat16 from float32, for the next
+// product under mixed precision). Grid-stride loops over 64-bit indices; outputs may alias inputs.
 // The busiest of them during training (same-size binary ops and SwiGLU, float32) also have `_x4`
 // versions that move four values per thread: they are bound by memory bandwidth, which 16-byte
 // accesses use better than 4-byte ones.
@@ -120,10 +121,11 @@ __device__ void swiglu_gradients(T gate, T up, T gout, T& ggate, T& gup) {
   gup = gout * gate * s;                                // d out / d up = silu(gate)
 }
 
-template <class T>
-__global__ void swiglu_forward(const T* gate, const T* up, T* out, int64_t n) {
+// out is of the inputs' type, or bfloat16 for float32 inputs (mixed precision's input of c_proj).
+template <class T, class Out>
+__global__ void swiglu_forward(const T* gate, const T* up, Out* out, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
-    out[i] = swiglu_value(gate[i], up[i]);
+    out[i] = static_cast<Out>(swiglu_value(gate[i], up[i]));
 }
 
 template <class T>
@@ -133,11 +135,12 @@ __global__ void swiglu_backward(const T* gate, const T* up, const T* gout, T* gg
 }
 
 // The same, four float32 values per thread (16-byte loads and stores) over n4 = n / 4 groups.
-__global__ void swiglu_forward_x4(const float4* gate, const float4* up, float4* out, int64_t n4) {
+template <class Out>
+__global__ void swiglu_forward_x4(const float4* gate, const float4* up, Out* out, int64_t n4) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n4; i += int64_t{gridDim.x} * blockDim.x) {
     const float4 g = gate[i], u = up[i];
-    out[i] = make_float4(swiglu_value(g.x, u.x), swiglu_value(g.y, u.y), swiglu_value(g.z, u.z),
-                         swiglu_value(g.w, u.w));
+    store4(out, i, make_float4(swiglu_value(g.x, u.x), swiglu_value(g.y, u.y), swiglu_value(g.z, u.z),
+                               swiglu_value(g.w, u.w)));
   }
 }
 
@@ -232,12 +235,23 @@ void CudaBackend::swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& o
   const auto timing = timer_.time("swiglu_forward");
   const int64_t n = out.numel();
   if (n == 0) return;
-  if (out.dtype() == DType::F32 && n % 4 == 0 && vector_aligned({&gate, &up, &out})) {
-    kernels::swiglu_forward_x4<<<grid_for(n / 4), kThreads, 0, stream_>>>(
-        device_ptr<const float4>(gate), device_ptr<const float4>(up), device_ptr<float4>(out), n / 4);
-    T6_CUDA_CHECK_LAUNCH(swiglu_forward_x4);
-    return;
+  // float32 inputs: four values per thread where aligned, into float32 or bfloat16
+  const auto float_inputs = [&](auto* o) {
+    if (n % 4 == 0 && vector_aligned({&gate, &up}) && aligned(out, 4 * dtype_size(out.dtype()))) {
+      kernels::swiglu_forward_x4<<<grid_for(n / 4), kThreads, 0, stream_>>>(
+          device_ptr<const float4>(gate), device_ptr<const float4>(up), o, n / 4);
+      T6_CUDA_CHECK_LAUNCH(swiglu_forward_x4);
+    } else {
+      kernels::swiglu_forward<<<grid_for(n), kThreads, 0, stream_>>>(device_ptr<const float>(gate),
+                                                                     device_ptr<const float>(up), o, n);
+      T6_CUDA_CHECK_LAUNCH(swiglu_forward);
+    }
+  };
+  if (out.dtype() == DType::BF16) {
+    require_dtype("swiglu_forward (gate)", gate, DType::F32);
+    return float_inputs(device_ptr<__nv_bfloat16>(out));
   }
+  if (out.dtype() == DType::F32) return float_inputs(device_ptr<float>(out));
   dispatch_float("swiglu_forward", out.dtype(), [&](auto zero) {
     using T = decltype(zero);
     kernels::swiglu_forward<<<grid_for(n), kThreads, 0, stream_>>>(device_ptr<const T>(gate), device_ptr<const T>(up),

@@ -1,5 +1,6 @@
 // RMSNorm without a weight (the spec's rmsnorm), forward and backward, over rows of length d.
-// float32 with float32 accumulation; one warp per row, eight rows per block. A model's rows are short
+// float32 with float32 accumulation, the forward's y float32 or bfloat16 (mixed precision's input of
+// the projections, core/backend.h); one warp per row, eight rows per block. A model's rows are short
 // (d = 768 in the paper's small T6), so a whole block per row would spend its time in block-wide
 // barriers: one warp reduces with shuffles alone, and its second pass over the row is served from L1.
 #include <cmath>
@@ -22,15 +23,16 @@ unsigned warp_row_grid(int64_t rows) {
 
 namespace kernels {
 
-__global__ void rms_norm_forward(const float* x, float* y, float* rstd, int64_t rows, int64_t d, float eps) {
+template <class Y>
+__global__ void rms_norm_forward(const float* x, Y* y, float* rstd, int64_t rows, int64_t d, float eps) {
   const int lane = threadIdx.x % 32;
-  // float4 accesses when every row starts on 16 bytes (d % 4 == 0 and aligned tensors: the model's case)
-  const bool vectors =
-      d % 4 == 0 && ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(y)) % 16) == 0;
+  // 4-value accesses when every row starts aligned (d % 4 == 0 and aligned tensors: the model's case)
+  const bool vectors = d % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(y) % (4 * sizeof(Y)) == 0;
   for (int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32; row < rows;
        row += int64_t(gridDim.x) * kRowsPerBlock) {
     const float* xr = x + row * d;
-    float* yr = y + row * d;
+    Y* yr = y + row * d;
     float sum_squares = 0.f;
     if (vectors) {
       for (int64_t j = lane; j < d / 4; j += 32) {
@@ -45,10 +47,10 @@ __global__ void rms_norm_forward(const float* x, float* y, float* rstd, int64_t 
     if (vectors) {
       for (int64_t j = lane; j < d / 4; j += 32) {
         const float4 v = reinterpret_cast<const float4*>(xr)[j];
-        reinterpret_cast<float4*>(yr)[j] = make_float4(v.x * r, v.y * r, v.z * r, v.w * r);
+        store4(yr, j, make_float4(v.x * r, v.y * r, v.z * r, v.w * r));
       }
     } else {
-      for (int64_t j = lane; j < d; j += 32) yr[j] = xr[j] * r;
+      for (int64_t j = lane; j < d; j += 32) yr[j] = static_cast<Y>(xr[j] * r);
     }
     if (lane == 0) rstd[row] = r;
   }
@@ -95,8 +97,16 @@ void CudaBackend::rms_norm_forward(const Tensor& x, Tensor& y, Tensor& rstd, dou
   require_dtype("rms_norm_forward", x, DType::F32);
   if (x.numel() == 0) return;
   const int64_t rows = rstd.numel(), d = x.numel() / rows;
-  kernels::rms_norm_forward<<<warp_row_grid(rows), 32 * kRowsPerBlock, 0, stream_>>>(
-      device_ptr<const float>(x), device_ptr<float>(y), device_ptr<float>(rstd), rows, d, static_cast<float>(eps));
+  const auto launch = [&](auto* out) {
+    kernels::rms_norm_forward<<<warp_row_grid(rows), 32 * kRowsPerBlock, 0, stream_>>>(
+        device_ptr<const float>(x), out, device_ptr<float>(rstd), rows, d, static_cast<float>(eps));
+  };
+  if (y.dtype() == DType::BF16) {
+    launch(device_ptr<__nv_bfloat16>(y));
+  } else {
+    require_dtype("rms_norm_forward (y)", y, DType::F32);
+    launch(device_ptr<float>(y));
+  }
   T6_CUDA_CHECK_LAUNCH(rms_norm_forward);
 }
 

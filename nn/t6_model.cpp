@@ -1,6 +1,7 @@
 // The T6 forward pass (spec "Forward pass"), top to bottom.
 #include "nn/t6_model.h"
 
+#include "autograd/mixed_precision.h"
 #include "autograd/node.h"
 #include "nn/attention_factory.h"
 #include "nn/fused_decode.h"
@@ -12,20 +13,22 @@ Block::Block(const ModelConfig& c, const ParameterInit& init)
       attn(register_module("attn", make_attention(c, init))),
       mlp(register_module("mlp", std::make_unique<MLP>(c, init))) {}
 
+Tensor Block::norm(const Tensor& x) const { return rms_norm(x, norm_eps, product_input_dtype(x)); }
+
 Tensor Block::add_mlp(const Tensor& h) const {
-  return add(h, mlp.forward(rms_norm(h, norm_eps)));  // x + MLP(rmsnorm(x))
+  return add(h, mlp.forward(norm(h)));  // x + MLP(rmsnorm(x))
 }
 
 Tensor Block::forward(const Tensor& x, const Tensor& positions) const {
-  return add_mlp(add(x, attn.forward(rms_norm(x, norm_eps), positions)));  // x + Attn(rmsnorm(x)), then the MLP
+  return add_mlp(add(x, attn.forward(norm(x), positions)));  // x + Attn(rmsnorm(x)), then the MLP
 }
 
 Tensor Block::prefill(const Tensor& x, const Tensor& positions, LayerKVCache& cache) const {
-  return add_mlp(add(x, attn.prefill(rms_norm(x, norm_eps), positions, cache)));
+  return add_mlp(add(x, attn.prefill(norm(x), positions, cache)));
 }
 
 Tensor Block::decode(const Tensor& x, const DecodeSlots& step, LayerKVCache& cache) const {
-  return add_mlp(add(x, attn.decode(rms_norm(x, norm_eps), step, cache)));
+  return add_mlp(add(x, attn.decode(norm(x), step, cache)));
 }
 
 Transformer::Transformer(const ModelConfig& c, const ParameterInit& init)
@@ -84,7 +87,8 @@ T6Model::Output T6Model::forward(const Tensor& idx, const Tensor& targets) const
 Tensor T6Model::loss(const Tensor& idx, const Tensor& targets) const {
   check_targets(idx, targets);
   const Tensor x = trunk(idx);
-  return linear_cross_entropy(rms_norm(x, config.norm_eps), transformer.wte.weight, targets.to_device(device()));
+  const Tensor normed = rms_norm(x, config.norm_eps, product_input_dtype(x));  // read only by the head's product
+  return linear_cross_entropy(normed, transformer.wte.weight, targets.to_device(device()));
 }
 
 Tensor T6Model::head(const Tensor& x) const {

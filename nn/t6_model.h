@@ -26,6 +26,9 @@ class Block : public Module {
 
  private:
   Tensor add_mlp(const Tensor& h) const;  // h + MLP(rmsnorm(h))
+  // rmsnorm(x) for the attention's or the MLP's input projections, which are its only readers: in the
+  // dtype they multiply in (bfloat16 under mixed precision), so that no cast runs between.
+  Tensor norm(const Tensor& x) const;
 };
 
 // Named "transformer" in the state dict: wte and the blocks h.0 … h.{L−1}.

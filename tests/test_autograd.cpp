@@ -22,6 +22,17 @@ TEST_CASE("a diamond graph sums the gradients of both paths") {
   check_close(b.grad(), {0.5, -1.0}, 1e-12);
 }
 
+TEST_CASE("an intermediate that no op saved is freed when the program drops it, before backward") {
+  Tensor x = full({3}, 2.0).set_requires_grad(true);
+  Tensor y = add(x, x);  // add saves nothing for its backward
+  const std::weak_ptr<Storage> y_data = y.storage();
+  Tensor z = add(y, y);  // a diamond through y: the graph still needs y's node, not its data
+  y = Tensor();
+  CHECK(y_data.expired());
+  sum(z).backward();
+  check_close(x.grad(), {4, 4, 4}, 0);
+}
+
 TEST_CASE("a tensor used twice by one op gets both gradients") {
   Tensor a = from_vector({3.0}, {1}, DType::F64).set_requires_grad();
   sum(a * a).backward();  // d(a²)/da = 2a

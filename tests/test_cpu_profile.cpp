@@ -13,6 +13,7 @@
 
 #include "autograd/ops.h"
 #include "core/backend.h"
+#include "nn/parameter_layout.h"
 #include "train/cli/commands.h"
 
 using namespace t6;
@@ -68,6 +69,31 @@ TEST_CASE("t6 bench train --profile on the CPU: kernels per step, page faults an
   CHECK(j["minor_faults_per_step"].get<double>() >= 0.0);
   CHECK(j["memory"]["peak_mb"].get<double>() > 0.0);
   CHECK(j["memory"]["reserved_mb"].get<double>() >= j["memory"]["current_mb"].get<double>());
+  // MFU against the CPU's float32 product rate measured at the start
+  CHECK(j["peak_tflops"].get<double>() > 0.0);
+  const double expected_mfu = j["tokens_per_s"].get<double>() * j["model_flops_per_token"].get<double>() /
+                              (j["peak_tflops"].get<double>() * 1e12);
+  CHECK(j["mfu"].get<double>() == doctest::Approx(expected_mfu));
+}
+
+TEST_CASE("model FLOPs per token are 6N + 12·L·H·dh·T, and the profile table has the non-GEMM total") {
+  ModelConfig c;
+  c.vocab_size = 256, c.n_layer = 3, c.n_embd = 16, c.n_head = 2, c.head_dim = 8, c.q_rank = 2, c.rank = 1;
+  c.block_size = 8;
+  CHECK(training_flops_per_token(c, 8) == 6.0 * static_cast<double>(parameter_total(c)) + 12.0 * 3 * 2 * 8 * 8);
+
+  const std::filesystem::path config = std::filesystem::temp_directory_path() / "t6_cpu_profile_text_config.json";
+  std::ofstream(config) << R"({"model": {"vocab_size": 256, "n_layer": 1, "n_embd": 16, "n_head": 2, "head_dim": 8,
+                                          "q_rank": 2, "rank": 1, "block_size": 8},
+                               "train": {"batch_size": 2, "seq_len": 8, "device": "cpu"}})";
+  std::ostringstream out, err;
+  REQUIRE(run_bench_command({"train", "--config", config.string(), "--steps", "1", "--warmup", "0", "--profile"},
+                            out, err) == 0);
+  std::filesystem::remove(config);
+  CHECK(out.str().find("% of a measured ") != std::string::npos);
+  CHECK(out.str().find("TFLOP/s (float32 products") != std::string::npos);
+  CHECK(out.str().find("[total of the products: every gemm]") != std::string::npos);
+  CHECK(out.str().find("[total of the non-GEMM kernels]") != std::string::npos);
 }
 
 }  // TEST_SUITE

@@ -447,6 +447,13 @@ TEST_CASE("cuda cross_entropy matches the cpu, the mean's divisor included") {
         be.cross_entropy_backward(out[0], in[0], in[1], in[2], out[0]);
       });
   CHECK(gap(in_place) <= 1e-5);
+  const Results into_bf16 = run_on_both(  // the operand of the head's products under mixed precision
+      {logits, targets, forward.cpu[1], grad_rows}, {zeros({rows, vocab}, DType::BF16)},
+      [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+        be.cross_entropy_backward(in[0], in[1], in[2], in[3], out[0]);
+      });
+  CHECK(into_bf16.gpu[0].dtype() == DType::BF16);
+  CHECK(gap(into_bf16) <= 8e-3);  // |G| ≤ 1: a rounding either side of a tie is at most 2^-8
 
   // every target ignored: the divisor is 1 (so the mean is 0, not 0/0), and so it is with no rows at all
   Tensor divisor = zeros({}, DType::F32, Device::CUDA);
@@ -520,6 +527,29 @@ TEST_CASE("cuda rms_norm matches the cpu") {
                                            be.rms_norm_backward(in[0], in[1], in[2], out[0]);
                                          });
     CHECK(gap(backward) <= 1e-5);
+  }
+}
+
+TEST_CASE("cuda rms_norm and swiglu write bfloat16 from float32 as the cpu does") {
+  Generator gen(19);
+  const double eps = 1.1920928955078125e-07;
+  // {3, 5, 768} and {64, 100} take the four-value paths, the odd sizes one value at a time
+  for (const Shape& shape : {Shape{129, 1001}, Shape{7, 37}, Shape{3, 5, 768}, Shape{64, 100}}) {
+    CAPTURE(shape_str(shape));
+    const int64_t rows = numel_of(shape) / shape.back();
+    const Tensor x = uniform(shape, -2.0, 2.0, gen), up = uniform(shape, -2.0, 2.0, gen);
+    const Results norm = run_on_both({x}, {zeros(shape, DType::BF16), zeros({rows})},
+                                     [&](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                       be.rms_norm_forward(in[0], out[0], out[1], eps);
+                                     });
+    const Results gated = run_on_both({x, up}, {zeros(shape, DType::BF16)},
+                                      [](Backend& be, const std::vector<Tensor>& in, std::vector<Tensor>& out) {
+                                        be.swiglu_forward(in[0], in[1], out[0]);
+                                      });
+    // one bfloat16 rounding of values that agree to ~1e-6 may fall either side of a tie: 2^-8 relative
+    CHECK(gap(norm, 0) <= 8e-3);
+    CHECK(gap(norm, 1) <= 1e-5);
+    CHECK(gap(gated) <= 8e-3);
   }
 }
 

@@ -132,7 +132,138 @@ TEST_CASE("on the CPU, matmul and its gradients under Bf16MatmulGuard are exactl
   CHECK(under_guard.grad_b.to_double_vector() == fp32.grad_b.to_double_vector());
 }
 
+TEST_CASE("bf16_weight keeps one copy per weight until the weight changes, while gradients are recorded") {
+  Generator gen(6);
+  Tensor w = random_leaf({7, 5}, gen, -1, 1, DType::F32);
+  const Bf16MatmulGuard on;
+  const Tensor first = bf16_weight(w);
+  CHECK(first.dtype() == DType::BF16);
+  check_close(first, w.to_dtype(DType::BF16).to_double_vector(), 0);
+  CHECK(bf16_weight(w).same_storage(first));  // unchanged: the same copy
+  Tensor other = random_leaf({7, 5}, gen, -1, 1, DType::F32);
+  CHECK_FALSE(bf16_weight(other).same_storage(first));  // a copy per weight
+  CHECK(bf16_weight(w).same_storage(first));            // and w's is still there
+  w.fill_(0.25);  // what the optimizer step does: an in-place write moves the version
+  const Tensor after_step = bf16_weight(w);
+  CHECK_FALSE(after_step.same_storage(first));
+  check_close(after_step, std::vector<double>(35, 0.25), 0);
+  {
+    const NoGradGuard inference;  // no copies kept: inference may capture graphs that own their buffers
+    CHECK_FALSE(bf16_weight(w).same_storage(after_step));
+  }
+  CHECK_FALSE(bf16_weight(mul(w, w)).same_storage(bf16_weight(mul(w, w))));  // not a leaf: a fresh copy
+  {
+    const Bf16MatmulGuard nested(false);
+  }
+  CHECK_FALSE(bf16_weight(w).same_storage(after_step));  // leaving a guard forgot the copies
+}
+
+TEST_CASE("on the CPU the products' input dtype stays float32, and a bfloat16 product input is refused") {
+  Generator gen(8);
+  const Tensor x = uniform({4, 6}, -1, 1, gen);
+  const Bf16MatmulGuard on;
+  CHECK(product_input_dtype(x) == DType::F32);  // the CPU multiplies float32: the producers stay float32
+  CHECK(rms_norm(x, 1e-6, product_input_dtype(x)).dtype() == DType::F32);
+  CHECK_THROWS_WITH_AS(matmul(x.to_dtype(DType::BF16), uniform({6, 3}, -1, 1, gen)),
+                       doctest::Contains("needs a float32 partner on its device under bf16 mixed precision"), Error);
+  CHECK_THROWS_WITH_AS(rms_norm(x.to_dtype(DType::F64), 1e-6, DType::BF16),
+                       doctest::Contains("rms_norm: cannot write bfloat16 from a float64 input"), Error);
+}
+
+TEST_CASE("cross_entropy_backward writes a bfloat16 G as the float32 one rounded") {
+  Generator gen(14);
+  const int64_t rows = 9, vocab = 41;
+  std::vector<int32_t> ids = random_token_ids(rows, vocab, gen);
+  ids[4] = -1;  // an ignored row: zeros
+  const Tensor logits = uniform({rows, vocab}, -4, 4, gen), targets = from_ints(ids, {rows});
+  Tensor losses = empty({rows}), lse = empty({rows});
+  Tensor g32 = empty({rows, vocab}), g16 = empty({rows, vocab}, DType::BF16);
+  Backend& cpu = backend(Device::CPU);
+  cpu.cross_entropy_forward(logits, targets, losses, lse);
+  const Tensor grad_rows = uniform({rows}, 0, 1, gen);
+  cpu.cross_entropy_backward(logits, targets, lse, grad_rows, g32);
+  cpu.cross_entropy_backward(logits, targets, lse, grad_rows, g16);
+  check_close(g16, g32.to_dtype(DType::BF16).to_double_vector(), 0);
+}
+
+TEST_CASE("rms_norm and swiglu write bfloat16 as the float32 result rounded, and differentiate as float32") {
+  Generator gen(10);
+  Tensor x = random_leaf({5, 37}, gen, -2, 2, DType::F32), gate = random_leaf({5, 37}, gen, -4, 4, DType::F32);
+  const Tensor upstream = uniform({5, 37}, -1, 1, gen).to_dtype(DType::BF16);  // a bfloat16 output's seed
+  for (const bool is_norm : {true, false}) {
+    INFO(std::string(is_norm ? "rms_norm" : "swiglu"));
+    const auto op = [&](std::optional<DType> out) { return is_norm ? rms_norm(x, 1e-6, out) : swiglu(gate, x, out); };
+    const auto input_grads = [&](const Tensor& y, const Tensor& seed) {
+      x.zero_grad();
+      gate.zero_grad();
+      y.backward(seed);
+      return std::vector<Tensor>{x.grad(), is_norm ? Tensor() : gate.grad()};
+    };
+    const Tensor in_f32 = op(std::nullopt), in_bf16 = op(DType::BF16);
+    CHECK(in_bf16.dtype() == DType::BF16);
+    check_close(in_bf16, in_f32.to_dtype(DType::BF16).to_double_vector(), 0);  // the cast's rounding exactly
+    const std::vector<Tensor> g32 = input_grads(in_f32, upstream.to_dtype(DType::F32)),
+                              g16 = input_grads(in_bf16, upstream);
+    for (size_t i = 0; i < g32.size(); ++i) {
+      if (!g32[i].defined()) continue;
+      CHECK(g16[i].dtype() == DType::F32);
+      check_close(g16[i], g32[i].to_double_vector(), 0);
+    }
+  }
+}
+
 TEST_SUITE("cuda bf16 mixed precision" * needs_cuda()) {
+  TEST_CASE("cuda bf16 producers before a product give exactly the float32 producer's values cast by the product") {
+    Generator gen(12);
+    const int64_t rows = 67, d = 44, f = 37;  // awkward sizes; d a multiple of 4 runs the vector paths
+    Tensor x = uniform({rows, d}, -2, 2, gen, DType::F32, Device::CUDA),
+           gate = uniform({rows, d}, -4, 4, gen, DType::F32, Device::CUDA),
+           w = uniform({f, d}, -1, 1, gen, DType::F32, Device::CUDA);
+    for (Tensor* t : {&x, &gate, &w}) t->set_requires_grad(true);
+    const Tensor weighting = uniform({rows, f}, -1, 1, gen, DType::F32, Device::CUDA);
+    for (const bool is_norm : {true, false}) {
+      INFO(std::string(is_norm ? "rms_norm" : "swiglu"));
+      std::vector<double> result[2][3];  // [float32 producer, bf16 producer][output, dx, dw]
+      for (int bf16_producer = 0; bf16_producer < 2; ++bf16_producer) {
+        const Bf16MatmulGuard guard;
+        for (Tensor* t : {&x, &gate, &w}) t->zero_grad();
+        const std::optional<DType> out = bf16_producer ? std::optional<DType>(product_input_dtype(x)) : std::nullopt;
+        const Tensor y = is_norm ? rms_norm(x, 1e-6, out) : swiglu(gate, x, out);
+        CHECK(y.dtype() == (bf16_producer ? DType::BF16 : DType::F32));
+        const Tensor c = matmul(y, w, false, true);
+        sum(mul(c, weighting)).backward();
+        CHECK(x.grad().dtype() == DType::F32);
+        result[bf16_producer][0] = c.to_double_vector();
+        result[bf16_producer][1] = x.grad().to_double_vector();
+        result[bf16_producer][2] = w.grad().to_double_vector();
+      }
+      for (int i = 0; i < 3; ++i) CHECK(result[1][i] == result[0][i]);
+    }
+  }
+
+  TEST_CASE("cuda: the fused head and loss take a bfloat16 input as the float32 one") {
+    Generator gen(13);
+    Tensor x = uniform({3, 11, 24}, -2, 2, gen, DType::F32, Device::CUDA),
+           w = uniform({97, 24}, -1, 1, gen, DType::F32, Device::CUDA);
+    x.set_requires_grad(true);
+    w.set_requires_grad(true);
+    const Tensor targets = random_token_tensor(3, 11, 97, gen).to_device(Device::CUDA);
+    std::vector<double> result[2][3];
+    for (int bf16_input = 0; bf16_input < 2; ++bf16_input) {
+      const Bf16MatmulGuard guard;
+      x.zero_grad();
+      w.zero_grad();
+      const Tensor normed = rms_norm(x, 1e-6, bf16_input ? std::optional<DType>(DType::BF16) : std::nullopt);
+      const Tensor loss = linear_cross_entropy(normed, w, targets, 8);
+      loss.backward();
+      result[bf16_input][0] = loss.to_double_vector();
+      result[bf16_input][1] = x.grad().to_double_vector();
+      result[bf16_input][2] = w.grad().to_double_vector();
+    }
+    for (int i = 0; i < 3; ++i) CHECK(result[1][i] == result[0][i]);
+  }
+
+
   TEST_CASE("bf16 matmul and both float32 gradients match float32 (relative 2e-2)") {
     struct Case {
       Shape a, b;

@@ -536,10 +536,13 @@ TEST_CASE("t6 bench train: times training steps of a config on random tokens") {
   const CommandResult r = t6_command({"bench", "train", "--config", path, "--steps", "2", "--warmup", "1", "--json"});
   REQUIRE_MESSAGE(r.status == 0, r.err);
   const nlohmann::json j = nlohmann::json::parse(r.out);
-  CHECK(j.size() == 3);
+  CHECK(j.size() == 6);
   CHECK(j["ms_per_step"].get<double>() > 0.0);
   CHECK(j["tokens_per_s"].get<double>() == doctest::Approx(64.0 / (j["ms_per_step"].get<double>() / 1000.0)));
   CHECK(j["peak_rss_mb"].get<double>() > 0.0);
+  CHECK(j["mfu"].get<double>() > 0.0);  // its formula: tests/test_cpu_profile.cpp
+  CHECK(j["peak_tflops"].get<double>() > 0.0);
+  CHECK(j["model_flops_per_token"].get<double>() > 0.0);
   CHECK(contains(failure(t6_command({"bench", "train", "--config", path, "--steps", "0"}), "bench"),
                  "--steps must be ≥ 1"));
   CHECK(contains(failure(t6_command({"bench", "infer"}), "bench"), "the only benchmark is \"train\""));

@@ -11,7 +11,8 @@
 // W right away, and drops the chunk; the backward only scales them by gloss / count. What is kept for
 // the backward is the size of x and W, not of the logits. Under mixed precision the products take
 // bfloat16 copies of x, W and G with float32 accumulation, as matmul does; 1/count is applied after
-// the products, which changes nothing (count is a power of two in training; otherwise a rounding).
+// the products, which changes nothing (count is a power of two in training; otherwise a rounding). The
+// cross-entropy kernel writes G in bfloat16 directly then, the value a cast of a float32 G would give.
 #include "autograd/mixed_precision.h"
 #include "autograd/ops.h"
 #include "autograd/ops/checks.h"
@@ -51,7 +52,7 @@ int64_t linear_cross_entropy_chunk_rows(int64_t vocab) {
 }
 
 Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor& targets, int64_t chunk_rows) {
-  check_same_kind("linear_cross_entropy", x, weight);
+  const bool bf16 = product_in_bf16("linear_cross_entropy", x, weight);
   check_ids("linear_cross_entropy", targets);
   T6_CHECK(weight.ndim() == 2 && x.ndim() >= 1 && x.size(-1) == weight.size(1), "linear_cross_entropy: x ",
            shape_str(x.shape()), " and weight ", shape_str(weight.shape()), " need x [..., d] and weight [V, d]");
@@ -69,17 +70,21 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor&
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   const bool record = grad_enabled() && (need_x || need_w);
 
-  const bool bf16 = bf16_matmul_enabled() && x.dtype() == DType::F32 && be.multiplies_bf16();
-  const Tensor x_op = bf16 ? bf16_copy(flat_x) : flat_x;  // (N,d)
-  const Tensor w_op = bf16 ? weight.detach().to_dtype(DType::BF16) : weight.detach().contiguous_data();  // (V,d)
+  const Tensor x_op = bf16 ? bf16_copy(flat_x) : flat_x;                                      // (N,d)
+  const Tensor w_op = bf16 ? bf16_weight(weight).detach() : weight.detach().contiguous_data();  // (V,d)
 
-  Tensor divisor = empty({}, x.dtype(), x.device());
+  // the weight's dtype: x may be a bfloat16 activation, whose gradient is float32 nonetheless
+  const DType dtype = weight.dtype();
+  Tensor divisor = empty({}, dtype, x.device());
   be.count_targets(flat_targets, vocab, divisor);
-  Tensor losses = empty({n}, x.dtype(), x.device()), lse = empty({n}, x.dtype(), x.device());
-  Tensor gx = need_x && record ? empty({n, d}, x.dtype(), x.device()) : Tensor();       // G · W
-  Tensor gw = need_w && record ? zeros({vocab, d}, x.dtype(), x.device()) : Tensor();   // Gᵀ · x
-  const Tensor ones_rows = record ? ones({std::min(chunk_rows, n)}, x.dtype(), x.device()) : Tensor();
-  Tensor logits = empty({std::min(chunk_rows, n), vocab}, x.dtype(), x.device());       // one chunk's (rows,V)
+  Tensor losses = empty({n}, dtype, x.device()), lse = empty({n}, dtype, x.device());
+  Tensor gx = need_x && record ? empty({n, d}, dtype, x.device()) : Tensor();       // G · W
+  Tensor gw = need_w && record ? zeros({vocab, d}, dtype, x.device()) : Tensor();   // Gᵀ · x
+  const Tensor ones_rows = record ? ones({std::min(chunk_rows, n)}, dtype, x.device()) : Tensor();
+  Tensor logits = empty({std::min(chunk_rows, n), vocab}, dtype, x.device());       // one chunk's (rows,V)
+  // G for the products: the logits' own buffer, or under mixed precision a bfloat16 one that the kernel
+  // writes instead of a float32 G and its cast
+  Tensor g_buffer = record && bf16 ? empty({std::min(chunk_rows, n), vocab}, DType::BF16, x.device()) : logits;
 
   for (int64_t begin = 0; begin < n; begin += chunk_rows) {
     const int64_t end = std::min(n, begin + chunk_rows), m = end - begin;
@@ -89,8 +94,8 @@ Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor&
     gemm_into(rows(x_op, begin, end), false, w_op, true, z, 0.0);  // z = x · Wᵀ: (m,V)
     be.cross_entropy_forward(z, t, chunk_losses, chunk_lse);
     if (!record) continue;
-    be.cross_entropy_backward(z, t, chunk_lse, rows(ones_rows, 0, m), z);  // z ← G, in place
-    const Tensor g_op = bf16 ? z.to_dtype(DType::BF16) : z;
+    Tensor g_op = rows(g_buffer, 0, m);
+    be.cross_entropy_backward(z, t, chunk_lse, rows(ones_rows, 0, m), g_op);  // G, in place of z or in bfloat16
     if (gx.defined()) {
       Tensor gx_rows = rows(gx, begin, end);
       gemm_into(g_op, false, w_op, false, gx_rows, 0.0);  // G · W: (m,d)

@@ -1,6 +1,7 @@
 // Matrix multiply, 2-D and batched, with transpose flags; forward and backward are gemm calls. Under
 // Bf16MatmulGuard, on a backend that multiplies_bf16(), both multiply bfloat16 copies of float32
-// inputs into float32 results.
+// inputs into float32 results; a bfloat16 a (an activation its producer wrote for products,
+// autograd/mixed_precision.h) is multiplied as it is.
 #include "autograd/mixed_precision.h"
 #include "autograd/ops.h"
 #include "autograd/ops/checks.h"
@@ -59,7 +60,7 @@ Tensor bf16_product(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  check_same_kind("matmul", a, b);
+  const bool bf16 = product_in_bf16("matmul", a, b);
   T6_CHECK(a.ndim() >= 2 && b.ndim() >= 2, "matmul: both inputs need at least 2 dimensions, got ",
            shape_str(a.shape()), " and ", shape_str(b.shape()));
   // A plain matrix b shared by a batched a: fold a's batch axes into its rows (one big gemm).
@@ -82,14 +83,14 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 
   // Mixed precision multiplies bfloat16 copies of the inputs, and backward keeps those copies (half the
   // size) rather than the float32 inputs. A backend without bfloat16 products ignores the switch.
-  const bool bf16 = bf16_matmul_enabled() && a.dtype() == DType::F32 && backend_of(a).multiplies_bf16();
   const DType operand_dtype = bf16 ? DType::BF16 : a.dtype();
-  // a is the activation of a linear layer, often shared by several layers: its copy is reused
-  const Tensor a_op = bf16 ? bf16_copy(a) : a, b_op = b.to_dtype(operand_dtype);
+  // a is the activation of a linear layer, often shared by several layers: its copy is reused; b is
+  // usually a weight, whose copy lasts until the optimizer changes it
+  const Tensor a_op = bf16 ? bf16_copy(a) : a, b_op = bf16 ? bf16_weight(b) : b;
   Tensor c = gemm_product(a_op, b_op, ta, tb, out_shape, batch);
   if (Node* node = make_node("matmul", c, {a, b})) {
     // Gradients are products too, of the same operand dtype; with bfloat16 they come out float32, the
-    // dtype of the inputs (the float32 master weights).
+    // dtype of the inputs (the float32 master weights), also for a bfloat16 a.
     Tensor (*const product)(const Tensor&, const Tensor&, bool, bool) = bf16 ? bf16_product : matmul;
     node->backward = [a = node->save(a_op), b = node->save(b_op), ta, tb, operand_dtype, product,
                       need_a = a.requires_grad(), need_b = b.requires_grad()](const Tensor& grad_c) -> Grads {

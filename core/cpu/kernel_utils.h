@@ -43,6 +43,27 @@ void dispatch_float(const char* kernel, DType dtype, F&& f) {
   }
 }
 
+// A float kernel whose output may also be bfloat16 for float32 inputs (mixed precision's product
+// inputs, core/backend.h): f(T{}, Out{}) with T the inputs' element type and Out the output's, T itself
+// or uint16_t, the bits of a bfloat16 that narrow() writes.
+template <class F>
+void dispatch_float_output(const char* kernel, DType in, DType out, F&& f) {
+  if (in == DType::F32 && out == DType::BF16) return f(float{}, uint16_t{});
+  T6_CHECK(out == in, "cpu ", kernel, ": the output is ", dtype_name(out), " for ", dtype_name(in),
+           " inputs; it must be ", dtype_name(in), " (or bfloat16 for float32 inputs)");
+  dispatch_float(kernel, in, [&](auto t) { f(t, t); });
+}
+
+// A computed value in the output's element type; bfloat16 rounds to nearest even, as the cast does.
+template <class Out, class T>
+Out narrow(T value) {
+  if constexpr (std::is_same_v<Out, uint16_t>) {
+    return float_to_bf16(static_cast<float>(value));
+  } else {
+    return static_cast<Out>(value);
+  }
+}
+
 // The kernel contract of core/backend.h, checked once per call so that a caller's mistake is an Error
 // instead of a read past the end of a buffer: every operand defined, on the CPU, contiguous, of the
 // expected dtype and (where the kernel needs it) element count.

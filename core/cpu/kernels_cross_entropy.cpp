@@ -34,23 +34,25 @@ int64_t cross_entropy_forward(const T* logits, const int32_t* targets, T* losses
   return out_of_range;
 }
 
-template <class T>
+// G is T, or bfloat16 bits for float32 logits; with G = T, glogits may alias logits.
+template <class T, class G>
 void cross_entropy_backward(const T* logits, const int32_t* targets, const T* lse, const T* grad_losses,
-                            T* glogits, int64_t rows, int64_t vocab) {
+                            G* glogits, int64_t rows, int64_t vocab) {
 #pragma omp parallel for if (parallel : rows * vocab > kParallelExpensive)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = logits + r * vocab;
-    T* out = glogits + r * vocab;
+    G* out = glogits + r * vocab;
     const int32_t t = targets[r];
     if (t < 0 || t >= vocab) {
 #pragma omp simd
-      for (int64_t j = 0; j < vocab; ++j) out[j] = T(0);
+      for (int64_t j = 0; j < vocab; ++j) out[j] = narrow<G>(T(0));
       continue;
     }
     const T g = grad_losses[r], l = lse[r];
+    const T at_target = g * exp_fast(xr[t] - l) - g;  // read before an aliased write overwrites it
 #pragma omp simd
-    for (int64_t j = 0; j < vocab; ++j) out[j] = g * exp_fast(xr[j] - l);
-    out[t] -= g;
+    for (int64_t j = 0; j < vocab; ++j) out[j] = narrow<G>(g * exp_fast(xr[j] - l));
+    out[t] = narrow<G>(at_target);
   }
 }
 
@@ -77,13 +79,14 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
                                         const Tensor& grad_losses, Tensor& glogits) {
   const auto timing = timer_.time("cross_entropy_backward");
   const int64_t vocab = row_length(logits), rows = row_count(logits);
-  expect("cross_entropy_backward", {{"logits", logits}, {"glogits", glogits}}, logits.dtype(), logits.numel());
+  expect("cross_entropy_backward", {{"logits", logits}}, logits.dtype(), logits.numel());
+  expect("cross_entropy_backward", {{"glogits", glogits}}, glogits.dtype(), logits.numel());
   expect("cross_entropy_backward", {{"targets", targets}}, DType::I32, rows);
   expect("cross_entropy_backward", {{"lse", lse}, {"grad_losses", grad_losses}}, logits.dtype(), rows);
-  dispatch_float("cross_entropy_backward", logits.dtype(), [&](auto t) {
+  dispatch_float_output("cross_entropy_backward", logits.dtype(), glogits.dtype(), [&](auto t, auto g) {
     using T = decltype(t);
     cpu::cross_entropy_backward(ptr<const T>(logits), ptr<const int32_t>(targets), ptr<const T>(lse),
-                                ptr<const T>(grad_losses), ptr<T>(glogits), rows, vocab);
+                                ptr<const T>(grad_losses), ptr<decltype(g)>(glogits), rows, vocab);
   });
 }
 

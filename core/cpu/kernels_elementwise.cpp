@@ -1,5 +1,6 @@
 // Elementwise kernels: unary, unary_backward, binary (with trailing broadcasting), axpy and SwiGLU's
-// fused gate, for float32 and float64. Outputs may alias inputs.
+// fused gate, for float32 and float64 (SwiGLU may also write bfloat16 from float32). Outputs may alias
+// inputs.
 #include <algorithm>
 #include <cmath>
 
@@ -89,10 +90,11 @@ void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int6
   }
 }
 
-template <class T>
-void swiglu_forward(const T* gate, const T* up, T* out, int64_t n) {
+// out of the inputs' type, or bfloat16 bits for float32 inputs (mixed precision's input of c_proj)
+template <class T, class Out>
+void swiglu_forward(const T* gate, const T* up, Out* out, int64_t n) {
 #pragma omp parallel for simd if (parallel : n > kParallelExpensive)
-  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] * sigmoid(gate[i]) * up[i];
+  for (int64_t i = 0; i < n; ++i) out[i] = narrow<Out>(gate[i] * sigmoid(gate[i]) * up[i]);
 }
 
 template <class T>
@@ -205,10 +207,11 @@ void CpuBackend::axpy(double alpha, const Tensor& x, Tensor& y) {
 
 void CpuBackend::swiglu_forward(const Tensor& gate, const Tensor& up, Tensor& out) {
   const auto timing = timer_.time("swiglu_forward");
-  expect("swiglu_forward", {{"gate", gate}, {"up", up}, {"out", out}}, gate.dtype(), gate.numel());
-  dispatch_float("swiglu_forward", gate.dtype(), [&](auto t) {
+  expect("swiglu_forward", {{"gate", gate}, {"up", up}}, gate.dtype(), gate.numel());
+  expect("swiglu_forward", {{"out", out}}, out.dtype(), gate.numel());
+  dispatch_float_output("swiglu_forward", gate.dtype(), out.dtype(), [&](auto t, auto o) {
     using T = decltype(t);
-    cpu::swiglu_forward(ptr<const T>(gate), ptr<const T>(up), ptr<T>(out), gate.numel());
+    cpu::swiglu_forward(ptr<const T>(gate), ptr<const T>(up), ptr<decltype(o)>(out), gate.numel());
   });
 }
 

@@ -129,13 +129,6 @@ void CpuBackend::decode_swiglu(const Tensor& x, const Tensor& gate, const Tensor
 
 namespace {
 
-// A factor into an output of dtype O: T itself, or rounded to bfloat16 (its bits).
-template <class O, class T>
-O narrow(T v) {
-  if constexpr (std::is_same_v<O, uint16_t>) return float_to_bf16(static_cast<float>(v));
-  else return static_cast<O>(v);
-}
-
 // x[b] = embedding[tokens[b]] for the step's tokens, each checked against the vocabulary.
 template <class T>
 void look_up(const Tensor& embedding, const Tensor& tokens, int64_t B, int64_t K, Tensor& x) {

@@ -138,6 +138,10 @@ TEST_CASE("write_cache_at puts each row's one new token at the slot the device t
                                                          0, 0, 0, 0, 0, 0, 5, 6});  // row 2: slot 3
   CHECK_THROWS_WITH_AS(write_cache_at(buffer, zeros({3, 2, 2}), from_ints({0, 0, 0}, {3, 1})),
                        doctest::Contains("one token per row"), Error);
+  // float32 values into a bfloat16 cache: an error naming the fused step, not a reinterpretation of bits
+  const Tensor bf16_buffer = zeros({3, 4, 2}).to_dtype(DType::BF16);
+  CHECK_THROWS_WITH_AS(write_cache_at(bf16_buffer, zeros({3, 1, 2}), from_ints({0, 0, 0}, {3, 1})),
+                       doctest::Contains("into a cache of bfloat16"), Error);
   // a slot table filled in place, as a captured decode step reads it
   KVCache cache(cache_config("tpa"), 2, 4);
   cache.set_lengths({1, 3});

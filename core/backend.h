@@ -71,9 +71,9 @@ class Backend {
   // false, Bf16MatmulGuard is ignored and products stay in the inputs' dtype.
   virtual bool multiplies_bf16() const { return false; }
   // Causal attention of heads of this size should run as the fused flash_attention kernels rather than
-  // as two batched products around a softmax: true where the device is bound by memory traffic, which
-  // the fused kernels save (a GPU), false where it is bound by arithmetic, which BLAS products do best.
-  virtual bool prefers_fused_attention(int64_t /*head_dim*/) const { return false; }
+  // as two batched products around a softmax (nn/causal_attention.cpp's composite path): true unless
+  // the backend's fused kernels cannot take heads this wide.
+  virtual bool prefers_fused_attention(int64_t /*head_dim*/) const { return true; }
   // Ids and targets live where the host reads them, so a bad one throws before or as its kernel runs.
   // Where false, nothing reads them back (that would wait for the device every step): the kernel
   // reports a bad one at the next wait instead ("deferred errors" below).

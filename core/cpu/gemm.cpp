@@ -7,13 +7,13 @@
 //
 // The tiniest products skip BLAS: a call's fixed cost is larger than their arithmetic, and a plain
 // loop kernel parallelised over the batch is faster.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <climits>
 #include <string>
 
+#include "core/cpu/blas.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/kernel_utils.h"
 
@@ -52,24 +52,6 @@ void loop_gemm(const Backend::Gemm& g, const T* A, const T* B, T* C) {
       for (int64_t j = 0; j < g.n; ++j) c[j] += s * b[j];
     }
   }
-}
-
-// BLAS entry points by element type, so the dispatch below is written once.
-void blas_gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float* a, int lda,
-                    const float* b, int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-void blas_gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, double alpha, const double* a,
-                    int lda, const double* b, int ldb, double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-void blas_gemv_call(CBLAS_TRANSPOSE t, int rows, int cols, float alpha, const float* m, int ld, const float* x, int incx,
-                    float* y) {
-  cblas_sgemv(CblasRowMajor, t, rows, cols, alpha, m, ld, x, incx, 0.0f, y, 1);
-}
-void blas_gemv_call(CBLAS_TRANSPOSE t, int rows, int cols, double alpha, const double* m, int ld, const double* x,
-                    int incx, double* y) {
-  cblas_dgemv(CblasRowMajor, t, rows, cols, alpha, m, ld, x, incx, 0.0, y, 1);
 }
 
 template <class T>

@@ -95,8 +95,10 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, double
 // with q = tpa_product(a_q, b_q), k = tpa_product(a_k, b_k), v = tpa_product(a_v, b_v), the heads formed
 // inside the op from the factors a_q (B,T,H,RQ), b_q (B,T,RQ,dh), a_k and a_v (B,T,H,R), b_k and b_v
 // (B,T,R,dh) and never kept for backward; an undefined a_q takes b_q (B,T,H,dh) as the query heads.
-// → (B,T,H·dh). Factors float32, float64 or (mixed precision) bfloat16.
+// → (B,T,H·dh), float32 (float64 for float64 factors) or out_dtype as for rms_norm. Factors float32,
+// float64 or (mixed precision) bfloat16.
 Tensor tpa_flash_attention(const Tensor& a_q, const Tensor& b_q, const Tensor& a_k, const Tensor& b_k,
-                           const Tensor& a_v, const Tensor& b_v, double scale);
+                           const Tensor& a_v, const Tensor& b_v, double scale,
+                           std::optional<DType> out_dtype = std::nullopt);
 
 }  // namespace t6

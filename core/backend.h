@@ -235,7 +235,8 @@ class Backend {
   // dtypes: every factor, out, lse, gout and gradient of one float dtype; or, with bf16_products (only
   // where multiplies_bf16()), factors float32 or bfloat16 (all one dtype), out and lse float32, gout
   // bfloat16 and gradients in the factors' dtype: the heads are formed in float32 and rounded to
-  // bfloat16 as the products' operands, as flash_attention rounds q, k and v.
+  // bfloat16 as the products' operands, as flash_attention rounds q, k and v. Backward's out may also
+  // be forward's rounded to bfloat16 (the op's output when only a product reads it).
   struct TPAFlashAttention {
     int64_t batch = 0, seq_len = 0, heads = 0, q_rank = 0, rank = 0, head_dim = 0;
     double scale = 1.0;

@@ -79,9 +79,9 @@ void tpa_flash_attention_by_heads_backward(Backend& backend, const Backend::TPAF
                                            const Tensor& gout, Backend::TPAFactorTensors& grads) {
   const Heads h = all_heads(backend, p, f);
   const Shape heads_shape{p.batch, p.seq_len, p.heads, p.head_dim};
-  Tensor gq = empty(heads_shape, out.dtype(), out.device()), gk = empty(heads_shape, out.dtype(), out.device()),
-         gv = empty(heads_shape, out.dtype(), out.device());
-  backend.flash_attention_backward(tpa_attention_shape(p), h.q, h.k, h.v, out, lse, gout, gq, gk, gv);
+  Tensor gq = empty(heads_shape, lse.dtype(), out.device()), gk = empty(heads_shape, lse.dtype(), out.device()),
+         gv = empty(heads_shape, lse.dtype(), out.device());
+  backend.flash_attention_backward(tpa_attention_shape(p), h.q, h.k, h.v, widened(out), lse, gout, gq, gk, gv);
   tpa_factor_gradients(backend, p, f, gq, gk, gv, grads);
 }
 

@@ -35,16 +35,16 @@ struct FlashShape {
   __device__ int64_t lse_index(int b, int h, int i) const { return (int64_t(b) * heads + h) * q_len + i; }
 };
 
-// D_i = gout_i · out_i for every query row (the softmax backward's row term). One warp per row.
-template <class T, class G>
-__global__ void flash_attention_backward_rowdot(FlashShape p, const T* out, const G* gout, T* row_dot) {
+// D_i = gout_i · out_i for every query row (the softmax backward's row term), summed in T. One warp per row.
+template <class T, class O, class G>
+__global__ void flash_attention_backward_rowdot(FlashShape p, const O* out, const G* gout, T* row_dot) {
   const int64_t rows = int64_t(p.batch) * p.q_len * p.heads;
   const int lane = threadIdx.x % 32;
   for (int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows;
        row += int64_t(gridDim.x) * blockDim.x / 32) {
     T dot = 0;
     for (int d = lane; d < p.head_dim; d += 32)
-      dot += out[row * p.head_dim + d] * static_cast<T>(gout[row * p.head_dim + d]);
+      dot += static_cast<T>(out[row * p.head_dim + d]) * static_cast<T>(gout[row * p.head_dim + d]);
     dot = warp_reduce(dot, Sum{});
     // row = (b·Tq + i)·H + h, and D is stored like lse, as (b, h, i)
     const int h = row % p.heads, i = (row / p.heads) % p.q_len, b = row / (int64_t(p.heads) * p.q_len);
@@ -536,15 +536,20 @@ void launch_forward(const kernels::FlashShape& p, const Tiles& src, Tensor& out,
   T6_CUDA_CHECK_LAUNCH(flash_attention_forward_tc);
 }
 
-// flash_attention_backward on tensor cores: gout bfloat16, out, lse and gq, gk, gv float32.
+// flash_attention_backward on tensor cores: gout bfloat16, out float32 or bfloat16, lse and gq, gk, gv
+// float32.
 template <class Tiles>
 void launch_backward(const kernels::FlashShape& p, const Tiles& src, const Tensor& out, const Tensor& lse,
                      const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, cudaStream_t stream) {
   using kernels::bf16;
   Tensor row_dot = empty(lse.shape(), DType::F32, Device::CUDA);  // D_i = gout_i · out_i
   const unsigned rowdot_grid = grid_for(int64_t(p.batch) * p.q_len * p.heads * 32);
-  kernels::flash_attention_backward_rowdot<float, bf16><<<rowdot_grid, kThreads, 0, stream>>>(
-      p, device_ptr<const float>(out), device_ptr<const bf16>(gout), device_ptr<float>(row_dot));
+  if (out.dtype() == DType::BF16)
+    kernels::flash_attention_backward_rowdot<float, bf16, bf16><<<rowdot_grid, kThreads, 0, stream>>>(
+        p, device_ptr<const bf16>(out), device_ptr<const bf16>(gout), device_ptr<float>(row_dot));
+  else
+    kernels::flash_attention_backward_rowdot<float, float, bf16><<<rowdot_grid, kThreads, 0, stream>>>(
+        p, device_ptr<const float>(out), device_ptr<const bf16>(gout), device_ptr<float>(row_dot));
   T6_CUDA_CHECK_LAUNCH(flash_attention_backward_rowdot);
   const dim3 key_grid(static_cast<unsigned>(p.batch * p.kv_heads), tiles(p.kv_len, kernels::kTile));
   const dim3 query_grid(static_cast<unsigned>(p.batch * p.heads), tiles(p.q_len, kernels::kTile));

@@ -296,7 +296,7 @@ void CudaBackend::flash_attention_backward(const FlashAttention& a, const Tensor
   const unsigned rowdot_grid = grid_for(a.batch * a.q_len * a.heads * 32);
   dispatch_float("flash_attention_backward", q.dtype(), [&](auto t) {
     using T = decltype(t);
-    kernels::flash_attention_backward_rowdot<T, T><<<rowdot_grid, kThreads, 0, stream_>>>(
+    kernels::flash_attention_backward_rowdot<T, T, T><<<rowdot_grid, kThreads, 0, stream_>>>(
         p, device_ptr<const T>(out), device_ptr<const T>(gout), device_ptr<T>(row_dot));
   });
   T6_CUDA_CHECK_LAUNCH(flash_attention_backward_rowdot);

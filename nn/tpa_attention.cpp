@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/mixed_precision.h"
 #include "core/backend.h"
 #include "nn/causal_attention.h"
 #include "nn/flash_tpa_decode.h"
@@ -72,7 +73,7 @@ Tensor TPAAttention::attend(const QueryFactors& q, const KVFactors& f) const {
   // Where fused attention pays (a GPU), the heads are formed inside the fused op and not kept for
   // backward; elsewhere they are formed here and attended by the composite path.
   const Tensor y = backend_of(f.b_k).prefers_fused_attention(config.head_dim)
-                       ? tpa_flash_attention(q.a_q, q.b_q, f.a_k, f.b_k, f.a_v, f.b_v, scale)
+                       ? tpa_flash_attention(q.a_q, q.b_q, f.a_k, f.b_k, f.a_v, f.b_v, scale, product_input_dtype(f.b_k))
                        : causal_attention(heads_of(q), tpa_product(f.a_k, f.b_k), tpa_product(f.a_v, f.b_v), scale);
   return c_proj.forward(y);  // y (B,T,H·dh) → (B,T,d)
 }

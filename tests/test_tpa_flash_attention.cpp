@@ -96,6 +96,34 @@ std::vector<double> attention_by_loops(const TPAShape& s, const Factors& f, doub
   return out;
 }
 
+
+// The op asked for a bfloat16 output: its forward is the float32 output rounded, bit for bit, and its
+// gradients are the float32 output's within what the rounded out moves (backward's D_i = gout_i·out_i).
+void check_bf16_output(Device device, double grad_tolerance) {
+  Generator gen(34);
+  const TPAShape s{2, 70, 3, 6, 2, 64};
+  const Factors f32 = random_factors(s, gen, 2.0);
+  const Tensor upstream = uniform({s.B, s.T, s.H * s.dh}, -1, 1, gen, DType::F32).to_device(device);
+  std::vector<double> out[2];
+  std::vector<std::vector<double>> grads[2];
+  for (int rounded = 0; rounded < 2; ++rounded) {
+    std::vector<Tensor> leaves;
+    for (const Tensor& t : f32.leaves()) {
+      Tensor moved = t.to_dtype(DType::F32).to_device(device);
+      moved.set_requires_grad(true);
+      leaves.push_back(moved);
+    }
+    const Factors f = from_leaves(leaves, true);
+    const Tensor y = tpa_flash_attention(f.a_q, f.b_q, f.a_k, f.b_k, f.a_v, f.b_v, 0.125,
+                                         rounded ? std::optional<DType>(DType::BF16) : std::nullopt);
+    CHECK(y.dtype() == (rounded ? DType::BF16 : DType::F32));
+    out[rounded] = y.to_dtype(DType::BF16).to_double_vector();
+    sum(mul(cast(y, DType::F32), upstream)).backward();
+    for (const Tensor& t : leaves) grads[rounded].push_back(t.grad().to_double_vector());
+  }
+  CHECK(out[0] == out[1]);
+  for (size_t i = 0; i < grads[0].size(); ++i) CHECK(max_scaled_error(grads[1][i], grads[0][i]) <= grad_tolerance);
+}
 }  // namespace
 
 TEST_CASE("tpa_flash_attention equals plain loops and the composite path, factorized and plain query") {
@@ -130,6 +158,14 @@ TEST_CASE("tpa_flash_attention gradients: float64 finite differences for all fac
     }
     for (size_t i = 0; i < grads[0].size(); ++i) CHECK(max_scaled_error(grads[0][i], grads[1][i]) < 1e-12);
   }
+}
+
+TEST_CASE("tpa_flash_attention writes bfloat16 on request: the float32 output rounded, and near its gradients") {
+  check_bf16_output(Device::CPU, 1e-2);
+  Generator gen(35);
+  const Factors f = random_factors(TPAShape{1, 4, 2, 2, 1, 4}, gen);
+  CHECK_THROWS_WITH_AS(tpa_flash_attention(f.a_q, f.b_q, f.a_k, f.b_k, f.a_v, f.b_v, 1.0, DType::F32),
+                       doctest::Contains("cannot write float32 from a float64 input"), Error);
 }
 
 TEST_CASE("tpa_flash_attention rejects factors that do not fit, naming them") {
@@ -223,6 +259,11 @@ TEST_CASE("bf16: near the CPU's float32 and the GPU's bf16 composite (dh 32/40/6
     CHECK(fwd_c <= 2.5e-2);
     CHECK(bwd_c <= 5e-2);
   }
+}
+
+TEST_CASE("bf16: the bfloat16 output on request is the float32 output rounded, its gradients near") {
+  const Bf16MatmulGuard bf16;
+  check_bf16_output(Device::CUDA, 2e-2);
 }
 
 TEST_CASE("bf16 factors give what their float32 values give, and bfloat16 gradients") {

@@ -11,6 +11,7 @@
 
 #include "autograd/mixed_precision.h"
 #include "autograd/ops.h"
+#include "autograd/ops/checks.h"
 #include "core/backend.h"
 
 namespace t6 {
@@ -54,7 +55,7 @@ Backend::TPAFlashAttention shape_of(const Tensor& a_q, const Tensor& b_q, const 
 }  // namespace
 
 Tensor tpa_flash_attention(const Tensor& a_q, const Tensor& b_q, const Tensor& a_k, const Tensor& b_k,
-                           const Tensor& a_v, const Tensor& b_v, double scale) {
+                           const Tensor& a_v, const Tensor& b_v, double scale, std::optional<DType> out_dtype) {
   Backend::TPAFlashAttention p = shape_of(a_q, b_q, a_k, b_k, a_v, b_v, scale);
   Backend& be = backend_of(b_k);
   // Mixed precision forms the heads from float32 or bfloat16 factors and rounds them to bfloat16 on
@@ -64,10 +65,13 @@ Tensor tpa_flash_attention(const Tensor& a_q, const Tensor& b_q, const Tensor& a
   const DType work = p.bf16_products || dtype != DType::BF16 ? dtype : DType::F32;
   const auto data = [work](const Tensor& x) { return x.defined() ? x.contiguous_data().to_dtype(work) : x; };
   const Backend::TPAFactorTensors f{data(a_q), data(b_q), data(a_k), data(b_k), data(a_v), data(b_v)};
-  const DType out_dtype = p.bf16_products ? DType::F32 : work;
-  Tensor out = empty({p.batch, p.seq_len, p.heads, p.head_dim}, out_dtype, b_k.device());  // (B,T,H,dh)
-  Tensor lse = empty({p.batch, p.heads, p.seq_len}, out_dtype, b_k.device());              // (B,H,T)
+  const DType kernel_out = p.bf16_products ? DType::F32 : work;
+  Tensor out = empty({p.batch, p.seq_len, p.heads, p.head_dim}, kernel_out, b_k.device());  // (B,T,H,dh)
+  Tensor lse = empty({p.batch, p.heads, p.seq_len}, kernel_out, b_k.device());              // (B,H,T)
   if (out.numel() > 0) be.tpa_flash_attention_forward(p, f, out, lse);
+  // A bfloat16 output is the one copy of it kept: for this backward and for the product that reads it
+  // (c_proj), where a float32 out would be kept here and its bfloat16 cast there.
+  if (output_dtype("tpa_flash_attention", out, out_dtype) != out.dtype()) out = out.to_dtype(*out_dtype);
   Tensor y = out.view({p.batch, p.seq_len, p.heads * p.head_dim});  // heads concatenated: (B,T,H·dh)
   std::vector<Tensor> inputs{b_q, a_k, b_k, a_v, b_v};
   if (a_q.defined()) inputs.insert(inputs.begin(), a_q);
@@ -82,7 +86,7 @@ Tensor tpa_flash_attention(const Tensor& a_q, const Tensor& b_q, const Tensor& a
         for (Tensor* t : {&g.a_q, &g.b_q, &g.a_k, &g.b_k, &g.a_v, &g.b_v})
           if (t->defined()) *t = zeros_like(*t);
       } else {
-        const Tensor gout = gy.contiguous_data().to_dtype(p.bf16_products ? DType::BF16 : out.dtype());
+        const Tensor gout = gy.contiguous_data().to_dtype(p.bf16_products ? DType::BF16 : lse.dtype());
         backend_of(out).tpa_flash_attention_backward(p, saved, out, lse, gout.view(out.shape()), g);
       }
       // the gradients take the inputs' dtype (a widened bfloat16 factor gets a bfloat16 gradient)

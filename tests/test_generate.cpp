@@ -445,3 +445,22 @@ TEST_CASE("t6 generate with the GPT-2 tokenizer: starts from end-of-text, sample
   CHECK(ids.size() <= 10);
   for (int32_t id : ids) CHECK(id < 50256);  // never a padding id, and end-of-text ends the sample unprinted
 }
+
+TEST_SUITE("cuda generate" * t6::testing::needs_cuda()) {
+
+// Regression: on the GPU the cache is bfloat16 (decode_cache_dtype) while the weights are float32, and
+// the cache line and the comparison rows named and counted the weights' dtype.
+TEST_CASE("t6 generate --device cuda reports the bfloat16 cache it decodes from") {
+  TempDir dir;
+  const std::string checkpoint = dir / "model.safetensors";
+  save_model(*random_model(byte_config()), checkpoint, "byte");
+  const CommandRun run = run_t6({"generate", "--checkpoint", checkpoint, "--prompt", "Hi", "--max-new-tokens", "5",
+                                 "--greedy", "--device", "cuda"});
+  INFO(run.err);
+  CHECK(run.status == 0);
+  // 48 numbers per token and layer, 2 bytes each
+  CHECK(run.err.find("6 tokens × 96 bytes per token (1 layer, bfloat16)") != std::string::npos);
+  CHECK(run.err.find("this model (tpa)        96") != std::string::npos);
+}
+
+}  // TEST_SUITE

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "nn/fused_decode.h"
 #include "nn/generate.h"
 #include "train/cli/cli_args.h"
 #include "train/cli/commands.h"
@@ -184,7 +185,7 @@ int run_generate_command(const std::vector<std::string>& args, std::ostream& out
 
   err << "prefill: " << rate(total.prefill_tokens, total.prefill_seconds) << "\n";
   err << "decode:  " << rate(total.decode_tokens, total.decode_seconds) << "\n";
-  const DType dtype = model.transformer.wte.weight.dtype();
+  const DType dtype = decode_cache_dtype(model);  // the cache's, which may be narrower than the weights
   err << "KV cache: " << with_commas(total.cache_bytes) << " bytes allocated, " << total.cache_capacity
       << " tokens × " << with_commas(total.cache_bytes_per_token) << " bytes per token (" << c.n_layer
       << (c.n_layer == 1 ? " layer, " : " layers, ") << dtype_name(dtype) << ")\n";

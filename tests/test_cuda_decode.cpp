@@ -168,6 +168,14 @@ TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: the paper's
   check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/64, /*M=*/1100, {1100, 3, 517, 64}, 19));
 }
 
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: either side of the cluster path's limit") {
+  // Up to 8 chunks of 4 stages of 64 tokens (M ≤ 2048) a row's blocks merge as one cluster, the rows
+  // of 1 and 70 tokens leaving most of their cluster's blocks empty; past that, the merge kernel.
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/64, /*M=*/2048, {2048, 1, 70}, 20));
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/64, /*M=*/2049, {2049, 1, 70}, 21));
+  check_bf16_gpu_matches_cpu(random_call(/*H=*/5, /*RQ=*/0, /*R=*/3, /*dh=*/38, /*M=*/1, {1}, 22));
+}
+
 TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: head_dim 16, 24 and 128") {
   check_bf16_gpu_matches_cpu(random_call(/*H=*/16, /*RQ=*/4, /*R=*/2, /*dh=*/16, /*M=*/100, {100, 7}, 16));
   check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/24, /*M=*/130, {130, 1}, 17));

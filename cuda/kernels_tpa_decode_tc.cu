@@ -22,11 +22,10 @@
 // tokens, copied with cp.async up to two stages ahead of the warps, each warp taking its slice of every
 // stage. At the end the block merges its slices' softmax states in shared memory and writes one state
 // per chunk in the float32 pass's format, so the same merge kernel finishes. A short cache (at most 8
-// chunks of at most kClusterStages stages) skips that merge kernel: a row's blocks are one thread block
-// cluster, and each block, once all have their state in shared memory, merges its share of the outputs
-// from every block's state through distributed shared memory and writes them. Within a decode step that
-// is the latency that counts at short contexts: a second launch and the states' round trip through
-// global memory cost more than the attention over a 1K cache.
+// chunks of at most kClusterStages stages) whose split would take more blocks than run at once skips
+// that merge kernel: a row's blocks are one thread block cluster, and each block, once all have their
+// state in shared memory, merges its share of the outputs from every block's state through distributed
+// shared memory and writes them (no second launch, no round trip of the states through global memory).
 #include <cooperative_groups.h>
 
 #include <algorithm>
@@ -46,7 +45,11 @@ namespace {
 
 constexpr int kStageTokens = 64;  // tokens per pipeline stage
 constexpr int kStepTokens = 16;   // tokens per warp step: the rows of one mma
-constexpr int kMaxWarps = 8;      // so that two blocks share a multiprocessor (launch bounds below)
+// Up to 4 token slices per head group: the paper's small T6 (3 groups) then takes one 16-token step per
+// warp and stage, not two. The launch bounds keep 128 registers a thread, so that two blocks of up to 8
+// warps still share a multiprocessor where their shared memory fits.
+constexpr int kMaxWarps = 16;
+constexpr int kMaxHeads = 128;
 constexpr int kMaxStages = 3;
 constexpr int kMaxCluster = 8;      // blocks per cluster that every sm_90 GPU schedules (the portable size)
 constexpr int kClusterStages = 4;   // stages per block up to which a row's blocks merge as a cluster
@@ -406,7 +409,7 @@ __device__ void merge_cluster(const float* state, float* out, const DecodeShape&
 // lengths[b])) of row b and writes its softmax state to partials; or, with s.cluster, merges it with
 // the row's other chunks (merge_cluster) into out.
 template <int kDh>
-__global__ void __launch_bounds__(32 * kMaxWarps, 2)
+__global__ void __launch_bounds__(32 * kMaxWarps, 1)
     tpa_decode_tc(const bf16* __restrict__ a_q, const bf16* __restrict__ b_q, const bf16* __restrict__ a_k,
                   const bf16* __restrict__ b_k, const bf16* __restrict__ a_v, const bf16* __restrict__ b_v,
                   const int32_t* __restrict__ lengths, float* __restrict__ partials, float* __restrict__ out,
@@ -482,25 +485,30 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
 }  // namespace kernels
 
 DecodeShape split_tpa_decode_bf16(DecodeShape s, int64_t batch) {
-  T6_CHECK(s.dh <= 128 && s.H <= 16 * kMaxWarps, "cuda tpa_decode_attention: bf16 factors take head_dim ≤ 128 and at "
-           "most ", 16 * kMaxWarps, " heads, got head_dim ", s.dh, " and ", s.H, " heads; decode in float32");
-  make_plan(s, true, true);  // throws now, before the caller allocates, if the shared memory does not fit
+  T6_CHECK(s.dh <= 128 && s.H <= kMaxHeads, "cuda tpa_decode_attention: bf16 factors take head_dim ≤ 128 and at "
+           "most ", kMaxHeads, " heads, got head_dim ", s.dh, " and ", s.H, " heads; decode in float32");
+  // throws now, before the caller allocates, if the shared memory does not fit
+  const TcPlan plan = make_plan(s, true, true);
   static const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  static const int sm_shared = device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
   static const bool clusters = device_attribute(cudaDevAttrClusterLaunch) != 0;
   s.tile = kStageTokens;
-  // A short cache: a row in at most kMaxCluster chunks of at most kClusterStages stages, one cluster.
-  const int64_t cluster_chunk = ((s.M + kMaxCluster - 1) / kMaxCluster + s.tile - 1) / s.tile * s.tile;
-  s.cluster = clusters && cluster_chunk <= kClusterStages * s.tile;
-  if (s.cluster) {
-    s.chunk = cluster_chunk;
-    s.chunks = (s.M + s.chunk - 1) / s.chunk;
-    return s;
-  }
   // About two blocks per SM over the batch (the launch bounds let two share one), each whole stages;
   // cut from the capacity M, as in the float32 pass (the lengths live on the GPU).
   const int64_t chunks_wanted = (2 * int64_t{sms} + batch - 1) / batch;
   s.chunk = ((s.M + chunks_wanted - 1) / chunks_wanted + s.tile - 1) / s.tile * s.tile;
   s.chunks = (s.M + s.chunk - 1) / s.chunk;
+  // A short cache whose blocks would not all run at once (the paper's small T6 fits one block per SM:
+  // 136 blocks at batch 8 and 1K, then a merge kernel): a row in at most kMaxCluster chunks of at most
+  // kClusterStages stages, one cluster. Where they do run at once (batch 1), chunks of one stage and the
+  // merge kernel were measured faster than a cluster's blocks taking three stages each (docs/PERF.md).
+  const int64_t per_sm = std::clamp<int64_t>(sm_shared / static_cast<int64_t>(plan.shared_bytes + 1024), 1, 2);
+  const int64_t cluster_chunk = ((s.M + kMaxCluster - 1) / kMaxCluster + s.tile - 1) / s.tile * s.tile;
+  s.cluster = clusters && cluster_chunk <= kClusterStages * s.tile && batch * s.chunks > per_sm * sms;
+  if (s.cluster) {
+    s.chunk = cluster_chunk;
+    s.chunks = (s.M + s.chunk - 1) / s.chunk;
+  }
   return s;
 }
 

@@ -41,21 +41,30 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes) {
 }  // namespace kernels
 
 // kernel<<<grid, block, shared, stream>>>(args...), allowed to start before the previous kernel on the
-// stream has finished (the kernel waits for it itself: see above).
+// stream has finished (the kernel waits for it itself: see above); with cluster > 0, the grid's blocks in
+// thread block clusters of `cluster` along x (sm_90).
 template <class... Params, class... Args>
-void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
-                      Args&&... args) {
-  cudaLaunchAttribute attribute[1];
+void launch_dependent_clusters(void (*kernel)(Params...), dim3 grid, dim3 block, unsigned cluster, size_t shared,
+                               cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attribute[2];
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  attribute[1].id = cudaLaunchAttributeClusterDimension;
+  attribute[1].val.clusterDim.x = cluster, attribute[1].val.clusterDim.y = 1, attribute[1].val.clusterDim.z = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = shared;
   config.stream = stream;
   config.attrs = attribute;
-  config.numAttrs = 1;
+  config.numAttrs = cluster > 0 ? 2 : 1;
   T6_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+template <class... Params, class... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+                      Args&&... args) {
+  launch_dependent_clusters(kernel, grid, block, 0, shared, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace t6

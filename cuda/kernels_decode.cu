@@ -70,41 +70,58 @@ __device__ inline float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
 __device__ inline void narrow(float v, float* out) { *out = v; }
 __device__ inline void narrow(float v, __nv_bfloat16* out) { *out = __float2bfloat16(v); }
 
-// acc[i][b] = Σ_k w_i[k] rows[b][k] for the weight rows w_0, w_1 (K each) and the first n ≤ BT rows of
+// acc[i][b] = Σ_k w[i][k] rows[b][k] for the NR weight rows w[i] (K each) and the first n ≤ BT rows of
 // x (`rows`: their starts), returned to every lane of the warp. `vectors`: K % 8 == 0 and 16-byte
 // aligned w and rows.
-template <int BT, class W>
-__device__ void dot_two_rows(const W* w0, const W* w1, const float* const* rows, int64_t K, int n, bool vectors,
-                             float (&acc)[2][BT]) {
+template <int NR, int BT, class W>
+__device__ void dot_rows(const W* const (&w)[NR], const float* const* rows, int64_t K, int n, bool vectors,
+                         float (&acc)[NR][BT]) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int b = 0; b < BT; ++b) acc[0][b] = acc[1][b] = 0.f;
+  for (int i = 0; i < NR; ++i)
+#pragma unroll
+    for (int b = 0; b < BT; ++b) acc[i][b] = 0.f;
   const int64_t vector_end = vectors ? K : 0;
 #pragma unroll 4  // a lane's loads of several steps in flight at once: K = 768 is 3 steps
   for (int64_t k = lane * 8; k < vector_end; k += 32 * 8) {
-    float u[8], v[8];
-    load8(w0 + k, u);
-    load8(w1 + k, v);
+    float u[NR][8];
+#pragma unroll
+    for (int i = 0; i < NR; ++i) load8(w[i] + k, u[i]);
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
       if (b >= n) break;
       float xv[8];
       load8_written(rows[b] + k, xv);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[0][b] += u[j] * xv[j], acc[1][b] += v[j] * xv[j];
+      for (int i = 0; i < NR; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][b] += u[i][j] * xv[j];
     }
   }
   for (int64_t k = vector_end + lane; k < K; k += 32) {
-    const float u = widen(w0[k]), v = widen(w1[k]);
+    float u[NR];
+#pragma unroll
+    for (int i = 0; i < NR; ++i) u[i] = widen(w[i][k]);
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
       if (b >= n) break;
       const float xv = rows[b][k];
-      acc[0][b] += u * xv, acc[1][b] += v * xv;
+#pragma unroll
+      for (int i = 0; i < NR; ++i) acc[i][b] += u[i] * xv;
     }
   }
 #pragma unroll
-  for (int b = 0; b < BT; ++b) acc[0][b] = warp_reduce(acc[0][b], Sum{}), acc[1][b] = warp_reduce(acc[1][b], Sum{});
+  for (int i = 0; i < NR; ++i)
+#pragma unroll
+    for (int b = 0; b < BT; ++b) acc[i][b] = warp_reduce(acc[i][b], Sum{});
+}
+
+// dot_rows of the two rows w0 and w1.
+template <int BT, class W>
+__device__ void dot_two_rows(const W* w0, const W* w1, const float* const* rows, int64_t K, int n, bool vectors,
+                             float (&acc)[2][BT]) {
+  const W* const w[2] = {w0, w1};
+  dot_rows<2, BT>(w, rows, K, n, vectors, acc);
 }
 
 // The rows of x a block multiplies, from row b0 on (up to BT, fewer at the end of the batch): into
@@ -150,28 +167,33 @@ __device__ void prefetch_then_wait(const W* w0, const W* w1, int64_t K, bool in_
 
 __device__ inline int64_t first_unit() { return int64_t(blockIdx.x) * kDecodeWarps + threadIdx.x / 32; }
 
-// decode_linear: out[b,n] = residual[b,n] + scale[b] · Σ_k W[n,k] x[b,k]; a warp takes rows 2u, 2u + 1.
-template <int BT, class W>
+// decode_linear: out[b,n] = residual[b,n] + scale[b] · Σ_k W[n,k] x[b,k]; a warp takes the NR rows
+// NR·u … NR·u + NR − 1 (past N: the last row again, its product not stored).
+template <int NR, int BT, class W>
 __global__ void decode_linear(const float* x, const W* w, const float* residual, float* out, int B, int64_t N,
                               int64_t K, bool normalize, float eps, bool vectors) {
   __shared__ float scale[BT];
   __shared__ const float* rows[BT];
   const int b0 = blockIdx.y * BT, lane = threadIdx.x % 32, n_rows = min(BT, B - b0);
   const int64_t u0 = first_unit();
-  prefetch_then_wait(w + min(2 * u0, N - 1) * K, w + min(2 * u0 + 1, N - 1) * K, K, 2 * u0 < N);
+  prefetch_then_wait(w + min(NR * u0, N - 1) * K, w + min(NR * u0 + 1, N - 1) * K, K, NR * u0 < N);
   block_rows<BT>(x, nullptr, nullptr, nullptr, K, b0, B, normalize, eps, rows, scale);
-  for (int64_t u = u0; u < (N + 1) / 2; u += int64_t(gridDim.x) * kDecodeWarps) {
-    const int64_t n[2] = {2 * u, 2 * u + 1 < N ? 2 * u + 1 : 2 * u};  // an odd N repeats its last row
-    float acc[2][BT];
-    dot_two_rows<BT>(w + n[0] * K, w + n[1] * K, rows, K, n_rows, vectors, acc);
+  for (int64_t u = u0; u < (N + NR - 1) / NR; u += int64_t(gridDim.x) * kDecodeWarps) {
+    const W* wr[NR];
+#pragma unroll
+    for (int i = 0; i < NR; ++i) wr[i] = w + min(NR * u + i, N - 1) * K;
+    float acc[NR][BT];
+    dot_rows<NR, BT>(wr, rows, K, n_rows, vectors, acc);
     if (lane != 0) continue;
 #pragma unroll
     for (int b = 0; b < BT; ++b) {
       if (b >= n_rows) break;
       const int64_t row = (b0 + b) * N;
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
-        if (i == 0 || n[1] != n[0]) out[row + n[i]] = (residual ? residual[row + n[i]] : 0.f) + scale[b] * acc[i][b];
+      for (int i = 0; i < NR; ++i) {
+        const int64_t n = NR * u + i;
+        if (n < N) out[row + n] = (residual ? residual[row + n] : 0.f) + scale[b] * acc[i][b];
+      }
     }
   }
 }
@@ -307,15 +329,24 @@ void CudaBackend::decode_linear(const Tensor& x, const Tensor& w, const Tensor& 
   if (residual.defined()) require_dtype("decode_linear (residual)", residual, DType::F32);
   const int64_t K = x.shape().back(), B = x.numel() / K, N = out.numel() / B;
   if (B == 0 || N == 0) return;
+  // A warp's rows share each load of x: four at a batch of 5–8, where the loads of x through L1 would
+  // outnumber the weight's 8 to 1 with two, as long as the product still gives every multiprocessor a
+  // block (the head); else two, for more warps in flight.
+  static const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  const bool four = B > 4 && N >= 4 * kDecodeWarps * sms;
   dispatch_weight("decode_linear", w, [&](auto wt) {
     using W = decltype(wt);
     for_batch(B, [&](auto rows) {
       constexpr int BT = decltype(rows)::value;
-      launch_dependent(kernels::decode_linear<BT, W>, decode_grid((N + 1) / 2, B, BT), dim3(32 * kDecodeWarps), 0,
-                       stream_, device_ptr<const float>(x), device_ptr<const W>(w),
-                       residual.defined() ? device_ptr<const float>(residual) : nullptr, device_ptr<float>(out),
-                       static_cast<int>(B), N, K, norm_eps.has_value(), static_cast<float>(norm_eps.value_or(0)),
-                       vector_loads(x, w, K));
+      auto launch = [&](auto kernel, int64_t per_warp) {
+        launch_dependent(kernel, decode_grid((N + per_warp - 1) / per_warp, B, BT), dim3(32 * kDecodeWarps), 0,
+                         stream_, device_ptr<const float>(x), device_ptr<const W>(w),
+                         residual.defined() ? device_ptr<const float>(residual) : nullptr, device_ptr<float>(out),
+                         static_cast<int>(B), N, K, norm_eps.has_value(), static_cast<float>(norm_eps.value_or(0)),
+                         vector_loads(x, w, K));
+      };
+      if (four) launch(kernels::decode_linear<4, BT, W>, 4);
+      else launch(kernels::decode_linear<2, BT, W>, 2);
     });
   });
 }

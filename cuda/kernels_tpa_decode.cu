@@ -2,7 +2,8 @@
 // with the factorized KV cache", paper Algorithm 2): one new query per row attends to the cached
 // factors A_k, rotated B_k, A_v, B_v directly, so no K or V head is ever formed. This file holds the
 // float32 first pass, the merge and the backend method; bfloat16 factors take the tensor-core first
-// pass of cuda/kernels_tpa_decode_tc.cu instead, into the same merge.
+// pass of cuda/kernels_tpa_decode_tc.cu instead, into the same merge (a short bf16 cache: no merge kernel,
+// the pass's blocks of a row merge as a thread block cluster).
 //
 // Split-K, as in flash-decoding: each row's cache is cut into chunks sized so that batch × chunks fills
 // the GPU (a batch of one row with a 64K-token cache still occupies every SM), one block per (row, chunk)
@@ -312,11 +313,14 @@ void CudaBackend::tpa_decode_attention(const TPADecode& p, const Tensor& a_q, co
   const int64_t B = p.batch;
 
   s = factors == DType::BF16 ? split_tpa_decode_bf16(s, B) : split_tpa_decode_f32(s, B);
-  DeviceBuffer partials(allocator_, static_cast<size_t>(B * s.chunks * partial_floats(s)) * sizeof(float));
+  // A row's chunks merged on chip (a short bf16 cache) need no partial states and no merge kernel.
+  DeviceBuffer partials(allocator_,
+                        s.cluster ? 0 : static_cast<size_t>(B * s.chunks * partial_floats(s)) * sizeof(float));
   if (factors == DType::BF16) {
-    tpa_decode_partials_bf16(s, B, factorized ? a_q.raw_data() : nullptr, b_q.raw_data(), a_k.raw_data(),
-                             b_k.raw_data(), a_v.raw_data(), b_v.raw_data(), device_ptr<const int32_t>(lengths),
-                             partials.as<float>(), stream_);
+    tpa_decode_bf16(s, B, factorized ? a_q.raw_data() : nullptr, b_q.raw_data(), a_k.raw_data(), b_k.raw_data(),
+                    a_v.raw_data(), b_v.raw_data(), device_ptr<const int32_t>(lengths), partials.as<float>(),
+                    device_ptr<float>(out), stream_);
+    if (s.cluster) return;
   } else {
     tpa_decode_partials_f32(s, B, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials.as<float>(), stream_);
   }

@@ -21,7 +21,13 @@
 // warps are (head group, token slice) pairs; the chunk streams through shared memory in stages of 64
 // tokens, copied with cp.async up to two stages ahead of the warps, each warp taking its slice of every
 // stage. At the end the block merges its slices' softmax states in shared memory and writes one state
-// per chunk in the float32 pass's format, so the same merge kernel finishes.
+// per chunk in the float32 pass's format, so the same merge kernel finishes. A short cache (at most 8
+// chunks of at most kClusterStages stages) whose split would take more blocks than run at once skips
+// that merge kernel: a row's blocks are one thread block cluster, and each block, once all have their
+// state in shared memory, merges its share of the outputs from every block's state through distributed
+// shared memory and writes them (no second launch, no round trip of the states through global memory).
+#include <cooperative_groups.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -39,8 +45,14 @@ namespace {
 
 constexpr int kStageTokens = 64;  // tokens per pipeline stage
 constexpr int kStepTokens = 16;   // tokens per warp step: the rows of one mma
-constexpr int kMaxWarps = 8;      // so that two blocks share a multiprocessor (launch bounds below)
+// Up to 4 token slices per head group: the paper's small T6 (3 groups) then takes one 16-token step per
+// warp and stage, not two. The launch bounds keep 128 registers a thread, so that two blocks of up to 8
+// warps still share a multiprocessor where their shared memory fits.
+constexpr int kMaxWarps = 16;
+constexpr int kMaxHeads = 128;
 constexpr int kMaxStages = 3;
+constexpr int kMaxCluster = 8;      // blocks per cluster that every sm_90 GPU schedules (the portable size)
+constexpr int kClusterStages = 4;   // stages per block up to which a row's blocks merge as a cluster
 
 // The block's layout, derived from the shapes on the host. Shared memory, in bf16 elements:
 //   B_q [q_rows][ld_b] · A_q [groups·16][ld_aq] (factorized only) · stages × {B_k [R][64][ld_b],
@@ -85,8 +97,9 @@ TcPlan make_plan(const DecodeShape& s, bool vectors, bool query_vectors) {
   plan.vector_q = query_vectors && dh % 8 == 0 && s.RQ % 8 == 0;
   plan.query_bytes = sizeof(bf16) * (static_cast<size_t>(plan.q_rows) * plan.ld_b +
                                      (factorized ? static_cast<size_t>(plan.groups) * 16 * plan.ld_aq : 0));
-  // The end-of-chunk merge reuses the stages: per warp 16 maxes, 16 sums and a 16 × dh_pad accumulator.
-  const size_t merge = sizeof(float) * plan.groups * plan.slices * 16 * (plan.dh_pad + 2);
+  // The end-of-chunk merge reuses the stages: per warp 16 maxes, 16 sums and a 16 × dh_pad accumulator,
+  // then the chunk's state (read by the cluster's blocks).
+  const size_t merge = sizeof(float) * (plan.groups * plan.slices * 16 * (plan.dh_pad + 2) + partial_floats(s));
   static const int shared_limit = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   for (plan.stages = kMaxStages; plan.stages >= 2; --plan.stages) {
     plan.shared_bytes = plan.query_bytes + std::max(sizeof(bf16) * plan.stages * plan.stage_elems, merge);
@@ -367,18 +380,47 @@ __device__ __forceinline__ void write_chunk_state(HeadState<kDh>& st, float* scr
   }
 }
 
-// First pass: block x = row b · chunks + chunk c attends to the cached tokens [c·chunk, min((c+1)·chunk,
-// lengths[b])) of row b and writes its softmax state to partials.
+// A row's cluster of blocks, each with its chunk's state in shared memory (`state`, the partials'
+// format), into out (H,dh) of that row: each block takes every blocks-th output and rescales the
+// cluster's states to their overall max, out = value_scale · Σ_c f_c acc_c / Σ_c f_c sum_c, as the
+// merge kernel does.
+__device__ void merge_cluster(const float* state, float* out, const DecodeShape& s) {
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // every block's state is written and visible to the cluster
+  const int blocks = static_cast<int>(cluster.num_blocks()), H = static_cast<int>(s.H), dh = static_cast<int>(s.dh);
+  for (int e = cluster.block_rank() * blockDim.x + threadIdx.x; e < H * dh; e += blocks * blockDim.x) {
+    const int h = e / dh;
+    float overall = -INFINITY;
+    for (int c = 0; c < blocks; ++c) overall = fmaxf(overall, cluster.map_shared_rank(state, c)[h]);
+    float sum = 0.f, acc = 0.f;
+    for (int c = 0; c < blocks; ++c) {
+      const float* peer = cluster.map_shared_rank(state, c);
+      const float f = peer[h] == -INFINITY ? 0.f : expf(peer[h] - overall);  // a chunk past the row's length
+      sum += f * peer[H + h];
+      acc += f * peer[2 * H + e];
+    }
+    out[e] = sum > 0.f ? acc * s.value_scale / sum : 0.f;
+  }
+  cluster.sync();  // no block leaves (and frees its shared memory) while another still reads it
+}
+
+// Block x = row b · chunks + chunk c attends to the cached tokens [c·chunk, min((c+1)·chunk,
+// lengths[b])) of row b and writes its softmax state to partials; or, with s.cluster, merges it with
+// the row's other chunks (merge_cluster) into out.
 template <int kDh>
-__global__ void __launch_bounds__(32 * kMaxWarps, 2)
+__global__ void __launch_bounds__(32 * kMaxWarps, 1)
     tpa_decode_tc(const bf16* __restrict__ a_q, const bf16* __restrict__ b_q, const bf16* __restrict__ a_k,
                   const bf16* __restrict__ b_k, const bf16* __restrict__ a_v, const bf16* __restrict__ b_v,
-                  const int32_t* __restrict__ lengths, float* __restrict__ partials, DecodeShape s, TcPlan plan) {
+                  const int32_t* __restrict__ lengths, float* __restrict__ partials, float* __restrict__ out,
+                  DecodeShape s, TcPlan plan) {
   wait_for_previous_kernel();  // dependent launch: every input comes from the kernels before
   allow_next_kernel();
   const int64_t b = blockIdx.x / s.chunks, c = blockIdx.x % s.chunks;
   const int64_t begin = c * s.chunk, end = min(begin + s.chunk, int64_t{lengths[b]});
-  if (begin >= end) return;  // a chunk past this row's length
+  // A chunk past this row's length has nothing to do, but in a cluster it still takes part in the merge
+  // (an empty state: max −inf, sum 0).
+  if (begin >= end && !s.cluster) return;
   const bool factorized = s.RQ > 0;
   const int warp = threadIdx.x / 32, group = warp / plan.slices, slice = warp % plan.slices;
 
@@ -399,7 +441,7 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
   };
   if (plan.vector_q) load_query();  // cp.async, complete with the first stage
 
-  const int tiles = static_cast<int>((end - begin + kStageTokens - 1) / kStageTokens);
+  const int tiles = begin < end ? static_cast<int>((end - begin + kStageTokens - 1) / kStageTokens) : 0;
   const CopyShare b_share = plan.vector_b ? copy_share(dh / 8) : CopyShare{};
   const CopyShare a_share = plan.a_piece > 0 ? copy_share(static_cast<int>(s.H * s.R) / plan.a_piece) : CopyShare{};
   auto issue = [&](int tile) {
@@ -433,22 +475,40 @@ __global__ void __launch_bounds__(32 * kMaxWarps, 2)
     for (int tok0 = slice * slice_tokens; tok0 < (slice + 1) * slice_tokens && tok0 < valid; tok0 += kStepTokens)
       attend_step<kDh>(st, t, bq, aq, tok0, valid, group, scale_log2, s, plan);
   }
-  write_chunk_state<kDh>(st, reinterpret_cast<float*>(stages), partials + blockIdx.x * partial_floats(s), s, plan);
+  float* scratch = reinterpret_cast<float*>(stages);
+  if (!s.cluster) return write_chunk_state<kDh>(st, scratch, partials + blockIdx.x * partial_floats(s), s, plan);
+  float* state = scratch + plan.groups * plan.slices * 16 * (kDh + 2);  // past the warps' parts (make_plan)
+  write_chunk_state<kDh>(st, scratch, state, s, plan);
+  merge_cluster(state, out + b * s.H * s.dh, s);
 }
 
 }  // namespace kernels
 
 DecodeShape split_tpa_decode_bf16(DecodeShape s, int64_t batch) {
-  T6_CHECK(s.dh <= 128 && s.H <= 16 * kMaxWarps, "cuda tpa_decode_attention: bf16 factors take head_dim ≤ 128 and at "
-           "most ", 16 * kMaxWarps, " heads, got head_dim ", s.dh, " and ", s.H, " heads; decode in float32");
-  make_plan(s, true, true);  // throws now, before the caller allocates, if the shared memory does not fit
+  T6_CHECK(s.dh <= 128 && s.H <= kMaxHeads, "cuda tpa_decode_attention: bf16 factors take head_dim ≤ 128 and at "
+           "most ", kMaxHeads, " heads, got head_dim ", s.dh, " and ", s.H, " heads; decode in float32");
+  // throws now, before the caller allocates, if the shared memory does not fit
+  const TcPlan plan = make_plan(s, true, true);
   static const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  static const int sm_shared = device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
+  static const bool clusters = device_attribute(cudaDevAttrClusterLaunch) != 0;
+  s.tile = kStageTokens;
   // About two blocks per SM over the batch (the launch bounds let two share one), each whole stages;
   // cut from the capacity M, as in the float32 pass (the lengths live on the GPU).
-  s.tile = kStageTokens;
   const int64_t chunks_wanted = (2 * int64_t{sms} + batch - 1) / batch;
   s.chunk = ((s.M + chunks_wanted - 1) / chunks_wanted + s.tile - 1) / s.tile * s.tile;
   s.chunks = (s.M + s.chunk - 1) / s.chunk;
+  // A short cache whose blocks would not all run at once (the paper's small T6 fits one block per SM:
+  // 136 blocks at batch 8 and 1K, then a merge kernel): a row in at most kMaxCluster chunks of at most
+  // kClusterStages stages, one cluster. Where they do run at once (batch 1), chunks of one stage and the
+  // merge kernel were measured faster than a cluster's blocks taking three stages each (docs/PERF.md).
+  const int64_t per_sm = std::clamp<int64_t>(sm_shared / static_cast<int64_t>(plan.shared_bytes + 1024), 1, 2);
+  const int64_t cluster_chunk = ((s.M + kMaxCluster - 1) / kMaxCluster + s.tile - 1) / s.tile * s.tile;
+  s.cluster = clusters && cluster_chunk <= kClusterStages * s.tile && batch * s.chunks > per_sm * sms;
+  if (s.cluster) {
+    s.chunk = cluster_chunk;
+    s.chunks = (s.M + s.chunk - 1) / s.chunk;
+  }
   return s;
 }
 
@@ -457,7 +517,7 @@ namespace {
 template <int kDh>
 void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batch, const void* a_q, const void* b_q,
                           const void* a_k, const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
-                          float* partials, cudaStream_t stream) {
+                          float* partials, float* out, cudaStream_t stream) {
   static size_t shared_allowed = 0;  // the kernel's dynamic shared-memory limit, raised as needed
   if (plan.shared_bytes > shared_allowed) {
     T6_CUDA_CHECK(cudaFuncSetAttribute(kernels::tpa_decode_tc<kDh>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -467,24 +527,29 @@ void launch_tpa_decode_tc(const DecodeShape& s, const TcPlan& plan, int64_t batc
                                        cudaSharedmemCarveoutMaxShared));
     shared_allowed = plan.shared_bytes;
   }
-  launch_dependent(kernels::tpa_decode_tc<kDh>, dim3(static_cast<unsigned>(batch * s.chunks)),
-                   dim3(32 * plan.groups * plan.slices), plan.shared_bytes, stream, static_cast<const bf16*>(a_q),
-                   static_cast<const bf16*>(b_q), static_cast<const bf16*>(a_k), static_cast<const bf16*>(b_k),
-                   static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials, s, plan);
+  launch_dependent_clusters(kernels::tpa_decode_tc<kDh>, dim3(static_cast<unsigned>(batch * s.chunks)),
+                            dim3(32 * plan.groups * plan.slices), s.cluster ? static_cast<unsigned>(s.chunks) : 0,
+                            plan.shared_bytes, stream, static_cast<const bf16*>(a_q), static_cast<const bf16*>(b_q),
+                            static_cast<const bf16*>(a_k), static_cast<const bf16*>(b_k),
+                            static_cast<const bf16*>(a_v), static_cast<const bf16*>(b_v), lengths, partials, out, s,
+                            plan);
 }
 
 }  // namespace
 
-void tpa_decode_partials_bf16(const DecodeShape& s, int64_t batch, const void* a_q, const void* b_q, const void* a_k,
-                              const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths,
-                              float* partials, cudaStream_t stream) {
+void tpa_decode_bf16(const DecodeShape& s, int64_t batch, const void* a_q, const void* b_q, const void* a_k,
+                     const void* b_k, const void* a_v, const void* b_v, const int32_t* lengths, float* partials,
+                     float* out, cudaStream_t stream) {
   auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const TcPlan plan = make_plan(s, aligned16(a_k) && aligned16(b_k) && aligned16(a_v) && aligned16(b_v),
                                 aligned16(b_q) && (a_q == nullptr || aligned16(a_q)));
   switch (plan.dh_pad) {
-    case 32: return launch_tpa_decode_tc<32>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
-    case 64: return launch_tpa_decode_tc<64>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
-    default: return launch_tpa_decode_tc<128>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, stream);
+    case 32: return launch_tpa_decode_tc<32>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, out,
+                                             stream);
+    case 64: return launch_tpa_decode_tc<64>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, out,
+                                             stream);
+    default: return launch_tpa_decode_tc<128>(s, plan, batch, a_q, b_q, a_k, b_k, a_v, b_v, lengths, partials, out,
+                                              stream);
   }
 }
 

@@ -168,6 +168,18 @@ TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: the paper's
   check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/64, /*M=*/1100, {1100, 3, 517, 64}, 19));
 }
 
+TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: a short cache merged by clusters, and past it") {
+  // M ≤ 2048 and more split blocks than run at once (here 5 × 32 of the paper's small T6, one per SM;
+  // 9 × 32 of the small heads, two per SM): each row's ≤ 8 blocks merge as a cluster, the rows of 1, 3
+  // and 70 tokens leaving most of their cluster's blocks empty. M = 2049: the split and the merge kernel.
+  check_bf16_gpu_matches_cpu(
+      random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/64, /*M=*/2048, {2048, 1, 70, 2000, 3}, 20));
+  check_bf16_gpu_matches_cpu(
+      random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/64, /*M=*/2049, {2049, 1, 70, 2000, 3}, 21));
+  check_bf16_gpu_matches_cpu(
+      random_call(/*H=*/5, /*RQ=*/0, /*R=*/3, /*dh=*/38, /*M=*/2048, {1, 2048, 700, 3, 2047, 64, 65, 1000, 2}, 22));
+}
+
 TEST_CASE("cuda tpa_decode_attention, bf16 factors, matches the CPU: head_dim 16, 24 and 128") {
   check_bf16_gpu_matches_cpu(random_call(/*H=*/16, /*RQ=*/4, /*R=*/2, /*dh=*/16, /*M=*/100, {100, 7}, 16));
   check_bf16_gpu_matches_cpu(random_call(/*H=*/34, /*RQ=*/6, /*R=*/2, /*dh=*/24, /*M=*/130, {130, 1}, 17));

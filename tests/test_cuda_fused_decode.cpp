@@ -63,6 +63,27 @@ TEST_CASE("cuda decode_linear matches the CPU: with and without rms_norm and a r
       }
 }
 
+TEST_CASE("cuda decode_linear matches the CPU: a head-sized product at batches of 5 to 11 (four rows per warp)") {
+  // N past 4 rows × 8 warps × the multiprocessors of any current GPU (≤ 144), N % 4 = 3: the last warp
+  // repeats its last row
+  Generator gen(35);
+  for (DType wt : {DType::F32, DType::BF16})
+    for (int64_t B : {5, 8, 11})
+      for (int64_t K : kWidths) {
+        INFO("weights " << std::string(dtype_name(wt)) << ", B " << B << ", K " << K);
+        const int64_t N = 4651;
+        const Tensor x = uniform({B, K}, -1, 1, gen), w = weight(N, K, wt, gen), residual = uniform({B, N}, -1, 1, gen);
+        for (bool normalize : {false, true}) {
+          const std::optional<double> eps = normalize ? std::optional<double>(1e-6) : std::nullopt;
+          const Tensor r = normalize ? Tensor() : residual;
+          Tensor on_cpu = empty({B, N}), on_gpu = empty({B, N}, DType::F32, Device::CUDA);
+          backend(Device::CPU).decode_linear(x, w, r, eps, on_cpu);
+          backend(Device::CUDA).decode_linear(gpu(x), gpu(w), gpu(r), eps, on_gpu);
+          check_same(on_gpu, on_cpu);
+        }
+      }
+}
+
 TEST_CASE("cuda decode_swiglu matches the CPU") {
   Generator gen(32);
   for (DType wt : {DType::F32, DType::BF16})

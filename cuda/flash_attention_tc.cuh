@@ -318,62 +318,94 @@ __global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1)
 #endif
 }
 
-// The backward in one pass (FlashAttention-2's): one block per kKeys keys of one key/value head, a warp
-// per 16 keys, walks every 64-query tile of the group's heads that sees them. Per tile each warp forms,
-// for its keys (rows g, g+8 of the C layout are keys, the 64 columns queries),
+// The backward in one pass (FlashAttention-2's): one block per kBackwardKeys = 128 keys of one
+// key/value head, a warp per 16 keys, walks every 64-query tile of the group's heads that sees them.
+// Per tile each warp forms, for its keys (rows g, g+8 of the C layout are keys, the 64 columns queries),
 //   Sᵀ = K Qᵀ and gPᵀ = V goutᵀ  →  Pᵀ, gSᵀ  →  gV += Pᵀ gout, gK += gSᵀ Q   (in registers),
-// and leaves gSᵀ (bf16) in shared memory; after a barrier the block adds the tile's gQ = scale · gS K
-// into gq (float32, zeroed by the launch) with atomics, so scores and probabilities are formed once
-// instead of again by a second kernel over the queries (docs/PERF.md). The next tile's q and gout copy
-// in (cp.async) while the block works on this one. With kKeys = 128 a query tile serves twice the
-// keys: half the tile loads and half the atomics of kKeys = 64.
-template <int DH, int kKeys>
+// and leaves gSᵀ (bf16) in shared memory. The tile's gQ = scale · gS K needs every warp's gSᵀ, so it
+// is added while the block works on the next tile (gSᵀ is double-buffered, one barrier per tile) into
+// gq (float32, zeroed by the launch). Scores and probabilities are so formed once, not again by a
+// second kernel over the queries (docs/PERF.md). The next tile's q and gout copy in (cp.async) while
+// the block works on this one. 128 keys a block: a query tile serves twice the keys of 64 (half the
+// tile loads and gq additions), which measured faster although the block (236 registers a thread at
+// head_dim 64) then fits only once per multiprocessor.
+template <int DH>
 struct BackwardTc {
-  static constexpr int kThreads = 2 * kKeys;  // kKeys / 16 warps
+  static constexpr int kKeys = 128;
+  static constexpr int kThreads = 2 * kKeys;  // a warp per 16 keys
   static constexpr int kLd = TcTile<DH>::kLd;
   static constexpr int kGsLd = kTile + 8;  // gSᵀ [kKeys][kTile + 8]: the bank note above
-  static constexpr int kSplits = kKeys / 64;  // warps per 16 queries when adding gQ: each takes DH / kSplits columns
-  static constexpr size_t kBytes =
-      (2 * kKeys * kLd + 4 * kTile * kLd + kKeys * kGsLd) * sizeof(bf16) + 4 * kTile * sizeof(float);
+  // Adding gQ, warp w takes queries 16·(w % 4) … +15 and head dims kCols·(w / 4) … +kCols−1.
+  static constexpr int kCols = DH / 2;
+  static constexpr int kStageLd = kCols + 8;  // float32 staging rows of gQ: 16-byte multiples, no bank conflicts
+  static constexpr int kGsElems = kKeys * kGsLd;
+  static constexpr size_t kBytes = (2 * kKeys * kLd + 4 * kTile * kLd + 2 * kGsElems) * sizeof(bf16) +
+                                   (4 * kTile + 8 * 16 * kStageLd) * sizeof(float);
 };
 
-// gQ of the block's tile: rows i0 + q0 … q0+15 of head h (warp-uniform q0), columns col0 … col0 + cols − 1,
-// += scale · gS K over the key blocks some of these rows see (the others add only zeros).
-template <int DH, int kKeys, int kCols>
+// Adds the tile's gQ for rows i0 + q0 … +15 of head h (q0 warp-uniform), head dims col0 … col0 + kCols − 1:
+// scale · gS K over the key blocks some of these rows see (the others add only zeros). `stage` is the
+// warp's [16][kStageLd] float32 staging area for the bulk reductions.
+template <int DH>
 __device__ __forceinline__ void add_query_gradients(const FlashShape& p, const bf16* gs_tile, const bf16* k_tile,
-                                                    int b, int h, int i0, int q0, int j0, int col0, float* gq) {
-  using Layout = BackwardTc<DH, kKeys>;
-  const int g = (threadIdx.x % 32) >> 2, t = threadIdx.x & 3;
+                                                    int b, int h, int i0, int q0, int j0, int col0, float* stage,
+                                                    bool bulk, float* gq) {
+  using Layout = BackwardTc<DH>;
+  constexpr int kCols = Layout::kCols;
+  const int lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
   const int last_row = min(i0 + q0 + 15, p.q_len - 1), last_key = last_row + p.offset;
   if (i0 + q0 >= p.q_len || last_key < j0) return;
-  const int blocks = min(kKeys / 16, (last_key - j0) / 16 + 1);
-  const float scale = static_cast<float>(p.scale);  // ∂s/∂q = scale · k
+  const int blocks = min(Layout::kKeys / 16, (last_key - j0) / 16 + 1);
+  float acc[kCols / 8][4];  // C layout: rows g, g+8; columns col0 + 8n + 2t, +1
 #pragma unroll
-  for (int dp = 0; dp < kCols / 16; ++dp) {
-    float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+  for (int n = 0; n < kCols / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      if (kk >= blocks) break;
-      uint32_t fa[4], fb[4];
-      load_a_transposed(fa, gs_tile, Layout::kGsLd, q0, kk * 16);
+  for (int kk = 0; kk < Layout::kKeys / 16; ++kk) {
+    if (kk >= blocks) break;
+    uint32_t fa[4];
+    load_a_transposed(fa, gs_tile, Layout::kGsLd, q0, kk * 16);
+#pragma unroll
+    for (int dp = 0; dp < kCols / 16; ++dp) {
+      uint32_t fb[4];
       load_b_tile(fb, k_tile, Layout::kLd, kk * 16, col0 + dp * 16);
-      mma_bf16(acc[0], fa, fb[0], fb[1]);
-      mma_bf16(acc[1], fa, fb[2], fb[3]);
+      mma_bf16(acc[2 * dp], fa, fb[0], fb[1]);
+      mma_bf16(acc[2 * dp + 1], fa, fb[2], fb[3]);
     }
+  }
+  const float scale = static_cast<float>(p.scale);  // ∂s/∂q = scale · k
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (bulk) {
+    bulk_wait_read<0>();  // the previous tile's rows have left the staging area
+    __syncwarp();
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int row = i0 + q0 + g + 8 * r;
-      if (row >= p.q_len) continue;
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float* at = gq + p.q_row(b, row, h) + col0 + dp * 16 + 8 * half + 2 * t;
-#if __CUDA_ARCH__ >= 900
-        atomicAdd(reinterpret_cast<float2*>(at), make_float2(acc[half][2 * r] * scale, acc[half][2 * r + 1] * scale));
-#else
-        atomicAdd(at, acc[half][2 * r] * scale);
-        atomicAdd(at + 1, acc[half][2 * r + 1] * scale);
+      for (int n = 0; n < kCols / 8; ++n)
+        *reinterpret_cast<float2*>(stage + (g + 8 * r) * Layout::kStageLd + 8 * n + 2 * t) =
+            make_float2(acc[n][2 * r] * scale, acc[n][2 * r + 1] * scale);
+    }
+    fence_async_shared();
+    __syncwarp();
+    if (lane < 16 && i0 + q0 + lane < p.q_len)  // lane l sends row q0 + l
+      bulk_reduce_add_f32(gq + p.q_row(b, i0 + q0 + lane, h) + col0, stage + lane * Layout::kStageLd,
+                          kCols * int(sizeof(float)));
+    bulk_commit();
+    return;
+  }
 #endif
-      }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = i0 + q0 + g + 8 * r;
+    if (row >= p.q_len) continue;
+#pragma unroll
+    for (int n = 0; n < kCols / 8; ++n) {
+      float* at = gq + p.q_row(b, row, h) + col0 + 8 * n + 2 * t;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+      atomicAdd(reinterpret_cast<float2*>(at), make_float2(acc[n][2 * r] * scale, acc[n][2 * r + 1] * scale));
+#else
+      atomicAdd(at, acc[n][2 * r] * scale);
+      atomicAdd(at + 1, acc[n][2 * r + 1] * scale);
+#endif
     }
   }
 }
@@ -390,28 +422,72 @@ __device__ __forceinline__ void store_fragments(const uint32_t (&fa)[4][4], int 
   }
 }
 
-template <int DH, int kKeys, class Tiles>
-__global__ void __launch_bounds__(BackwardTc<DH, kKeys>::kThreads)
+// One warp's work on one tile: gV += Pᵀ gout and gK += gSᵀ Q for its 16 keys, gSᵀ into `gs_tile`.
+template <int DH>
+__device__ __forceinline__ void key_gradients_of_tile(const FlashShape& p, const bf16* k_tile, const bf16* v_tile,
+                                                      const bf16* q_tile, const bf16* g_tile, const float* lse_log2,
+                                                      const float* dots, int i0, int j0, float (&dk)[DH / 8][4],
+                                                      float (&dv)[DH / 8][4], bf16* gs_tile) {
+  const int warp = threadIdx.x / 32, t = threadIdx.x & 3, key_a = j0 + warp * 16 + ((threadIdx.x % 32) >> 2);
+  const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
+  // A warp whose keys all come after the tile's last query adds nothing: its gSᵀ rows are zero.
+  const bool hidden = j0 + warp * 16 > min(i0 + kTile, p.q_len) - 1 + p.offset;
+  uint32_t fa[4][4] = {};  // Pᵀ_w, then gSᵀ_w, as A fragments (bf16)
+  if (!hidden) {
+    const bool edge = j0 + warp * 16 + 15 > i0 + p.offset || i0 + kTile > p.q_len;
+    float s[8][4];  // Sᵀ_w = K_w Qᵀ, then Pᵀ in place: s[n] = queries i0 + 8n + 2t, +1 of keys g, g+8
+    warp_scores<DH>(s, k_tile, warp * 16, q_tile);
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int c = 8 * n + 2 * t + (e & 1), query = i0 + c, key = key_a + (e >> 1) * 8;
+        float prob = exp2f(s[n][e] * scale_log2 - lse_log2[c]);  // P_ij = exp(scale·s − lse_i)
+        if (edge && (key > query + p.offset || query >= p.q_len)) prob = 0.f;
+        s[n][e] = prob;
+      }
+    }
+    to_a_fragments(s, fa);
+    warp_accumulate<DH>(dv, fa, g_tile);  // gV += Pᵀ gout
+    float gp[8][4];                       // gPᵀ_w = V_w goutᵀ, then gSᵀ = Pᵀ (gPᵀ − D) in place
+    warp_scores<DH>(gp, v_tile, warp * 16, g_tile);
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        // At DH = 128 the fp32 Pᵀ would not fit beside gK, gV and gPᵀ in 255 registers: read it back
+        // from its bf16 A fragments instead (one more bf16 rounding of P, well inside the test's 2e-2).
+        const float prob = DH > 64 ? bf16_of_fragment(fa, n, e) : s[n][e];
+        gp[n][e] = prob * (gp[n][e] - dots[8 * n + 2 * t + (e & 1)]);
+      }
+    }
+    to_a_fragments(gp, fa);
+    warp_accumulate<DH>(dk, fa, q_tile);  // gK += gSᵀ Q
+  }
+  store_fragments<BackwardTc<DH>::kGsLd>(fa, warp * 16, gs_tile);
+}
+
+template <int DH, class Tiles>
+__global__ void __launch_bounds__(BackwardTc<DH>::kThreads)
     flash_attention_backward_tc(FlashShape p, Tiles src, const float* lse, const float* row_dot, const bf16* gout,
-                                float* gq, float* gk, float* gv) {
+                                float* gq, float* gk, float* gv, bool bulk) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else
-  using Layout = BackwardTc<DH, kKeys>;
-  constexpr int kThreads = Layout::kThreads, kElems = TcTile<DH>::kElems;
+  using Layout = BackwardTc<DH>;
+  constexpr int kKeys = Layout::kKeys, kThreads = Layout::kThreads, kElems = TcTile<DH>::kElems;
   extern __shared__ __align__(128) unsigned char tc_shared[];
   bf16* k_tile = reinterpret_cast<bf16*>(tc_shared);
   bf16* v_tile = k_tile + kKeys * Layout::kLd;
   bf16* q_tiles = v_tile + kKeys * Layout::kLd;  // two buffers: the tile worked on, the next one loading
   bf16* g_tiles = q_tiles + 2 * kElems;
-  bf16* gs_tile = g_tiles + 2 * kElems;
-  float* extras = reinterpret_cast<float*>(gs_tile + kKeys * Layout::kGsLd);  // per buffer: lse·log2 e, then D
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  bf16* gs_tiles = g_tiles + 2 * kElems;  // two buffers: this tile's gSᵀ, the previous tile's
+  float* extras = reinterpret_cast<float*>(gs_tiles + 2 * Layout::kGsElems);  // per buffer: lse·log2 e, then D
+  float* stage = extras + 4 * kTile + threadIdx.x / 32 * 16 * Layout::kStageLd;  // this warp's
+  const int warp = threadIdx.x / 32;
   const int b = blockIdx.x / p.kv_heads, hk = blockIdx.x % p.kv_heads;
   const int j0 = blockIdx.y * kKeys;
   const int64_t q_stride = int64_t(p.heads) * DH, kv_stride = int64_t(p.kv_heads) * DH;
-  const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
-  const int key_a = j0 + warp * 16 + g;  // this lane's keys: key_a, key_a + 8
   const int first_query = max(0, j0 - p.offset) / kTile * kTile;
 
   // Starts the copies of tile (h, i0) into buffer `buf`; returns this thread's share of its lse and D
@@ -429,6 +505,11 @@ __global__ void __launch_bounds__(BackwardTc<DH, kKeys>::kThreads)
   const auto store_extra = [&](float x, int buf) {
     if (threadIdx.x < 2 * kTile) extras[buf * 2 * kTile + threadIdx.x] = x;
   };
+  // gQ of tile (h, i0), whose gSᵀ is in buffer `buf`
+  const auto add_gq = [&](int h, int i0, int buf) {
+    add_query_gradients<DH>(p, gs_tiles + buf * Layout::kGsElems, k_tile, b, h, i0, warp % 4 * 16, j0,
+                            warp / 4 * Layout::kCols, stage, bulk, gq);
+  };
 
   src.template load_k<DH, kKeys, kThreads>(p, b, hk, j0, min(kKeys, p.kv_len - j0), k_tile);
   src.template load_v<DH, kKeys, kThreads>(p, b, hk, j0, min(kKeys, p.kv_len - j0), v_tile);
@@ -438,64 +519,34 @@ __global__ void __launch_bounds__(BackwardTc<DH, kKeys>::kThreads)
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.f;
   }
-  int h = hk * p.group, i0 = first_query, buf = 0;
+  int h = hk * p.group, i0 = first_query, buf = 0, last_h = -1, last_i0 = 0;  // last_h ≥ 0: a gQ to add
   store_extra(start_tile(h, i0, 0), 0);
   for (;;) {
     cp_async_wait<0>();
-    __syncthreads();  // tile `buf` is in (the first time: k, v too); every warp is done with the last tile and gSᵀ
+    __syncthreads();  // tile `buf` is in (the first time: k, v too), the last tile's gSᵀ is whole, and
+                      // every warp is done with buffer buf ^ 1 of q, gout, lse, D and with gSᵀ buffer buf
     int next_h = h, next_i0 = i0 + kTile;  // the next 64 queries, or the group's next head
     if (next_i0 >= p.q_len) next_h = h + 1, next_i0 = first_query;
     const bool more = next_h < (hk + 1) * p.group;
     const float next_extra = more ? start_tile(next_h, next_i0, buf ^ 1) : 0.f;
-    const bf16 *q_tile = q_tiles + buf * kElems, *g_tile = g_tiles + buf * kElems;
-    const float *lse_log2 = extras + buf * 2 * kTile, *dots = lse_log2 + kTile;
-    // A warp whose keys all come after the tile's last query adds nothing: its gSᵀ rows are zero.
-    const bool hidden = j0 + warp * 16 > min(i0 + kTile, p.q_len) - 1 + p.offset;
-    uint32_t fa[4][4] = {};  // Pᵀ_w, then gSᵀ_w, as A fragments (bf16)
-    if (!hidden) {
-      const bool edge = j0 + warp * 16 + 15 > i0 + p.offset || i0 + kTile > p.q_len;
-      float s[8][4];  // Sᵀ_w = K_w Qᵀ, then Pᵀ in place: s[n] = queries i0 + 8n + 2t, +1 of keys g, g+8
-      warp_scores<DH>(s, k_tile, warp * 16, q_tile);
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = 8 * n + 2 * t + (e & 1), query = i0 + c, key = key_a + (e >> 1) * 8;
-          float prob = exp2f(s[n][e] * scale_log2 - lse_log2[c]);  // P_ij = exp(scale·s − lse_i)
-          if (edge && (key > query + p.offset || query >= p.q_len)) prob = 0.f;
-          s[n][e] = prob;
-        }
-      }
-      to_a_fragments(s, fa);
-      warp_accumulate<DH>(dv, fa, g_tile);  // gV += Pᵀ gout
-      float gp[8][4];                       // gPᵀ_w = V_w goutᵀ, then gSᵀ = Pᵀ (gPᵀ − D) in place
-      warp_scores<DH>(gp, v_tile, warp * 16, g_tile);
-#pragma unroll
-      for (int n = 0; n < 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          // At DH = 128 the fp32 Pᵀ would not fit beside gK, gV and gPᵀ in 255 registers: read it back
-          // from its bf16 A fragments instead (one more bf16 rounding of P, well inside the test's 2e-2).
-          const float prob = DH > 64 ? bf16_of_fragment(fa, n, e) : s[n][e];
-          gp[n][e] = prob * (gp[n][e] - dots[8 * n + 2 * t + (e & 1)]);
-        }
-      }
-      to_a_fragments(gp, fa);
-      warp_accumulate<DH>(dk, fa, q_tile);  // gK += gSᵀ Q
-    }
-    store_fragments<Layout::kGsLd>(fa, warp * 16, gs_tile);
-    __syncthreads();  // gSᵀ is whole
-    constexpr int kCols = DH / Layout::kSplits;
-    if (gq)  // TEMPORARY: T6_BWD_NO_DQ times the kernel without the gQ step
-      add_query_gradients<DH, kKeys, kCols>(p, gs_tile, k_tile, b, h, i0, warp % 4 * 16, j0, warp / 4 * kCols, gq);
+    if (last_h >= 0) add_gq(last_h, last_i0, buf ^ 1);
+    const float* lse_log2 = extras + buf * 2 * kTile;
+    key_gradients_of_tile<DH>(p, k_tile, v_tile, q_tiles + buf * kElems, g_tiles + buf * kElems, lse_log2,
+                              lse_log2 + kTile, i0, j0, dk, dv, gs_tiles + buf * Layout::kGsElems);
     if (!more) break;
-    store_extra(next_extra, buf ^ 1);  // every warp passed this tile's first barrier: done with that buffer
-    h = next_h, i0 = next_i0, buf ^= 1;
+    store_extra(next_extra, buf ^ 1);
+    last_h = h, last_i0 = i0, h = next_h, i0 = next_i0, buf ^= 1;
   }
+  __syncthreads();  // the last tile's gSᵀ is whole
+  add_gq(h, i0, buf);
+  const int key_a = j0 + warp * 16 + (threadIdx.x % 32 >> 2);  // this lane's keys: key_a, key_a + 8
   // keys past Tk (zero rows of the k and v tiles) are dropped here
   store_rows<DH>(dk, static_cast<float>(p.scale), static_cast<float>(p.scale), key_a, p.kv_len,
                  gk + p.kv_row(b, 0, hk), kv_stride);  // ∂s/∂k = scale · q
   store_rows<DH>(dv, 1.f, 1.f, key_a, p.kv_len, gv + p.kv_row(b, 0, hk), kv_stride);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  bulk_wait<0>();  // the staging area is read before the block's shared memory goes
+#endif
 #endif
 }
 
@@ -565,24 +616,6 @@ void launch_forward(const kernels::FlashShape& p, const Tiles& src, Tensor& out,
 
 // flash_attention_backward on tensor cores: gout bfloat16, out, lse and gq, gk, gv float32 (gq is
 // zeroed here: the kernel adds into it).
-template <int kKeys, class Tiles>
-void launch_backward_keys(const kernels::FlashShape& p, const Tiles& src, const Tensor& lse, const Tensor& row_dot,
-                          const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, cudaStream_t stream) {
-  using kernels::bf16;
-  const dim3 key_grid(static_cast<unsigned>(p.batch * p.kv_heads), tiles(p.kv_len, kKeys));
-  dispatch_head_dim(p.head_dim, [&](auto dh) {
-    constexpr int DH = decltype(dh)::value;
-    using Layout = kernels::BackwardTc<DH, kKeys>;
-    const auto kernel = kernels::flash_attention_backward_tc<DH, kKeys, Tiles>;
-    static const bool raised = (allow_shared_memory(kernel, Layout::kBytes), true);
-    (void)raised;
-    kernel<<<key_grid, Layout::kThreads, Layout::kBytes, stream>>>(
-        p, src, device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const bf16>(gout),
-        std::getenv("T6_BWD_NO_DQ") ? nullptr : device_ptr<float>(gq), device_ptr<float>(gk), device_ptr<float>(gv));
-  });
-  T6_CUDA_CHECK_LAUNCH(flash_attention_backward_tc);
-}
-
 template <class Tiles>
 void launch_backward(const kernels::FlashShape& p, const Tiles& src, const Tensor& out, const Tensor& lse,
                      const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, cudaStream_t stream) {
@@ -593,12 +626,19 @@ void launch_backward(const kernels::FlashShape& p, const Tiles& src, const Tenso
       p, device_ptr<const float>(out), device_ptr<const bf16>(gout), device_ptr<float>(row_dot));
   T6_CUDA_CHECK_LAUNCH(flash_attention_backward_rowdot);
   T6_CUDA_CHECK(cudaMemsetAsync(device_ptr<float>(gq), 0, gq.numel() * sizeof(float), stream));
-  static const bool keys64 = [] {  // TEMPORARY (measurement of both tilings in one device call)
-    const char* v = std::getenv("T6_BWD_KEYS");
-    return v && std::string(v) == "64";
-  }();
-  if (keys64) launch_backward_keys<64>(p, src, lse, row_dot, gout, gq, gk, gv, stream);
-  else launch_backward_keys<128>(p, src, lse, row_dot, gout, gq, gk, gv, stream);
+  static const bool bulk = std::getenv("T6_BWD_ATOMICS") == nullptr;  // TEMPORARY: both measured in one call
+  dispatch_head_dim(p.head_dim, [&](auto dh) {
+    constexpr int DH = decltype(dh)::value;
+    using Layout = kernels::BackwardTc<DH>;
+    const auto kernel = kernels::flash_attention_backward_tc<DH, Tiles>;
+    static const bool raised = (allow_shared_memory(kernel, Layout::kBytes), true);
+    (void)raised;
+    const dim3 grid(static_cast<unsigned>(p.batch * p.kv_heads), tiles(p.kv_len, Layout::kKeys));
+    kernel<<<grid, Layout::kThreads, Layout::kBytes, stream>>>(
+        p, src, device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const bf16>(gout),
+        device_ptr<float>(gq), device_ptr<float>(gk), device_ptr<float>(gv), bulk);
+  });
+  T6_CUDA_CHECK_LAUNCH(flash_attention_backward_tc);
 }
 
 }  // namespace flash_tc

@@ -620,6 +620,9 @@ template <class Tiles>
 void launch_backward(const kernels::FlashShape& p, const Tiles& src, const Tensor& out, const Tensor& lse,
                      const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, cudaStream_t stream) {
   using kernels::bf16;
+  T6_CHECK(reinterpret_cast<uintptr_t>(gq.raw_data()) % 16 == 0,
+           "cuda flash_attention_backward: gq must start on a 16-byte boundary (a tensor of its own does), not a "
+           "view into the middle of another");
   Tensor row_dot = empty(lse.shape(), DType::F32, Device::CUDA);  // D_i = gout_i · out_i
   const unsigned rowdot_grid = grid_for(int64_t(p.batch) * p.q_len * p.heads * 32);
   kernels::flash_attention_backward_rowdot<float, bf16><<<rowdot_grid, kThreads, 0, stream>>>(

@@ -13,8 +13,6 @@
 
 #include <climits>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
@@ -318,17 +316,18 @@ __global__ void __launch_bounds__(kForwardThreads, DH <= 64 ? 2 : 1)
 #endif
 }
 
-// The backward in one pass (FlashAttention-2's): one block per kBackwardKeys = 128 keys of one
-// key/value head, a warp per 16 keys, walks every 64-query tile of the group's heads that sees them.
-// Per tile each warp forms, for its keys (rows g, g+8 of the C layout are keys, the 64 columns queries),
+// The backward in one pass (FlashAttention-2's): one block per kKeys = 128 keys of one key/value head,
+// a warp per 16 keys, walks every 64-query tile of the group's heads that sees them. Per tile each warp
+// forms, for its keys (rows g, g+8 of the C layout are keys, the 64 columns queries),
 //   Sᵀ = K Qᵀ and gPᵀ = V goutᵀ  →  Pᵀ, gSᵀ  →  gV += Pᵀ gout, gK += gSᵀ Q   (in registers),
 // and leaves gSᵀ (bf16) in shared memory. The tile's gQ = scale · gS K needs every warp's gSᵀ, so it
-// is added while the block works on the next tile (gSᵀ is double-buffered, one barrier per tile) into
-// gq (float32, zeroed by the launch). Scores and probabilities are so formed once, not again by a
-// second kernel over the queries (docs/PERF.md). The next tile's q and gout copy in (cp.async) while
-// the block works on this one. 128 keys a block: a query tile serves twice the keys of 64 (half the
-// tile loads and gq additions), which measured faster although the block (236 registers a thread at
-// head_dim 64) then fits only once per multiprocessor.
+// is added while the block works on the next tile (gSᵀ is double-buffered: one barrier per tile), with
+// float32 atomics into gq (zeroed by the launch). Scores and probabilities are so formed once, not
+// again by a second kernel over the queries. The next tile's q and gout copy in (cp.async) while the
+// block works on this one. 128 keys a block measured faster than 64 (half the tile loads and gq
+// additions per key), although at 244 registers a thread (head_dim 64) the block fits only once per
+// multiprocessor; Hopper's bulk reductions from a staging area in place of the atomics measured slower
+// (docs/PERF.md).
 template <int DH>
 struct BackwardTc {
   static constexpr int kKeys = 128;
@@ -337,22 +336,19 @@ struct BackwardTc {
   static constexpr int kGsLd = kTile + 8;  // gSᵀ [kKeys][kTile + 8]: the bank note above
   // Adding gQ, warp w takes queries 16·(w % 4) … +15 and head dims kCols·(w / 4) … +kCols−1.
   static constexpr int kCols = DH / 2;
-  static constexpr int kStageLd = kCols + 8;  // float32 staging rows of gQ: 16-byte multiples, no bank conflicts
   static constexpr int kGsElems = kKeys * kGsLd;
-  static constexpr size_t kBytes = (2 * kKeys * kLd + 4 * kTile * kLd + 2 * kGsElems) * sizeof(bf16) +
-                                   (4 * kTile + 8 * 16 * kStageLd) * sizeof(float);
+  static constexpr size_t kBytes =
+      (2 * kKeys * kLd + 4 * kTile * kLd + 2 * kGsElems) * sizeof(bf16) + 4 * kTile * sizeof(float);
 };
 
 // Adds the tile's gQ for rows i0 + q0 … +15 of head h (q0 warp-uniform), head dims col0 … col0 + kCols − 1:
-// scale · gS K over the key blocks some of these rows see (the others add only zeros). `stage` is the
-// warp's [16][kStageLd] float32 staging area for the bulk reductions.
+// scale · gS K over the key blocks some of these rows see (the others add only zeros).
 template <int DH>
 __device__ __forceinline__ void add_query_gradients(const FlashShape& p, const bf16* gs_tile, const bf16* k_tile,
-                                                    int b, int h, int i0, int q0, int j0, int col0, float* stage,
-                                                    bool bulk, float* gq) {
+                                                    int b, int h, int i0, int q0, int j0, int col0, float* gq) {
   using Layout = BackwardTc<DH>;
   constexpr int kCols = Layout::kCols;
-  const int lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  const int g = (threadIdx.x % 32) >> 2, t = threadIdx.x & 3;
   const int last_row = min(i0 + q0 + 15, p.q_len - 1), last_key = last_row + p.offset;
   if (i0 + q0 >= p.q_len || last_key < j0) return;
   const int blocks = min(Layout::kKeys / 16, (last_key - j0) / 16 + 1);
@@ -373,26 +369,6 @@ __device__ __forceinline__ void add_query_gradients(const FlashShape& p, const b
     }
   }
   const float scale = static_cast<float>(p.scale);  // ∂s/∂q = scale · k
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (bulk) {
-    bulk_wait_read<0>();  // the previous tile's rows have left the staging area
-    __syncwarp();
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-      for (int n = 0; n < kCols / 8; ++n)
-        *reinterpret_cast<float2*>(stage + (g + 8 * r) * Layout::kStageLd + 8 * n + 2 * t) =
-            make_float2(acc[n][2 * r] * scale, acc[n][2 * r + 1] * scale);
-    }
-    fence_async_shared();
-    __syncwarp();
-    if (lane < 16 && i0 + q0 + lane < p.q_len)  // lane l sends row q0 + l
-      bulk_reduce_add_f32(gq + p.q_row(b, i0 + q0 + lane, h) + col0, stage + lane * Layout::kStageLd,
-                          kCols * int(sizeof(float)));
-    bulk_commit();
-    return;
-  }
-#endif
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = i0 + q0 + g + 8 * r;
@@ -470,7 +446,7 @@ __device__ __forceinline__ void key_gradients_of_tile(const FlashShape& p, const
 template <int DH, class Tiles>
 __global__ void __launch_bounds__(BackwardTc<DH>::kThreads)
     flash_attention_backward_tc(FlashShape p, Tiles src, const float* lse, const float* row_dot, const bf16* gout,
-                                float* gq, float* gk, float* gv, bool bulk) {
+                                float* gq, float* gk, float* gv) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // never launched: below compute capability 8.0 the host picks the plain kernels
 #else
@@ -483,7 +459,6 @@ __global__ void __launch_bounds__(BackwardTc<DH>::kThreads)
   bf16* g_tiles = q_tiles + 2 * kElems;
   bf16* gs_tiles = g_tiles + 2 * kElems;  // two buffers: this tile's gSᵀ, the previous tile's
   float* extras = reinterpret_cast<float*>(gs_tiles + 2 * Layout::kGsElems);  // per buffer: lse·log2 e, then D
-  float* stage = extras + 4 * kTile + threadIdx.x / 32 * 16 * Layout::kStageLd;  // this warp's
   const int warp = threadIdx.x / 32;
   const int b = blockIdx.x / p.kv_heads, hk = blockIdx.x % p.kv_heads;
   const int j0 = blockIdx.y * kKeys;
@@ -508,7 +483,7 @@ __global__ void __launch_bounds__(BackwardTc<DH>::kThreads)
   // gQ of tile (h, i0), whose gSᵀ is in buffer `buf`
   const auto add_gq = [&](int h, int i0, int buf) {
     add_query_gradients<DH>(p, gs_tiles + buf * Layout::kGsElems, k_tile, b, h, i0, warp % 4 * 16, j0,
-                            warp / 4 * Layout::kCols, stage, bulk, gq);
+                            warp / 4 * Layout::kCols, gq);
   };
 
   src.template load_k<DH, kKeys, kThreads>(p, b, hk, j0, min(kKeys, p.kv_len - j0), k_tile);
@@ -544,9 +519,6 @@ __global__ void __launch_bounds__(BackwardTc<DH>::kThreads)
   store_rows<DH>(dk, static_cast<float>(p.scale), static_cast<float>(p.scale), key_a, p.kv_len,
                  gk + p.kv_row(b, 0, hk), kv_stride);  // ∂s/∂k = scale · q
   store_rows<DH>(dv, 1.f, 1.f, key_a, p.kv_len, gv + p.kv_row(b, 0, hk), kv_stride);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  bulk_wait<0>();  // the staging area is read before the block's shared memory goes
-#endif
 #endif
 }
 
@@ -620,8 +592,8 @@ template <class Tiles>
 void launch_backward(const kernels::FlashShape& p, const Tiles& src, const Tensor& out, const Tensor& lse,
                      const Tensor& gout, Tensor& gq, Tensor& gk, Tensor& gv, cudaStream_t stream) {
   using kernels::bf16;
-  T6_CHECK(reinterpret_cast<uintptr_t>(gq.raw_data()) % 16 == 0,
-           "cuda flash_attention_backward: gq must start on a 16-byte boundary (a tensor of its own does), not a "
+  T6_CHECK(reinterpret_cast<uintptr_t>(gq.raw_data()) % 8 == 0,
+           "cuda flash_attention_backward: gq must start on an 8-byte boundary (a tensor of its own does), not a "
            "view into the middle of another");
   Tensor row_dot = empty(lse.shape(), DType::F32, Device::CUDA);  // D_i = gout_i · out_i
   const unsigned rowdot_grid = grid_for(int64_t(p.batch) * p.q_len * p.heads * 32);
@@ -629,7 +601,6 @@ void launch_backward(const kernels::FlashShape& p, const Tiles& src, const Tenso
       p, device_ptr<const float>(out), device_ptr<const bf16>(gout), device_ptr<float>(row_dot));
   T6_CUDA_CHECK_LAUNCH(flash_attention_backward_rowdot);
   T6_CUDA_CHECK(cudaMemsetAsync(device_ptr<float>(gq), 0, gq.numel() * sizeof(float), stream));
-  static const bool bulk = std::getenv("T6_BWD_ATOMICS") == nullptr;  // TEMPORARY: both measured in one call
   dispatch_head_dim(p.head_dim, [&](auto dh) {
     constexpr int DH = decltype(dh)::value;
     using Layout = kernels::BackwardTc<DH>;
@@ -639,7 +610,7 @@ void launch_backward(const kernels::FlashShape& p, const Tiles& src, const Tenso
     const dim3 grid(static_cast<unsigned>(p.batch * p.kv_heads), tiles(p.kv_len, Layout::kKeys));
     kernel<<<grid, Layout::kThreads, Layout::kBytes, stream>>>(
         p, src, device_ptr<const float>(lse), device_ptr<const float>(row_dot), device_ptr<const bf16>(gout),
-        device_ptr<float>(gq), device_ptr<float>(gk), device_ptr<float>(gv), bulk);
+        device_ptr<float>(gq), device_ptr<float>(gk), device_ptr<float>(gv));
   });
   T6_CUDA_CHECK_LAUNCH(flash_attention_backward_tc);
 }

@@ -2,8 +2,8 @@
 // core/cpu/kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
 //
 // * Tensor-core kernels (`*_tc`, in cuda/flash_attention_tc.cuh, which TPA's fused attention shares), for bf16 mixed precision with head_dim 32, 64 or 128: q, k, v (and
-//   in backward the output gradient) come as bfloat16 copies, half the bytes of every tile load; 4 or 8
-//   warps take 64 or 128 rows, copy the tiles to shared memory and multiply with mma.sync m16n8k16
+//   in backward the output gradient) come as bfloat16 copies, half the bytes of every tile load; 8
+//   warps take 128 rows (queries in forward, keys in backward), copy the tiles to shared memory and multiply with mma.sync m16n8k16
 //   (inline PTX), accumulating in float32 registers; the probabilities (and score gradients) go from the accumulator
 //   registers straight into the next product's operands, rounded to bf16. Scores, the online softmax
 //   and all bookkeeping are float32, in registers.

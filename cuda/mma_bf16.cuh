@@ -116,27 +116,4 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-// Hopper's bulk reduction (PTX ISA "cp.reduce.async.bulk", sm_90): global[dst … dst + bytes) +=
-// shared[src …] as float32, done by the memory system at line granularity instead of one atomic per
-// value. `bytes` a multiple of 16, both addresses 16-byte aligned. The shared source must be written
-// before by this thread or made visible to it (fence_async_shared by the writers, then a barrier),
-// and stays read until bulk_wait_read<0>; a group is closed by bulk_commit.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void bulk_reduce_add_f32(float* global_dst, const float* shared_src, int bytes) {
-  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(global_dst),
-               "r"(shared_address(shared_src)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void bulk_wait_read() {
-  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
-}
-template <int N>
-__device__ __forceinline__ void bulk_wait() {
-  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
-}
-#endif
-
 }  // namespace t6::kernels

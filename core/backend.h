@@ -213,7 +213,8 @@ class Backend {
   // Mixed precision (where multiplies_bf16()): q, k, v and, in backward, gout may be bfloat16, with out,
   // lse and the gradients float32; the products then take bfloat16 operands (the probabilities rounded
   // to bfloat16 too) and accumulate in float32. Backward writes gq, gk, gv (overwriting them), using
-  // D_i = Σ gout_i ⊙ out_i.
+  // D_i = Σ gout_i ⊙ out_i; a backend may sum gq's terms in an order that varies from run to run (the
+  // CUDA tensor-core kernel adds them with atomics), so its last bits may vary.
   struct FlashAttention {
     int64_t batch = 0, q_len = 0, kv_len = 0, heads = 0, kv_heads = 0, head_dim = 0;
     double scale = 1.0;

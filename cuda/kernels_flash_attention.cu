@@ -2,8 +2,8 @@
 // core/cpu/kernels_flash_attention.cpp, the shapes are in core/backend.h). Two families of kernels:
 //
 // * Tensor-core kernels (`*_tc`, in cuda/flash_attention_tc.cuh, which TPA's fused attention shares), for bf16 mixed precision with head_dim 32, 64 or 128: q, k, v (and
-//   in backward the output gradient) come as bfloat16 copies, half the bytes of every tile load; 4 or 8
-//   warps take 64 or 128 rows, copy the tiles to shared memory and multiply with mma.sync m16n8k16
+//   in backward the output gradient) come as bfloat16 copies, half the bytes of every tile load; 8
+//   warps take 128 rows (queries in forward, keys in backward), copy the tiles to shared memory and multiply with mma.sync m16n8k16
 //   (inline PTX), accumulating in float32 registers; the probabilities (and score gradients) go from the accumulator
 //   registers straight into the next product's operands, rounded to bf16. Scores, the online softmax
 //   and all bookkeeping are float32, in registers.
@@ -15,10 +15,11 @@
 // unnormalised output O; a new tile that raises the max rescales l and O by exp(m_old − m_new). At the
 // end out = O / l and lse = m + log l, the one number per row that backward needs to recompute
 // P = exp(s − lse).
-// Backward runs three kernels: D_i = gout_i · out_i per row; then gk, gv with one block per 64 keys
-// walking the query tiles that see them; then gq with one block per 64 queries walking the keys.
-// Splitting gq from gk/gv recomputes the scores once more but needs no atomics, so results are
-// deterministic.
+// Backward: D_i = gout_i · out_i per row; then one block per tile of keys walks the query tiles that
+// see them. The plain kernels compute gk, gv there and gq in a third kernel over the queries, which
+// recomputes the scores but needs no atomics (deterministic); the tensor-core kernel computes all
+// three in one pass, adding each query tile's gq into a float32 gq with atomics (the order of those
+// additions, and so the last bits of gq, may differ from run to run).
 #include "cuda/flash_attention_tc.cuh"
 
 namespace t6 {

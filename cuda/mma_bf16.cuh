@@ -70,6 +70,16 @@ __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int l
   ldmatrix_x4<false>(a, tile + (row0 + (lane & 15)) * ld + col0 + (lane >> 4) * 8);
 }
 
+// The A fragment of the 16×16 block at (row0, col0) of A where the tile stores Aᵀ row by row: A(r, c)
+// at tile[c·ld + r] (e.g. gS from a tile of gSᵀ). Matrix m = a_m covers A rows row0 + 8·(m&1) …+7 and
+// cols col0 + 8·(m>>1) …+7, i.e. stored rows col0 + 8·(m>>1) …, stored cols row0 + 8·(m&1) …; with
+// .trans lane l receives (stored rows 2t, 2t+1 = A cols, stored col g = A row), exactly a_m.
+// Lane l (matrix m = l/8) points at stored row col0 + l%8 + 8·(m>>1), col row0 + 8·(m&1).
+__device__ __forceinline__ void load_a_transposed(uint32_t (&a)[4], const bf16* tile, int ld, int row0, int col0) {
+  const int lane = threadIdx.x % 32, m = lane >> 3;
+  ldmatrix_x4<true>(a, tile + (col0 + (lane & 7) + (m >> 1) * 8) * ld + row0 + (m & 1) * 8);
+}
+
 // B fragments of two 8-column blocks (n0…n0+7 and n0+8…n0+15), k = k0…k0+15, where the tile stores
 // Bᵀ row by row: B(k, n) at tile[n·ld + k] (e.g. B = Kᵀ from the k tile, for S = Q Kᵀ). Without
 // .trans lane l receives (stored row l/4 = n offset g, stored cols 2t, 2t+1 = k offsets), i.e. b0/b1

@@ -216,6 +216,51 @@ TEST_CASE("bf16 tensor-core kernels stay within 2e-2 of the CPU's float32 (head_
   }
 }
 
+TEST_CASE("bf16 one-pass backward: several key blocks and query tiles (ragged, GQA, offset), gq overwritten") {
+  Generator gen(14);
+  // Blocks of 128 keys walking 64-query tiles: 300 keys are two whole blocks and 44 more, whose gq
+  // additions land on the same query rows; 129 queries against 257 keys sit at offset 128.
+  for (const AttentionShape& s : {AttentionShape{1, 300, 300, 4, 2, 64}, AttentionShape{2, 129, 257, 2, 1, 32},
+                                  AttentionShape{1, 200, 200, 2, 2, 128}}) {
+    CAPTURE(s.Tq); CAPTURE(s.Tk); CAPTURE(s.H); CAPTURE(s.Hkv); CAPTURE(s.dh);
+    const Inputs in = random_inputs(s, gen, 2.0);
+    const Tensor upstream = uniform({s.B, s.Tq, s.H * s.dh}, -1, 1, gen, DType::F64);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(s.dh));
+    const GpuRun cpu = run_op(in, upstream, scale, Device::CPU, DType::F32);
+    GpuRun gpu;
+    {
+      const Bf16MatmulGuard bf16;
+      gpu = run_op(in, upstream, scale, Device::CUDA, DType::F32);
+    }
+    compare(gpu, cpu, 2e-2, 2e-2);
+
+    // The kernel adds into gq: backward must overwrite whatever the tensors held.
+    const auto on_gpu = [](const Tensor& t, DType dtype) { return t.to_dtype(dtype).to_device(Device::CUDA); };
+    const Tensor q = on_gpu(in.q, DType::BF16), k = on_gpu(in.k, DType::BF16), v = on_gpu(in.v, DType::BF16);
+    const Tensor gout = on_gpu(upstream, DType::BF16).view({s.B, s.Tq, s.H, s.dh});
+    const Backend::FlashAttention a{s.B, s.Tq, s.Tk, s.H, s.Hkv, s.dh, scale};
+    Backend& cuda = backend(Device::CUDA);
+    Tensor out = empty({s.B, s.Tq, s.H, s.dh}, DType::F32, Device::CUDA), lse = empty({s.B, s.H, s.Tq}, DType::F32, Device::CUDA);
+    cuda.flash_attention_forward(a, q, k, v, out, lse);
+    std::vector<std::vector<double>> gq_runs;
+    for (const double fill : {0.0, 1e3}) {
+      Tensor gq = full(q.shape(), fill, DType::F32, Device::CUDA), gk = full(k.shape(), fill, DType::F32, Device::CUDA),
+             gv = full(v.shape(), fill, DType::F32, Device::CUDA);
+      cuda.flash_attention_backward(a, q, k, v, out, lse, gout, gq, gk, gv);
+      gq_runs.push_back(gq.to_double_vector());
+    }
+    CHECK(max_scaled_error(gq_runs[1], gq_runs[0]) <= 1e-5);  // equal up to the order of the float32 additions
+    CHECK(max_scaled_error(gq_runs[0], gpu.gq) <= 1e-5);
+
+    // gQ is added two values at a time: a gq that starts between two 8-byte boundaries is refused
+    const Tensor buffer = empty({q.numel() + 1}, DType::F32, Device::CUDA);
+    Tensor misaligned = buffer.as_strided(q.shape(), {s.Tq * s.H * s.dh, s.H * s.dh, s.dh, 1}, 1);
+    Tensor gk = empty(k.shape(), DType::F32, Device::CUDA), gv = empty(v.shape(), DType::F32, Device::CUDA);
+    CHECK_THROWS_WITH_AS(cuda.flash_attention_backward(a, q, k, v, out, lse, gout, misaligned, gk, gv),
+                         doctest::Contains("8-byte boundary"), Error);
+  }
+}
+
 TEST_CASE("the model's causal attention takes the fused kernel on the GPU and matches the CPU's composite path") {
   Generator gen(13);
   const AttentionShape s{2, 50, 50, 4, 2, 32};

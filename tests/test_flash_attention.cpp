@@ -63,6 +63,19 @@ Inputs random_inputs(const AttentionShape& s, Generator& gen, double range = 1.0
           random_leaf({s.B, s.Tk, s.Hkv, s.dh}, gen, -range, range)};
 }
 
+
+// flash_attention's gradients equal the composite path's, to rounding, under a random upstream gradient.
+void check_gradients_equal_composite(const AttentionShape& s, const Inputs& in, double scale, Generator& gen) {
+  Tensor g = uniform({s.B, s.Tq, s.H * s.dh}, -1, 1, gen, DType::F64);
+  std::vector<std::vector<double>> grads[2];
+  for (int path = 0; path < 2; ++path) {
+    for (Tensor t : {in.q, in.k, in.v}) t.zero_grad();
+    const Tensor y = path == 0 ? flash_attention(in.q, in.k, in.v, scale) : composite_causal_attention(in.q, in.k, in.v, scale);
+    sum(mul(y, g)).backward();
+    for (const Tensor& t : {in.q, in.k, in.v}) grads[path].push_back(t.grad().to_double_vector());
+  }
+  for (size_t i = 0; i < 3; ++i) CHECK(max_scaled_error(grads[0][i], grads[1][i]) < 1e-12);
+}
 }  // namespace
 
 TEST_CASE("flash_attention equals plain loops and the composite path, with MHA, GQA and fewer queries than keys") {
@@ -98,16 +111,7 @@ TEST_CASE("flash_attention gradients: float64 finite differences, and equal to t
     const Inputs in = random_inputs(s, gen);
     check_gradients([](const std::vector<Tensor>& x) { return flash_attention(x[0], x[1], x[2], 0.8); },
                     {in.q, in.k, in.v});
-    // The same gradients as the composite path, to rounding.
-    Tensor g = uniform({s.B, s.Tq, s.H * s.dh}, -1, 1, gen, DType::F64);
-    std::vector<std::vector<double>> grads[2];
-    for (int path = 0; path < 2; ++path) {
-      for (Tensor t : {in.q, in.k, in.v}) t.zero_grad();
-      const Tensor y = path == 0 ? flash_attention(in.q, in.k, in.v, 0.8) : composite_causal_attention(in.q, in.k, in.v, 0.8);
-      sum(mul(y, g)).backward();
-      for (const Tensor& t : {in.q, in.k, in.v}) grads[path].push_back(t.grad().to_double_vector());
-    }
-    for (size_t i = 0; i < 3; ++i) CHECK(max_scaled_error(grads[0][i], grads[1][i]) < 1e-12);
+    check_gradients_equal_composite(s, in, 0.8, gen);
   }
 }
 
@@ -124,15 +128,7 @@ TEST_CASE("flash_attention over several blocks of queries: plain loops, the comp
                 attention_by_loops(s, in.q.to_double_vector(), in.k.to_double_vector(), in.v.to_double_vector(), 0.6,
                                    lse),
                 1e-13);
-    Tensor g = uniform({s.B, s.Tq, s.H * s.dh}, -1, 1, gen, DType::F64);
-    std::vector<std::vector<double>> grads[2];
-    for (int path = 0; path < 2; ++path) {
-      for (Tensor t : {in.q, in.k, in.v}) t.zero_grad();
-      const Tensor y = path == 0 ? flash_attention(in.q, in.k, in.v, 0.6) : composite_causal_attention(in.q, in.k, in.v, 0.6);
-      sum(mul(y, g)).backward();
-      for (const Tensor& t : {in.q, in.k, in.v}) grads[path].push_back(t.grad().to_double_vector());
-    }
-    for (size_t i = 0; i < 3; ++i) CHECK(max_scaled_error(grads[0][i], grads[1][i]) < 1e-12);
+    check_gradients_equal_composite(s, in, 0.6, gen);
   }
   const Inputs small = random_inputs(AttentionShape{1, 67, 67, 2, 1, 3}, gen);
   check_gradients([](const std::vector<Tensor>& x) { return flash_attention(x[0], x[1], x[2], 0.8); },

@@ -70,11 +70,13 @@ Tensor TPAAttention::heads_of(const QueryFactors& f) const {
 
 Tensor TPAAttention::attend(const QueryFactors& q, const KVFactors& f) const {
   const double scale = 1.0 / std::sqrt(static_cast<double>(config.head_dim));
-  // Where fused attention pays (a GPU), the heads are formed inside the fused op and not kept for
-  // backward; elsewhere they are formed here and attended by the composite path.
-  const Tensor y = backend_of(f.b_k).prefers_fused_attention(config.head_dim)
-                       ? tpa_flash_attention(q.a_q, q.b_q, f.a_k, f.b_k, f.a_v, f.b_v, scale, product_input_dtype(f.b_k))
-                       : causal_attention(heads_of(q), tpa_product(f.a_k, f.b_k), tpa_product(f.a_v, f.b_v), scale);
+  // The fused op forms the heads inside and does not keep them for backward; only heads too wide for a
+  // backend's fused kernels are formed here and attended by the composite path. Under mixed precision
+  // only c_proj's product reads y, so it comes in bfloat16.
+  const Tensor y =
+      backend_of(f.b_k).prefers_fused_attention(config.head_dim)
+          ? tpa_flash_attention(q.a_q, q.b_q, f.a_k, f.b_k, f.a_v, f.b_v, scale, product_input_dtype(f.b_k))
+          : causal_attention(heads_of(q), tpa_product(f.a_k, f.b_k), tpa_product(f.a_v, f.b_v), scale);
   return c_proj.forward(y);  // y (B,T,H·dh) → (B,T,d)
 }
 

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <limits>
 
 #include "core/cpu/blas.h"
 #include "core/cpu/cpu_backend.h"
